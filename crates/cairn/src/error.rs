@@ -1,0 +1,99 @@
+//! The library's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What went wrong, with enough context (file, part, offset) to act on it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What cairn was doing, e.g. "opening", "syncing directory of".
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The file or directory does not exist.
+    #[error("not found: {path}")]
+    NotFound {
+        /// The missing path.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Stored bytes failed a checksum or a structural check.
+    #[error("corrupt {what} at offset {offset} in {file}: {detail}")]
+    Corrupt {
+        /// The file (or "memory") the bytes came from.
+        file: String,
+        /// The damaged part: "header", "trailer", "index", `chunk "w" frame 3`, ...
+        what: String,
+        /// Byte offset of the damaged part in the file.
+        offset: u64,
+        /// What check failed.
+        detail: String,
+    },
+    /// The file needs a feature this version of cairn does not know.
+    #[error("unsupported {feature} in {file}")]
+    Unsupported {
+        /// The file that needs it.
+        file: String,
+        /// The feature, e.g. "format version 7" or "required feature bit 12".
+        feature: String,
+    },
+    /// No chunk has this name.
+    #[error("no chunk named {name:?} in {file}")]
+    ChunkNotFound {
+        /// The file searched.
+        file: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// The caller asked for something the data cannot give, e.g. a zero-copy
+    /// view of a compressed chunk or a tensor of the wrong dtype.
+    #[error("chunk {name:?}: {detail}")]
+    Mismatch {
+        /// The chunk involved.
+        name: String,
+        /// What does not match.
+        detail: String,
+    },
+    /// An argument was invalid (duplicate chunk name, bad shape, bad option).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A chunk could not be encoded or decoded as the requested serde type.
+    #[error("chunk {name:?}: serde: {detail}")]
+    Serde {
+        /// The chunk involved.
+        name: String,
+        /// The serializer's message.
+        detail: String,
+    },
+    /// An earlier write or sync failed; this writer accepts nothing more.
+    #[error("writer is poisoned by an earlier I/O failure; start a new one")]
+    Poisoned,
+}
+
+/// `Result` with cairn's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error, turning `NotFound` into [`Error::NotFound`].
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == io::ErrorKind::NotFound {
+            Error::NotFound { path, source }
+        } else {
+            Error::Io { op, path, source }
+        }
+    }
+
+    /// Whether this error means stored data is damaged.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+}

@@ -1,0 +1,27 @@
+//! The checkpoint container: layout, codecs, digests, writer and reader.
+
+mod checkpointable;
+mod codec;
+mod cursor;
+mod digest;
+mod dtype;
+mod index;
+pub mod layout;
+mod options;
+mod reader;
+mod sink;
+mod source;
+mod stats;
+mod verify;
+mod writer;
+
+pub use checkpointable::{load, save, Checkpointable};
+pub use codec::Compression;
+pub use dtype::{ChunkKind, DType, Element};
+pub use index::ChunkInfo;
+pub use options::{ChunkSpec, WriterOptions, DEFAULT_FRAME_SIZE};
+pub use reader::{Checkpoint, ReadOptions};
+pub use sink::{FileSink, Sink};
+pub use stats::LoadStats;
+pub use verify::{Problem, VerifyReport};
+pub use writer::CheckpointWriter;

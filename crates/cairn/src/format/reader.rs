@@ -1,0 +1,368 @@
+//! Opening and reading checkpoint files.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+
+use super::codec;
+use super::dtype::Element;
+use super::index::{frame_raw_len, ChunkInfo, FrameEntry, Index};
+use super::layout::{xxh3, Header, Trailer, HEADER_LEN, TRAILER_LEN};
+use super::source::Source;
+use super::stats::{LoadStats, StatsCell};
+use crate::error::{Error, Result};
+
+/// How to open a checkpoint.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    mmap: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { mmap: true }
+    }
+}
+
+impl ReadOptions {
+    /// Map the file into memory (zero-copy tensors) or use positional reads,
+    /// for file systems where mapping misbehaves. Default = `true`.
+    #[must_use]
+    pub fn mmap(mut self, on: bool) -> Self {
+        self.mmap = on;
+        self
+    }
+}
+
+/// An open checkpoint: its index is decoded and checked; chunk data is read
+/// and verified on demand.
+#[derive(Debug)]
+pub struct Checkpoint {
+    source: Source,
+    origin: String,
+    header: Header,
+    trailer: Trailer,
+    pub(crate) index: Index,
+    pub(crate) stats: StatsCell,
+}
+
+impl Checkpoint {
+    /// Opens a checkpoint file over a memory map.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]/[`Error::Io`] if the file cannot be read;
+    /// [`Error::Corrupt`] if the header, trailer or index are damaged;
+    /// [`Error::Unsupported`] if it needs a newer reader.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &ReadOptions::default())
+    }
+
+    /// Opens a checkpoint file with options.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("reading metadata of", path, e))?.len();
+        let source = if opts.mmap && len > 0 {
+            // SAFETY: checkpoint files are published by rename and never
+            // modified in place; a file truncated by someone else under the
+            // map is outside cairn's contract, as for every mmap reader.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mapping", path, e))?;
+            Source::Map(map)
+        } else {
+            Source::File { file, len }
+        };
+        Self::from_source(source, path.display().to_string())
+    }
+
+    /// Opens a checkpoint held in memory.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), without the I/O errors.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Self::from_source(Source::Bytes(bytes), "<memory>".to_string())
+    }
+
+    fn from_source(source: Source, origin: String) -> Result<Self> {
+        let len = source.len();
+        let min = (HEADER_LEN + TRAILER_LEN) as u64;
+        if len < min {
+            return Err(Error::Corrupt {
+                file: origin,
+                what: "file".into(),
+                offset: len,
+                detail: format!("{len} bytes is shorter than the {min}-byte minimum (truncated?)"),
+            });
+        }
+        let io = |e| Error::io("reading", origin.clone(), e);
+        let header = Header::decode(&source.read(0, HEADER_LEN).map_err(io)?, &origin)?;
+        let trailer_bytes = source.read(len - TRAILER_LEN as u64, TRAILER_LEN).map_err(io)?;
+        let trailer = Trailer::decode(&trailer_bytes, len, &origin)?;
+        // The index length was checked against the limit and the file size.
+        let index_bytes = source.read(trailer.index_offset, trailer.index_len as usize).map_err(io)?;
+        if xxh3(&index_bytes) != trailer.index_checksum {
+            return Err(Error::Corrupt {
+                file: origin,
+                what: "index".into(),
+                offset: trailer.index_offset,
+                detail: "index checksum mismatch".into(),
+            });
+        }
+        let index = Index::decode(&index_bytes, trailer.index_offset, header.frame_size, header.required, &origin)?;
+        Ok(Checkpoint { source, origin, header, trailer, index, stats: StatsCell::default() })
+    }
+
+    /// Where the checkpoint was opened from, for messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Format version of the file.
+    pub fn format_version(&self) -> u16 {
+        self.header.version
+    }
+
+    /// Frame size the file was written with.
+    pub fn frame_size(&self) -> u32 {
+        self.header.frame_size
+    }
+
+    /// File length in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.source.len()
+    }
+
+    /// File offset of the index (the end of the chunk data).
+    pub fn index_offset(&self) -> u64 {
+        self.trailer.index_offset
+    }
+
+    /// When the checkpoint was written.
+    pub fn created_at(&self) -> SystemTime {
+        let us = self.index.created_at_us;
+        let d = Duration::from_micros(us.unsigned_abs());
+        if us >= 0 {
+            UNIX_EPOCH + d
+        } else {
+            UNIX_EPOCH - d
+        }
+    }
+
+    /// The step recorded by the writer, if any.
+    pub fn step(&self) -> Option<u64> {
+        self.index.step
+    }
+
+    /// The writing library and version, e.g. `cairn 0.1.0`.
+    pub fn producer(&self) -> &str {
+        &self.index.producer
+    }
+
+    /// User metadata.
+    pub fn metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.index.metadata
+    }
+
+    /// BLAKE3 digest of the logical content, as stored in the index.
+    pub fn digest(&self) -> [u8; 32] {
+        self.index.digest
+    }
+
+    /// All chunks, in file order.
+    pub fn chunks(&self) -> &[ChunkInfo] {
+        &self.index.chunks
+    }
+
+    /// The chunk with this name, if any.
+    pub fn chunk(&self, name: &str) -> Option<&ChunkInfo> {
+        self.index.by_name.get(name).and_then(|i| self.index.chunks.get(*i))
+    }
+
+    /// What reads so far have cost.
+    pub fn stats(&self) -> LoadStats {
+        self.stats.snapshot()
+    }
+
+    pub(crate) fn entry(&self, name: &str) -> Result<&ChunkInfo> {
+        self.chunk(name).ok_or_else(|| Error::ChunkNotFound { file: self.origin.clone(), name: name.to_string() })
+    }
+
+    pub(crate) fn frames_of(&self, c: &ChunkInfo) -> &[FrameEntry] {
+        self.index.frames.get(c.frames.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn corrupt(&self, c: &ChunkInfo, i: usize, offset: u64, detail: String) -> Error {
+        Error::Corrupt { file: self.origin.clone(), what: format!("chunk {:?} frame {i}", c.name), offset, detail }
+    }
+
+    /// Reads a frame's stored bytes and checks their checksum.
+    pub(crate) fn stored_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let t = Instant::now();
+        let stored = self
+            .source
+            .read(f.offset, f.stored_len as usize)
+            .map_err(|e| Error::io("reading", self.origin.clone(), e))?;
+        self.stats.read(u64::from(f.stored_len), t);
+        let t = Instant::now();
+        let ok = xxh3(&stored) == f.checksum;
+        self.stats.verified(t);
+        if ok {
+            Ok(stored)
+        } else {
+            Err(self.corrupt(c, i, f.offset, "frame checksum mismatch".into()))
+        }
+    }
+
+    /// Reads, checks and decodes frame `i` of `c` into `dst`.
+    fn read_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, dst: &mut [u8]) -> Result<()> {
+        let stored = self.stored_frame(c, i, f)?;
+        let t = Instant::now();
+        codec::decode(&stored, f.codec, c.shuffle_elem(), dst).map_err(|d| self.corrupt(c, i, f.offset, d))?;
+        self.stats.decompressed(dst.len() as u64, t);
+        Ok(())
+    }
+
+    /// Reads a chunk into `dst`, which must be exactly its length. Frames are
+    /// checked and decompressed in parallel.
+    ///
+    /// # Errors
+    /// [`Error::ChunkNotFound`]; [`Error::Mismatch`] if `dst` has the wrong
+    /// length; [`Error::Corrupt`] naming the frame on a checksum or decode
+    /// failure.
+    pub fn read_into(&self, name: &str, dst: &mut [u8]) -> Result<()> {
+        let wall = Instant::now();
+        let c = self.entry(name)?;
+        if dst.len() as u64 != c.raw_len {
+            return Err(Error::Mismatch {
+                name: name.into(),
+                detail: format!("buffer holds {} bytes, chunk has {}", dst.len(), c.raw_len),
+            });
+        }
+        let fs = self.header.frame_size as usize;
+        let frames = self.frames_of(c);
+        let result = dst
+            .par_chunks_mut(fs)
+            .zip(frames.par_iter())
+            .enumerate()
+            .try_for_each(|(i, (d, f))| self.read_frame(c, i, f, d));
+        self.stats.wall(wall);
+        result
+    }
+
+    /// Reads a whole chunk, decompressed and checked.
+    ///
+    /// # Errors
+    /// As [`read_into`](Self::read_into); [`Error::InvalidArgument`] if the
+    /// chunk is too large to hold in memory.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let c = self.entry(name)?;
+        let len =
+            usize::try_from(c.raw_len).map_err(|_| Error::InvalidArgument(format!("chunk {name:?} too large")))?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {len} bytes")))?;
+        out.resize(len, 0);
+        self.read_into(name, &mut out)?;
+        Ok(out)
+    }
+
+    /// Streams a chunk to `out` a frame at a time, checked, with memory of
+    /// one frame. Returns the bytes written.
+    ///
+    /// # Errors
+    /// As [`read_into`](Self::read_into), plus `out`'s errors as [`Error::Io`].
+    pub fn read_to(&self, name: &str, out: &mut impl Write) -> Result<u64> {
+        let wall = Instant::now();
+        let c = self.entry(name)?;
+        let mut buf = Vec::new();
+        let mut total = 0u64;
+        for (i, f) in self.frames_of(c).iter().enumerate() {
+            let raw = frame_raw_len(c.raw_len, self.header.frame_size, i as u64) as usize;
+            buf.resize(raw, 0);
+            self.read_frame(c, i, f, &mut buf)?;
+            out.write_all(&buf).map_err(|e| Error::io("writing chunk", name, e))?;
+            total += raw as u64;
+        }
+        self.stats.wall(wall);
+        Ok(total)
+    }
+
+    /// A zero-copy view of a tensor stored uncompressed, straight from the
+    /// memory map. No checksum is checked (that would read the whole tensor);
+    /// use [`read_tensor`](Self::read_tensor) or [`verify`](Self::verify)
+    /// when the bytes must be proven intact.
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] if the dtype differs from `T`, the chunk is
+    /// compressed, the file is not mapped, or the data is misaligned for `T`.
+    pub fn tensor<T: Element>(&self, name: &str) -> Result<&[T]> {
+        let c = self.entry(name)?;
+        let mismatch = |detail: String| Error::Mismatch { name: name.into(), detail };
+        if c.dtype != Some(T::DTYPE) {
+            return Err(mismatch(format!(
+                "stored as {}, asked for {}",
+                c.dtype.map_or("untyped bytes", |d| d.name()),
+                T::DTYPE
+            )));
+        }
+        if !c.is_raw() {
+            return Err(mismatch("stored compressed; use read_tensor".into()));
+        }
+        let Some(all) = self.source.slice() else {
+            return Err(mismatch("file is not memory-mapped; use read_tensor".into()));
+        };
+        let start = usize::try_from(c.data_offset).map_err(|_| mismatch("offset too large".into()))?;
+        let end = start.checked_add(usize::try_from(c.raw_len).map_err(|_| mismatch("too large".into()))?);
+        let bytes = end.and_then(|end| all.get(start..end)).ok_or_else(|| mismatch("data past end of file".into()))?;
+        bytemuck::try_cast_slice(bytes).map_err(|e| mismatch(format!("cannot view as {}: {e}", T::DTYPE)))
+    }
+
+    /// Reads a tensor into a new vector, decompressing and checking it.
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] if the dtype differs from `T`; as [`read_into`](Self::read_into).
+    pub fn read_tensor<T: Element>(&self, name: &str) -> Result<Vec<T>> {
+        let c = self.entry(name)?;
+        if c.dtype != Some(T::DTYPE) {
+            return Err(Error::Mismatch {
+                name: name.into(),
+                detail: format!("stored as {}, asked for {}", c.dtype.map_or("untyped bytes", |d| d.name()), T::DTYPE),
+            });
+        }
+        let n = usize::try_from(c.raw_len / T::DTYPE.size() as u64)
+            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?} too large")))?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {n} elements")))?;
+        out.resize(n, T::zeroed());
+        self.read_into(name, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    /// Reads a chunk written with `add_serde` (postcard).
+    ///
+    /// # Errors
+    /// [`Error::Serde`] if it does not decode as `T`; as [`read`](Self::read).
+    pub fn read_serde<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let bytes = self.read(name)?;
+        postcard::from_bytes(&bytes).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })
+    }
+
+    /// Reads a chunk written with `add_json`.
+    ///
+    /// # Errors
+    /// [`Error::Serde`] if it does not decode as `T`; as [`read`](Self::read).
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let bytes = self.read(name)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })
+    }
+
+    pub(crate) fn source(&self) -> &Source {
+        &self.source
+    }
+}

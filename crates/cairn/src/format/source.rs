@@ -1,0 +1,63 @@
+//! Where a reader's bytes come from: a memory map, positional reads on an
+//! open file, or a buffer in memory.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use memmap2::Mmap;
+
+#[derive(Debug)]
+pub(crate) enum Source {
+    Map(Mmap),
+    File { file: File, len: u64 },
+    Bytes(Vec<u8>),
+}
+
+fn out_of_range(offset: u64, len: usize, total: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("range {offset}+{len} is past the end of the {total}-byte file"),
+    )
+}
+
+impl Source {
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Source::Map(m) => m.len() as u64,
+            Source::File { len, .. } => *len,
+            Source::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    /// The whole file as one slice, when it is mapped or in memory.
+    pub(crate) fn slice(&self) -> Option<&[u8]> {
+        match self {
+            Source::Map(m) => Some(m),
+            Source::Bytes(b) => Some(b),
+            Source::File { .. } => None,
+        }
+    }
+
+    /// Bytes `offset..offset+len`: borrowed when mapped, read otherwise.
+    pub(crate) fn read(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
+        let total = self.len();
+        let end = offset.checked_add(len as u64).filter(|e| *e <= total);
+        if end.is_none() {
+            return Err(out_of_range(offset, len, total));
+        }
+        if let Some(all) = self.slice() {
+            let start = usize::try_from(offset).map_err(io::Error::other)?;
+            return all.get(start..start + len).map(Cow::Borrowed).ok_or_else(|| out_of_range(offset, len, total));
+        }
+        match self {
+            Source::File { file, .. } => {
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, offset)?;
+                Ok(Cow::Owned(buf))
+            }
+            _ => Err(out_of_range(offset, len, total)),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Full verification: every frame's checksum, every frame decoded, every
+//! chunk's BLAKE3 digest, the file digest, and the padding between chunks.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::codec;
+use super::digest::{self, FrameHash};
+use super::index::{file_digest, frame_raw_len};
+use super::layout::HEADER_LEN;
+use super::reader::Checkpoint;
+use crate::error::{Error, Result};
+
+/// One problem found by [`Checkpoint::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The damaged part: `chunk "w" frame 3`, `chunk "w"`, `padding`, `index`.
+    pub what: String,
+    /// The chunk involved, if any.
+    pub chunk: Option<String>,
+    /// File offset of the damaged part.
+    pub offset: u64,
+    /// What check failed.
+    pub detail: String,
+}
+
+/// What [`Checkpoint::verify`] checked and found.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Chunks checked.
+    pub chunks: usize,
+    /// Frames checked.
+    pub frames: usize,
+    /// Content bytes hashed.
+    pub raw_bytes: u64,
+    /// Stored bytes read.
+    pub stored_bytes: u64,
+    /// Everything that failed; empty when the file is intact.
+    pub problems: Vec<Problem>,
+    /// Wall time taken.
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    /// Whether no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Checkpoint {
+    /// Checks everything: each frame's checksum and decoding, each chunk's
+    /// BLAKE3 digest, the file digest, and that padding is zero. Frames are
+    /// checked in parallel on rayon's pool. Damage is reported in the
+    /// returned report, not as an error.
+    ///
+    /// # Errors
+    /// Only I/O errors reading the file.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let wall = Instant::now();
+        let frame_size = self.frame_size();
+        let jobs: Vec<(usize, usize)> =
+            self.chunks().iter().enumerate().flat_map(|(ci, c)| (0..c.frame_count()).map(move |fi| (ci, fi))).collect();
+        let results: Vec<Result<FrameHash>> = jobs
+            .par_iter()
+            .map(|&(ci, fi)| {
+                let c = self.chunks().get(ci).ok_or(Error::Poisoned)?;
+                let f = self.frames_of(c).get(fi).ok_or(Error::Poisoned)?;
+                let stored = self.stored_frame(c, fi, f)?;
+                let raw_len = frame_raw_len(c.raw_len, frame_size, fi as u64) as usize;
+                let only = c.frame_count() == 1;
+                if f.codec == codec::tag::NONE {
+                    let t = Instant::now();
+                    let h = digest::hash_frame(&stored, fi as u64, frame_size, only);
+                    self.stats.verified(t);
+                    return Ok(h);
+                }
+                BUF.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    buf.resize(raw_len, 0);
+                    let t = Instant::now();
+                    codec::decode(&stored, f.codec, c.shuffle_elem(), &mut buf)
+                        .map_err(|d| self.corrupt(c, fi, f.offset, d))?;
+                    self.stats.decompressed(raw_len as u64, t);
+                    let t = Instant::now();
+                    let h = digest::hash_frame(&buf, fi as u64, frame_size, only);
+                    self.stats.verified(t);
+                    Ok(h)
+                })
+            })
+            .collect();
+
+        let mut problems = Vec::new();
+        let mut results = results.into_iter();
+        for c in self.chunks() {
+            let mut hashes = Vec::with_capacity(c.frame_count());
+            let mut damaged = false;
+            for r in results.by_ref().take(c.frame_count()) {
+                match r {
+                    Ok(h) => hashes.push(h),
+                    Err(Error::Corrupt { what, offset, detail, .. }) => {
+                        damaged = true;
+                        problems.push(Problem { what, chunk: Some(c.name.clone()), offset, detail });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !damaged && digest::chunk_digest(&hashes) != Some(c.digest) {
+                problems.push(Problem {
+                    what: format!("chunk {:?}", c.name),
+                    chunk: Some(c.name.clone()),
+                    offset: c.data_offset,
+                    detail: "content does not match its BLAKE3 digest".into(),
+                });
+            }
+        }
+        self.check_padding(&mut problems)?;
+        if file_digest(self.chunks()) != self.digest() {
+            problems.push(Problem {
+                what: "index".into(),
+                chunk: None,
+                offset: 0,
+                detail: "file digest does not match the chunk digests".into(),
+            });
+        }
+        let report = VerifyReport {
+            chunks: self.chunks().len(),
+            frames: jobs.len(),
+            raw_bytes: self.chunks().iter().map(|c| c.raw_len).sum(),
+            stored_bytes: self.chunks().iter().map(|c| c.stored_len).sum(),
+            problems,
+            elapsed: wall.elapsed(),
+        };
+        self.stats.wall(wall);
+        Ok(report)
+    }
+
+    /// Gaps between chunk regions must be alignment padding: shorter than
+    /// 64 bytes and zero.
+    fn check_padding(&self, problems: &mut Vec<Problem>) -> Result<()> {
+        let mut end = HEADER_LEN as u64;
+        let index_offset = self.index_offset();
+        let starts = self.chunks().iter().map(|c| (c.data_offset, c.data_offset + c.stored_len));
+        for (start, next_end) in starts.chain(std::iter::once((index_offset, index_offset))) {
+            let gap = start.saturating_sub(end);
+            if gap > 0 {
+                let bytes = self
+                    .source()
+                    .read(end, gap.min(64) as usize)
+                    .map_err(|e| Error::io("reading", self.origin(), e))?;
+                if gap >= 64 || bytes.iter().any(|b| *b != 0) {
+                    problems.push(Problem {
+                        what: "padding".into(),
+                        chunk: None,
+                        offset: end,
+                        detail: format!("{gap} bytes between chunks are not zero alignment padding"),
+                    });
+                }
+            }
+            end = next_end;
+        }
+        Ok(())
+    }
+}

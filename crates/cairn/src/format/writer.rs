@@ -1,0 +1,473 @@
+//! The streaming checkpoint writer.
+//!
+//! Chunks are cut into frames; a window of frames is hashed, compressed and
+//! checksummed on the rayon pool while the previous window is written, so
+//! memory stays at about two windows however large the checkpoint is.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+
+use super::codec::{self, tag, Compression};
+use super::digest::{self, FrameHash};
+use super::dtype::{ChunkKind, Element};
+use super::index::{file_digest, ChunkInfo, FrameEntry, Index};
+use super::layout::{features, frame_size_ok, limits, xxh3, Header, Trailer, DATA_ALIGN, FORMAT_VERSION, HEADER_LEN};
+use super::options::{ChunkSpec, WriterOptions};
+use super::sink::{FileSink, Sink};
+use crate::error::{Error, Result};
+
+/// Writes a checkpoint chunk by chunk. Nothing is visible at the target path
+/// until [`finish`](Self::finish) returns; dropping the writer discards it.
+///
+/// ```
+/// # fn main() -> Result<(), cairn::Error> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("model.cairn");
+/// let mut w = cairn::CheckpointWriter::create(&path, cairn::WriterOptions::default())?;
+/// w.set_step(100);
+/// w.add_tensor("weights", &[2, 2], &[1.0f32, 2.0, 3.0, 4.0])?;
+/// w.finish()?;
+/// let ckpt = cairn::Checkpoint::open(&path)?;
+/// assert_eq!(ckpt.tensor::<f32>("weights")?, &[1.0, 2.0, 3.0, 4.0]);
+/// # Ok(()) }
+/// ```
+pub struct CheckpointWriter<S: Sink = FileSink> {
+    sink: Option<S>,
+    pos: u64,
+    opts: WriterOptions,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    index: Index,
+    names: HashSet<String>,
+    required: u64,
+}
+
+/// One frame after hashing and encoding.
+struct Encoded {
+    codec: u8,
+    compressed: Option<Vec<u8>>,
+    checksum: u64,
+    hash: FrameHash,
+}
+
+impl CheckpointWriter<FileSink> {
+    /// Starts a checkpoint that [`finish`](Self::finish) publishes at `path`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for bad options; I/O errors creating the
+    /// temp file.
+    pub fn create(path: impl AsRef<Path>, opts: WriterOptions) -> Result<Self> {
+        let sink = FileSink::create(path.as_ref())?;
+        Self::with_sink(sink, opts)
+    }
+}
+
+impl CheckpointWriter<Vec<u8>> {
+    /// Starts a checkpoint held in memory; `finish` returns its bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for bad options.
+    pub fn in_memory(opts: WriterOptions) -> Result<Self> {
+        Self::with_sink(Vec::new(), opts)
+    }
+}
+
+fn sink_err(e: std::io::Error) -> Error {
+    Error::Io { op: "writing checkpoint", path: Default::default(), source: e }
+}
+
+impl<S: Sink> CheckpointWriter<S> {
+    /// Starts a checkpoint written to `sink`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for bad options; the sink's error if the
+    /// header cannot be written.
+    pub fn with_sink(mut sink: S, opts: WriterOptions) -> Result<Self> {
+        if !frame_size_ok(opts.frame_size) {
+            return Err(Error::InvalidArgument(format!(
+                "frame size {} must be a power of two from {} to {}",
+                opts.frame_size,
+                limits::MIN_FRAME_SIZE,
+                limits::MAX_FRAME_SIZE
+            )));
+        }
+        let pool = match opts.threads {
+            Some(n) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .build()
+                    .map_err(|e| Error::InvalidArgument(format!("thread pool: {e}")))?,
+            )),
+            None => None,
+        };
+        // A placeholder header; `finish` rewrites it with the features used.
+        sink.write_all(&header(opts.frame_size, 0).encode()).map_err(sink_err)?;
+        Ok(CheckpointWriter {
+            sink: Some(sink),
+            pos: HEADER_LEN as u64,
+            opts,
+            pool,
+            index: Index::default(),
+            names: HashSet::new(),
+            required: 0,
+        })
+    }
+
+    /// Records the training step (or any counter) this checkpoint belongs to.
+    pub fn set_step(&mut self, step: u64) {
+        self.index.step = Some(step);
+    }
+
+    /// Adds a user metadata entry; a later value for the same key wins.
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: serde_json::Value) {
+        self.index.metadata.insert(key.into(), value);
+    }
+
+    /// Adds a chunk of opaque bytes.
+    ///
+    /// # Errors
+    /// As [`add_chunk`](Self::add_chunk).
+    pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        self.add_chunk(name, &ChunkSpec::bytes(), data)
+    }
+
+    /// Adds a tensor of any [`Element`] type with the given shape.
+    ///
+    /// # Errors
+    /// As [`add_chunk`](Self::add_chunk); the shape must match the data.
+    pub fn add_tensor<T: Element>(&mut self, name: &str, shape: &[u64], data: &[T]) -> Result<()> {
+        self.add_chunk(name, &ChunkSpec::tensor(T::DTYPE, shape), bytemuck::cast_slice(data))
+    }
+
+    /// Adds a serde value encoded with postcard (compact and fast).
+    ///
+    /// # Errors
+    /// [`Error::Serde`] if the value cannot be encoded; as [`add_chunk`](Self::add_chunk).
+    pub fn add_serde<T: serde::Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
+        let bytes =
+            postcard::to_stdvec(value).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })?;
+        self.add_chunk(name, &ChunkSpec::bytes().kind(ChunkKind::Postcard), &bytes)
+    }
+
+    /// Adds a serde value encoded as JSON (readable with `cairn cat`).
+    ///
+    /// # Errors
+    /// [`Error::Serde`] if the value cannot be encoded; as [`add_chunk`](Self::add_chunk).
+    pub fn add_json<T: serde::Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })?;
+        self.add_chunk(name, &ChunkSpec::bytes().kind(ChunkKind::Json), &bytes)
+    }
+
+    /// Adds a chunk from a slice, without copying frames that are stored raw.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a duplicate or bad name or a shape that
+    /// does not match; [`Error::Poisoned`] after an earlier write failed;
+    /// I/O errors writing.
+    pub fn add_chunk(&mut self, name: &str, spec: &ChunkSpec, data: &[u8]) -> Result<()> {
+        self.check_chunk(name, spec, Some(data.len() as u64))?;
+        let fs = self.opts.frame_size as usize;
+        let n = data.len().div_ceil(fs);
+        let frames = data.chunks(fs).enumerate().map(|(i, f)| Ok((f, i + 1 == n)));
+        self.write_chunk(name, spec, frames)
+    }
+
+    /// Adds a chunk read to its end from `reader`, a frame at a time.
+    /// Returns the number of bytes read.
+    ///
+    /// # Errors
+    /// As [`add_chunk`](Self::add_chunk), plus the reader's errors. A tensor
+    /// whose bytes do not match its shape is refused and poisons the writer,
+    /// since its frames are already written.
+    pub fn add_reader(&mut self, name: &str, spec: &ChunkSpec, reader: impl Read) -> Result<u64> {
+        self.check_chunk(name, spec, None)?;
+        let frames = FrameReader { reader, frame_size: self.opts.frame_size as usize, ahead: None, primed: false };
+        self.write_chunk(name, spec, frames)?;
+        Ok(self.index.chunks.last().map_or(0, |c| c.raw_len))
+    }
+
+    fn check_chunk(&self, name: &str, spec: &ChunkSpec, len: Option<u64>) -> Result<()> {
+        if self.sink.is_none() {
+            return Err(Error::Poisoned);
+        }
+        if name.is_empty() || name.len() > limits::MAX_NAME_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "chunk name must be 1 to {} bytes, got {}",
+                limits::MAX_NAME_LEN,
+                name.len()
+            )));
+        }
+        if self.names.contains(name) {
+            return Err(Error::InvalidArgument(format!("duplicate chunk name {name:?}")));
+        }
+        if self.index.chunks.len() >= limits::MAX_CHUNKS as usize {
+            return Err(Error::InvalidArgument(format!("more than {} chunks", limits::MAX_CHUNKS)));
+        }
+        if let (Some(shape), Some(len)) = (&spec.shape, len) {
+            tensor_len_matches(name, spec, shape, len)?;
+        }
+        if spec.shape.as_ref().is_some_and(|s| s.len() > limits::MAX_NDIM) {
+            return Err(Error::InvalidArgument(format!("chunk {name:?}: more than {} dimensions", limits::MAX_NDIM)));
+        }
+        Ok(())
+    }
+
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    fn write_chunk<B, I>(&mut self, name: &str, spec: &ChunkSpec, frames: I) -> Result<()>
+    where
+        B: AsRef<[u8]> + Send + Sync,
+        I: Iterator<Item = std::io::Result<(B, bool)>>,
+    {
+        let result = self.write_chunk_inner(name, spec, frames);
+        if matches!(result, Err(Error::Io { .. }) | Err(Error::NotFound { .. })) {
+            self.sink = None; // poison: the file is in an unknown state
+        }
+        result
+    }
+
+    fn write_chunk_inner<B, I>(&mut self, name: &str, spec: &ChunkSpec, mut frames: I) -> Result<()>
+    where
+        B: AsRef<[u8]> + Send + Sync,
+        I: Iterator<Item = std::io::Result<(B, bool)>>,
+    {
+        let compression = spec.compression.unwrap_or(self.opts.compression);
+        let shuffle_elem = match (spec.shuffle.unwrap_or(self.opts.shuffle), spec.dtype, compression) {
+            (true, Some(dt), c) if c != Compression::None && dt.size() > 1 => dt.size(),
+            _ => 1,
+        };
+        let frame_size = self.opts.frame_size;
+        let window = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads()) * 2;
+        let Some(mut sink) = self.sink.take() else {
+            return Err(Error::Poisoned);
+        };
+        let mut pos = self.pos;
+        let pad = (DATA_ALIGN - pos % DATA_ALIGN) % DATA_ALIGN;
+        if pad > 0 {
+            sink.write_all(&vec![0u8; pad as usize]).map_err(sink_err)?;
+            pos += pad;
+        }
+        let data_offset = pos;
+        let first_frame = self.index.frames.len();
+        let mut hashes = Vec::new();
+        let mut raw_len = 0u64;
+        let mut next_index = 0u64;
+        let mut pending: Vec<(B, Encoded)> = Vec::new();
+        let mut new_frames: Vec<FrameEntry> = Vec::new();
+        let mut required = self.required;
+        loop {
+            let mut batch = Vec::with_capacity(window);
+            while batch.len() < window {
+                match frames.next() {
+                    Some(Ok((buf, last))) => {
+                        let only = next_index == 0 && last;
+                        batch.push((buf, next_index, only));
+                        next_index += 1;
+                    }
+                    Some(Err(e)) => return Err(Error::Io { op: "reading chunk input", path: name.into(), source: e }),
+                    None => break,
+                }
+            }
+            if batch.is_empty() && pending.is_empty() {
+                break;
+            }
+            let written = std::mem::take(&mut pending);
+            let (w, encoded) = self.run(|| {
+                rayon::join(
+                    || write_frames(&mut sink, &mut pos, written, &mut new_frames, &mut hashes, &mut required),
+                    || {
+                        batch
+                            .into_par_iter()
+                            .map(|(buf, i, only)| {
+                                let e = encode_frame(buf.as_ref(), i, frame_size, only, compression, shuffle_elem);
+                                e.map(|e| (buf, e))
+                            })
+                            .collect::<std::io::Result<Vec<_>>>()
+                    },
+                )
+            });
+            w.map_err(sink_err)?;
+            pending = encoded.map_err(sink_err)?;
+            raw_len += pending.iter().map(|(b, _)| b.as_ref().len() as u64).sum::<u64>();
+        }
+        self.sink = Some(sink);
+        if let Some(shape) = &spec.shape {
+            tensor_len_matches(name, spec, shape, raw_len).inspect_err(|_| self.sink = None)?;
+        }
+        let digest = digest::chunk_digest(&hashes)
+            .ok_or_else(|| Error::InvalidArgument(format!("chunk {name:?}: frame hashes do not form a tree")))?;
+        if shuffle_elem > 1 {
+            required |= features::REQUIRED_SHUFFLE;
+        }
+        self.required = required;
+        self.pos = pos;
+        let stored_len = pos - data_offset;
+        self.index.frames.extend(new_frames);
+        self.index.chunks.push(ChunkInfo {
+            name: name.to_string(),
+            kind: spec.kind,
+            dtype: spec.dtype,
+            shape: spec.dtype.map(|_| spec.shape.clone().unwrap_or_default()),
+            compression,
+            shuffle: shuffle_elem > 1,
+            raw_len,
+            stored_len,
+            data_offset,
+            digest,
+            shuffle_elem: shuffle_elem as u8,
+            frames: first_frame..self.index.frames.len(),
+        });
+        self.names.insert(name.to_string());
+        Ok(())
+    }
+
+    /// Writes the index and trailer, rewrites the header, and commits the
+    /// sink: for a file, sync, rename over the target, sync the directory.
+    /// Returns what the sink yields (the path, or the bytes in memory).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier failure; I/O errors while writing,
+    /// syncing or renaming. The target is untouched unless `Ok` is returned.
+    pub fn finish(mut self) -> Result<S::Output> {
+        let Some(mut sink) = self.sink.take() else {
+            return Err(Error::Poisoned);
+        };
+        let created = self.opts.created_at.unwrap_or_else(SystemTime::now);
+        self.index.created_at_us = match created.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+        };
+        self.index.producer = concat!("cairn ", env!("CARGO_PKG_VERSION")).to_string();
+        self.index.digest = file_digest(&self.index.chunks);
+        let index = self.index.encode();
+        let index_offset = self.pos;
+        let trailer = Trailer {
+            index_offset,
+            index_len: index.len() as u64,
+            index_checksum: xxh3(&index),
+            file_len: index_offset + index.len() as u64 + super::layout::TRAILER_LEN as u64,
+        };
+        sink.write_all(&index).map_err(sink_err)?;
+        sink.write_all(&trailer.encode()).map_err(sink_err)?;
+        sink.write_at(0, &header(self.opts.frame_size, self.required).encode()).map_err(sink_err)?;
+        sink.commit()
+    }
+
+    /// The digest the file will carry if no more chunks are added.
+    pub fn digest(&self) -> [u8; 32] {
+        file_digest(&self.index.chunks)
+    }
+}
+
+fn header(frame_size: u32, required: u64) -> Header {
+    Header { version: FORMAT_VERSION, frame_size, required, optional: features::OPTIONAL_ALIGNED_64 }
+}
+
+fn tensor_len_matches(name: &str, spec: &ChunkSpec, shape: &[u64], len: u64) -> Result<()> {
+    let elem = spec.dtype.map_or(1, |d| d.size() as u64);
+    let want = shape.iter().try_fold(elem, |acc, d| acc.checked_mul(*d));
+    if want == Some(len) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "chunk {name:?}: shape {shape:?} of {} needs {} bytes, got {len}",
+            spec.dtype.map_or("bytes", |d| d.name()),
+            want.map_or_else(|| "overflowing".to_string(), |w| w.to_string())
+        )))
+    }
+}
+
+fn encode_frame(
+    raw: &[u8],
+    index: u64,
+    frame_size: u32,
+    only: bool,
+    compression: Compression,
+    shuffle_elem: usize,
+) -> std::io::Result<Encoded> {
+    let hash = digest::hash_frame(raw, index, frame_size, only);
+    let (codec, compressed) = codec::encode(raw, compression, shuffle_elem)?;
+    let checksum = xxh3(compressed.as_deref().unwrap_or(raw));
+    Ok(Encoded { codec, compressed, checksum, hash })
+}
+
+fn write_frames<S: Sink, B: AsRef<[u8]>>(
+    sink: &mut S,
+    pos: &mut u64,
+    frames: Vec<(B, Encoded)>,
+    table: &mut Vec<FrameEntry>,
+    hashes: &mut Vec<FrameHash>,
+    required: &mut u64,
+) -> std::io::Result<()> {
+    for (raw, e) in frames {
+        let stored = e.compressed.as_deref().unwrap_or(raw.as_ref());
+        sink.write_all(stored)?;
+        table.push(FrameEntry { offset: *pos, stored_len: stored.len() as u32, codec: e.codec, checksum: e.checksum });
+        *pos += stored.len() as u64;
+        hashes.push(e.hash);
+        *required |= match e.codec {
+            tag::LZ4 => features::REQUIRED_LZ4,
+            tag::ZSTD => features::REQUIRED_ZSTD,
+            _ => 0,
+        };
+    }
+    Ok(())
+}
+
+/// Cuts a reader into frames, reading one frame ahead so that each frame
+/// knows whether it is the last.
+struct FrameReader<R> {
+    reader: R,
+    frame_size: usize,
+    ahead: Option<Vec<u8>>,
+    primed: bool,
+}
+
+impl<R: Read> FrameReader<R> {
+    fn fill(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut buf = vec![0u8; self.frame_size];
+        let mut n = 0;
+        while n < buf.len() {
+            match self.reader.read(buf.get_mut(n..).unwrap_or_default()) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(n);
+        Ok((n > 0).then_some(buf))
+    }
+}
+
+impl<R: Read> Iterator for FrameReader<R> {
+    type Item = std::io::Result<(Vec<u8>, bool)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.primed {
+            self.primed = true;
+            match self.fill() {
+                Ok(b) => self.ahead = b,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let cur = self.ahead.take()?;
+        if cur.len() == self.frame_size {
+            match self.fill() {
+                Ok(b) => self.ahead = b,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let last = self.ahead.is_none();
+        Some(Ok((cur, last)))
+    }
+}

@@ -1,0 +1,183 @@
+//! Durable publish: write to a temp file in the target's directory, sync it,
+//! rename it over the target, sync the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+
+/// Every temp file's name ends with this, after `.<pid>.<nonce>`.
+pub const TEMP_SUFFIX: &str = ".cairn-tmp";
+
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+/// A file being written under a temporary name beside its final path. It is
+/// removed on drop unless [`TempFile::publish`] succeeded.
+#[derive(Debug)]
+pub struct TempFile {
+    file: Option<File>,
+    temp: PathBuf,
+    target: PathBuf,
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Syncs a directory so that creates, renames and removes in it are durable.
+///
+/// # Errors
+/// [`Error::Io`] if the directory cannot be opened or synced.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io("opening directory", dir, e))?;
+    d.sync_all().map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+impl TempFile {
+    /// Creates `.<name>.<pid>.<nonce>.cairn-tmp` in `target`'s directory.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `target` has no file name; [`Error::Io`]
+    /// or [`Error::NotFound`] if the file cannot be created.
+    pub fn create(target: impl AsRef<Path>) -> Result<Self> {
+        let target = target.as_ref().to_path_buf();
+        let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+            return Err(Error::InvalidArgument(format!("{} has no UTF-8 file name", target.display())));
+        };
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nonce = (u64::from(nanos) << 16) ^ NONCE.fetch_add(1, Ordering::Relaxed);
+        let temp = dir_of(&target).join(format!(".{name}.{}.{nonce:x}{TEMP_SUFFIX}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io("creating temp file", &temp, e))?;
+        Ok(TempFile { file: Some(file), temp, target })
+    }
+
+    /// The open temp file.
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
+    }
+
+    /// The temp file's path.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Syncs the file, renames it to the target and syncs the directory.
+    /// On error the temp file is removed and the target is untouched or, if
+    /// the rename happened, the directory sync is what failed.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the step that failed.
+    pub fn publish(mut self) -> Result<PathBuf> {
+        let Some(file) = self.file.take() else {
+            return Err(Error::Poisoned);
+        };
+        file.sync_all().map_err(|e| Error::io("syncing", &self.temp, e))?;
+        drop(file);
+        fs::rename(&self.temp, &self.target).map_err(|e| Error::io("renaming temp file to", &self.target, e))?;
+        // The rename is done: the temp path no longer exists, so Drop must not
+        // remove anything, even if the directory sync below fails.
+        self.temp = PathBuf::new();
+        sync_dir(dir_of(&self.target))?;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The pid in a temp file name `.<name>.<pid>.<nonce>.cairn-tmp`.
+fn temp_pid(file_name: &str) -> Option<u32> {
+    let stem = file_name.strip_suffix(TEMP_SUFFIX)?;
+    let mut parts = stem.rsplitn(3, '.');
+    let _nonce = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+/// Removes temp files in `dir` left by processes that no longer run, and
+/// syncs the directory if it removed any. Returns the removed paths.
+///
+/// # Errors
+/// [`Error::Io`] if the directory cannot be listed or a file removed.
+pub fn sweep_orphans(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    let mut removed = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_pid) else { continue };
+        if pid != std::process::id() && !pid_alive(pid) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| Error::io("removing orphan", &path, e))?;
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_carry_the_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = TempFile::create(dir.path().join("a.ckpt")).unwrap();
+        let name = t.temp_path().file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(temp_pid(&name), Some(std::process::id()));
+        assert!(name.starts_with(".a.ckpt."));
+    }
+
+    #[test]
+    fn sweep_removes_only_dead_writers_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid far above any default pid_max is certainly not running.
+        let dead = dir.path().join(format!(".x.ckpt.2147483000.1f{TEMP_SUFFIX}"));
+        fs::write(&dead, b"partial").unwrap();
+        let live = TempFile::create(dir.path().join("y.ckpt")).unwrap();
+        let removed = sweep_orphans(dir.path()).unwrap();
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(live.temp_path().exists());
+    }
+
+    #[test]
+    fn dropped_temp_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = TempFile::create(dir.path().join("z.ckpt")).unwrap();
+        drop(t);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
