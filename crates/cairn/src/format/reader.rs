@@ -29,7 +29,9 @@ impl Default for ReadOptions {
 
 impl ReadOptions {
     /// Map the file into memory (zero-copy tensors) or use positional reads,
-    /// for file systems where mapping misbehaves. Default = `true`.
+    /// for file systems where mapping misbehaves. Mapping also falls back to
+    /// positional reads when the map fails or `CAIRN_NO_MMAP` is set to a
+    /// non-empty value. Default = `true`.
     #[must_use]
     pub fn mmap(mut self, on: bool) -> Self {
         self.mmap = on;
@@ -68,14 +70,16 @@ impl Checkpoint {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
         let len = file.metadata().map_err(|e| Error::io("reading metadata of", path, e))?.len();
-        let source = if opts.mmap && len > 0 {
-            // SAFETY: checkpoint files are published by rename and never
-            // modified in place; a file truncated by someone else under the
-            // map is outside cairn's contract, as for every mmap reader.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mapping", path, e))?;
-            Source::Map(map)
-        } else {
-            Source::File { file, len }
+        let use_map = opts.mmap && len > 0 && std::env::var_os("CAIRN_NO_MMAP").is_none_or(|v| v.is_empty());
+        // SAFETY: checkpoint files are published by rename and never
+        // modified in place; a file truncated by someone else under the map
+        // is outside cairn's contract, as for every mmap reader.
+        let map = if use_map { unsafe { memmap2::Mmap::map(&file) }.ok() } else { None };
+        // A file system that cannot map (some FUSE and network mounts) falls
+        // back to positional reads.
+        let source = match map {
+            Some(map) => Source::Map(map),
+            None => Source::File { file, len },
         };
         Self::from_source(source, path.display().to_string())
     }
