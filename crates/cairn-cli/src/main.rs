@@ -1,3 +1,71 @@
-//! The `cairn` command-line tool.
+//! The `cairn` command-line tool: pack files into a checkpoint, unpack,
+//! print or inspect one, verify it end to end, and run a demo.
+//!
+//! Exit codes, the same for every command:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success (also: stdout closed early, e.g. `cairn cat f x \| head`) |
+//! | 1 | runtime error: missing file or chunk, I/O failure, a chunk name `unpack` refuses to write |
+//! | 2 | usage error: bad arguments, `NAME=PATH` specs, dtypes, shapes that do not match their file |
+//! | 3 | integrity failure: stored data is damaged; the message names the damaged chunk or part |
 
-fn main() {}
+mod commands;
+mod exit;
+mod output;
+mod progress;
+mod spec;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use commands::{cat, demo, inspect, pack, unpack, verify};
+
+/// Durable, verified checkpoint files.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 success, 1 runtime error, 2 usage error, 3 integrity failure (damaged data).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Pack files into a new checkpoint, published atomically and durably.
+    Pack(pack::Args),
+    /// Write every chunk of a checkpoint to a file in a directory.
+    Unpack(unpack::Args),
+    /// Write one chunk's bytes to stdout.
+    Cat(cat::Args),
+    /// Show a checkpoint's metadata and chunk table.
+    Inspect(inspect::Args),
+    /// Check every checksum and digest in a checkpoint.
+    Verify(verify::Args),
+    /// Generate, pack, inspect and verify a small example checkpoint.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    // Parsing through `ArgMatches` keeps the positions of repeated options,
+    // which `pack` needs to store chunks in command-line order.
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let result = match cli.command {
+        Command::Pack(args) => pack::run(args, matches.subcommand_matches("pack")),
+        Command::Unpack(args) => unpack::run(args),
+        Command::Cat(args) => cat::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => exit::report(&err),
+    }
+}

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O operation failed.
-    #[error("{op} {path}: {source}")]
+    /// An I/O operation failed. The OS error is the `source`, not part of
+    /// the message, so error chains print it once.
+    #[error("{op} {path}")]
     Io {
         /// What cairn was doing, e.g. "opening", "syncing directory of".
         op: &'static str,

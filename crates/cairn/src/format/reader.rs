@@ -289,7 +289,7 @@ impl Checkpoint {
             let raw = frame_raw_len(c.raw_len, self.header.frame_size, i as u64) as usize;
             buf.resize(raw, 0);
             self.read_frame(c, i, f, &mut buf)?;
-            out.write_all(&buf).map_err(|e| Error::io("writing chunk", name, e))?;
+            out.write_all(&buf).map_err(|e| Error::Io { op: "writing out chunk", path: name.into(), source: e })?;
             total += raw as u64;
         }
         self.stats.wall(wall);

@@ -27,6 +27,10 @@ pub trait Sink: Send {
     /// # Errors
     /// The underlying I/O error.
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Where the bytes go, for error messages. Default = `<memory>`.
+    fn describe(&self) -> PathBuf {
+        PathBuf::from("<memory>")
+    }
     /// Makes the complete file durable and visible.
     ///
     /// # Errors
@@ -107,6 +111,10 @@ impl Sink for FileSink {
             let mut f = self.file()?;
             f.write_all(buf)
         }
+    }
+
+    fn describe(&self) -> PathBuf {
+        self.temp.target().to_path_buf()
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {

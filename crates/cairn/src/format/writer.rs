@@ -76,8 +76,9 @@ impl CheckpointWriter<Vec<u8>> {
     }
 }
 
-fn sink_err(e: std::io::Error) -> Error {
-    Error::Io { op: "writing checkpoint", path: Default::default(), source: e }
+fn sink_err<S: Sink>(sink: &S) -> impl Fn(std::io::Error) -> Error {
+    let path = sink.describe();
+    move |e| Error::Io { op: "writing checkpoint", path: path.clone(), source: e }
 }
 
 impl<S: Sink> CheckpointWriter<S> {
@@ -105,7 +106,7 @@ impl<S: Sink> CheckpointWriter<S> {
             None => None,
         };
         // A placeholder header; `finish` rewrites it with the features used.
-        sink.write_all(&header(opts.frame_size, 0).encode()).map_err(sink_err)?;
+        sink.write_all(&header(opts.frame_size, 0).encode()).map_err(sink_err(&sink))?;
         Ok(CheckpointWriter {
             sink: Some(sink),
             pos: HEADER_LEN as u64,
@@ -253,7 +254,7 @@ impl<S: Sink> CheckpointWriter<S> {
         let mut pos = self.pos;
         let pad = (DATA_ALIGN - pos % DATA_ALIGN) % DATA_ALIGN;
         if pad > 0 {
-            sink.write_all(&vec![0u8; pad as usize]).map_err(sink_err)?;
+            sink.write_all(&vec![0u8; pad as usize]).map_err(sink_err(&sink))?;
             pos += pad;
         }
         let data_offset = pos;
@@ -295,8 +296,8 @@ impl<S: Sink> CheckpointWriter<S> {
                     },
                 )
             });
-            w.map_err(sink_err)?;
-            pending = encoded.map_err(sink_err)?;
+            w.map_err(sink_err(&sink))?;
+            pending = encoded.map_err(|e| Error::Io { op: "compressing a frame of", path: name.into(), source: e })?;
             raw_len += pending.iter().map(|(b, _)| b.as_ref().len() as u64).sum::<u64>();
         }
         self.sink = Some(sink);
@@ -356,9 +357,9 @@ impl<S: Sink> CheckpointWriter<S> {
             index_checksum: xxh3(&index),
             file_len: index_offset + index.len() as u64 + super::layout::TRAILER_LEN as u64,
         };
-        sink.write_all(&index).map_err(sink_err)?;
-        sink.write_all(&trailer.encode()).map_err(sink_err)?;
-        sink.write_at(0, &header(self.opts.frame_size, self.required).encode()).map_err(sink_err)?;
+        sink.write_all(&index).map_err(sink_err(&sink))?;
+        sink.write_all(&trailer.encode()).map_err(sink_err(&sink))?;
+        sink.write_at(0, &header(self.opts.frame_size, self.required).encode()).map_err(sink_err(&sink))?;
         sink.commit()
     }
 

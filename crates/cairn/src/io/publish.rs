@@ -56,7 +56,7 @@ impl TempFile {
             .write(true)
             .create_new(true)
             .open(&temp)
-            .map_err(|e| Error::io("creating temp file", &temp, e))?;
+            .map_err(|e| Error::io("creating a temp file beside", &target, e))?;
         Ok(TempFile { file: Some(file), temp, target })
     }
 

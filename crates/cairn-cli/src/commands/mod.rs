@@ -1,0 +1,8 @@
+//! One module per subcommand: its arguments and what it does.
+
+pub mod cat;
+pub mod demo;
+pub mod inspect;
+pub mod pack;
+pub mod unpack;
+pub mod verify;
