@@ -2,13 +2,15 @@
 //! chunk's BLAKE3 digest, the file digest, and the padding between chunks.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
 use super::codec;
 use super::digest::{self, FrameHash};
-use super::index::{file_digest, frame_raw_len};
+use super::index::{file_digest, frame_raw_len, ChunkInfo};
 use super::layout::HEADER_LEN;
 use super::reader::Checkpoint;
 use crate::error::{Error, Result};
@@ -52,6 +54,9 @@ impl VerifyReport {
     }
 }
 
+/// Damaged frames listed one by one in a report; the rest are counted.
+const MAX_FRAME_PROBLEMS: usize = 64;
+
 thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -66,54 +71,56 @@ impl Checkpoint {
     /// Only I/O errors reading the file.
     pub fn verify(&self) -> Result<VerifyReport> {
         let wall = Instant::now();
-        let frame_size = self.frame_size();
-        let jobs: Vec<(usize, usize)> =
-            self.chunks().iter().enumerate().flat_map(|(ci, c)| (0..c.frame_count()).map(move |fi| (ci, fi))).collect();
-        let results: Vec<Result<FrameHash>> = jobs
-            .par_iter()
-            .map(|&(ci, fi)| {
-                let c = self.chunks().get(ci).ok_or(Error::Poisoned)?;
-                let f = self.frames_of(c).get(fi).ok_or(Error::Poisoned)?;
-                let stored = self.stored_frame(c, fi, f)?;
-                let raw_len = frame_raw_len(c.raw_len, frame_size, fi as u64) as usize;
-                let only = c.frame_count() == 1;
-                if f.codec == codec::tag::NONE {
-                    let t = Instant::now();
-                    let h = digest::hash_frame(&stored, fi as u64, frame_size, only);
-                    self.stats.verified(t);
-                    return Ok(h);
+        let chunks = self.chunks();
+        let total_frames = self.index.frames.len();
+        let damaged = AtomicUsize::new(0);
+        let frame_problems = Mutex::new(Vec::new());
+        let io_error = Mutex::new(None);
+        // One small slot per frame, no per-frame errors kept: a hostile file
+        // with many empty frames must not make verify allocate much more
+        // than the index it came from.
+        let hashes: Vec<Option<FrameHash>> = (0..total_frames)
+            .into_par_iter()
+            .map(|g| {
+                let ci = chunks.partition_point(|c| c.frames.end <= g);
+                let c = chunks.get(ci)?;
+                let fi = g.checked_sub(c.frames.start)?;
+                match self.check_frame(c, fi) {
+                    Ok(h) => Some(h),
+                    Err(Error::Corrupt { what, offset, detail, .. }) => {
+                        if damaged.fetch_add(1, Ordering::Relaxed) < MAX_FRAME_PROBLEMS {
+                            let p = Problem { what, chunk: Some(c.name.clone()), offset, detail };
+                            frame_problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+                        }
+                        None
+                    }
+                    Err(e) => {
+                        io_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                        None
+                    }
                 }
-                BUF.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    buf.resize(raw_len, 0);
-                    let t = Instant::now();
-                    codec::decode(&stored, f.codec, c.shuffle_elem(), &mut buf)
-                        .map_err(|d| self.corrupt(c, fi, f.offset, d))?;
-                    self.stats.decompressed(raw_len as u64, t);
-                    let t = Instant::now();
-                    let h = digest::hash_frame(&buf, fi as u64, frame_size, only);
-                    self.stats.verified(t);
-                    Ok(h)
-                })
             })
             .collect();
-
-        let mut problems = Vec::new();
-        let mut results = results.into_iter();
-        for c in self.chunks() {
-            let mut hashes = Vec::with_capacity(c.frame_count());
-            let mut damaged = false;
-            for r in results.by_ref().take(c.frame_count()) {
-                match r {
-                    Ok(h) => hashes.push(h),
-                    Err(Error::Corrupt { what, offset, detail, .. }) => {
-                        damaged = true;
-                        problems.push(Problem { what, chunk: Some(c.name.clone()), offset, detail });
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            if !damaged && digest::chunk_digest(&hashes) != Some(c.digest) {
+        if let Some(e) = io_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
+        let mut problems = frame_problems.into_inner().unwrap_or_else(|e| e.into_inner());
+        problems.sort_by_key(|p| p.offset);
+        let damaged = damaged.into_inner();
+        if damaged > MAX_FRAME_PROBLEMS {
+            problems.push(Problem {
+                what: "frames".into(),
+                chunk: None,
+                offset: 0,
+                detail: format!("{} more damaged frames not listed", damaged - MAX_FRAME_PROBLEMS),
+            });
+        }
+        for c in chunks {
+            let frame_hashes: Option<Vec<FrameHash>> =
+                hashes.get(c.frames.clone()).unwrap_or_default().iter().copied().collect();
+            // A chunk with a damaged frame is already reported.
+            let Some(frame_hashes) = frame_hashes else { continue };
+            if digest::chunk_digest(&frame_hashes) != Some(c.digest) {
                 problems.push(Problem {
                     what: format!("chunk {:?}", c.name),
                     chunk: Some(c.name.clone()),
@@ -133,7 +140,7 @@ impl Checkpoint {
         }
         let report = VerifyReport {
             chunks: self.chunks().len(),
-            frames: jobs.len(),
+            frames: total_frames,
             raw_bytes: self.chunks().iter().map(|c| c.raw_len).sum(),
             stored_bytes: self.chunks().iter().map(|c| c.stored_len).sum(),
             problems,
@@ -141,6 +148,33 @@ impl Checkpoint {
         };
         self.stats.wall(wall);
         Ok(report)
+    }
+
+    /// Checks one frame's checksum and decoding and hashes its content.
+    fn check_frame(&self, c: &ChunkInfo, fi: usize) -> Result<FrameHash> {
+        let frame_size = self.frame_size();
+        let f = self.frames_of(c).get(fi).ok_or(Error::Poisoned)?;
+        let stored = self.stored_frame(c, fi, f)?;
+        let only = c.frame_count() == 1;
+        if f.codec == codec::tag::NONE {
+            let t = Instant::now();
+            let h = digest::hash_frame(&stored, fi as u64, frame_size, only);
+            self.stats.verified(t);
+            return Ok(h);
+        }
+        let raw_len = frame_raw_len(c.raw_len, frame_size, fi as u64) as usize;
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.resize(raw_len, 0);
+            let t = Instant::now();
+            codec::decode(&stored, f.codec, c.shuffle_elem(), &mut buf)
+                .map_err(|d| self.corrupt(c, fi, f.offset, d))?;
+            self.stats.decompressed(raw_len as u64, t);
+            let t = Instant::now();
+            let h = digest::hash_frame(&buf, fi as u64, frame_size, only);
+            self.stats.verified(t);
+            Ok(h)
+        })
     }
 
     /// Gaps between chunk regions must be alignment padding: shorter than

@@ -1,0 +1,75 @@
+//! Writes small checkpoints made by the library as seed inputs, into each
+//! directory given on the command line:
+//!
+//! ```text
+//! cargo run --manifest-path fuzz/Cargo.toml --example seed_corpus -- \
+//!     fuzz/corpus/reader fuzz/corpus/reader_resummed
+//! ```
+
+use std::path::Path;
+
+use cairn::{CheckpointWriter, ChunkSpec, Compression, DType, WriterOptions};
+
+fn pattern(n: usize, k: usize) -> Vec<u8> {
+    (0..n).map(|i| (i / k % 7) as u8).collect()
+}
+
+fn noise(n: usize, mut x: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, cairn::Error> {
+    let opts = || WriterOptions::default().frame_size(4096);
+    let mut out = Vec::new();
+
+    out.push(("empty", CheckpointWriter::in_memory(opts())?.finish()?));
+
+    let mut w = CheckpointWriter::in_memory(opts())?;
+    w.set_step(7);
+    w.set_metadata("loss", serde_json::json!(0.5));
+    w.add_bytes("raw", &noise(300, 1))?;
+    out.push(("one_raw_chunk", w.finish()?));
+
+    let mut w = CheckpointWriter::in_memory(opts())?;
+    w.set_step(1234);
+    w.set_metadata("tags", serde_json::json!(["a", "b"]));
+    let spec = |c| ChunkSpec::bytes().compression(c);
+    w.add_chunk("lz4", &spec(Compression::Lz4), &pattern(3000, 3))?;
+    w.add_chunk("zstd", &spec(Compression::Zstd(3)), &pattern(9000, 5))?;
+    let mut auto = pattern(4096, 11);
+    auto.extend(noise(200, 2));
+    w.add_chunk("auto", &spec(Compression::Auto), &auto)?;
+    w.add_chunk("empty", &spec(Compression::Zstd(1)), &[])?;
+    let tensor: Vec<f32> = (0..1280).map(|i| (i % 50) as f32 * 0.25).collect();
+    let bytes: Vec<u8> = tensor.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let t = ChunkSpec::tensor(DType::F32, &[32, 40]).compression(Compression::Zstd(3)).shuffle(true);
+    w.add_chunk("tensor", &t, &bytes)?;
+    w.add_json("config", &serde_json::json!({"lr": 0.001}))?;
+    out.push(("all_codecs", w.finish()?));
+
+    let mut w = CheckpointWriter::in_memory(opts())?;
+    w.add_tensor("small", &[2, 3], &[1u16, 2, 3, 4, 5, 6])?;
+    w.add_serde("state", &(1u32, "x"))?;
+    out.push(("tensor_and_serde", w.finish()?));
+    Ok(out)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seeds = seeds()?;
+    for dir in std::env::args().skip(1) {
+        std::fs::create_dir_all(&dir)?;
+        for (name, bytes) in &seeds {
+            let path = Path::new(&dir).join(format!("seed-{name}.cairn"));
+            std::fs::write(&path, bytes)?;
+            println!("{} ({} bytes)", path.display(), bytes.len());
+        }
+    }
+    Ok(())
+}

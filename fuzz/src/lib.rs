@@ -1,0 +1,76 @@
+//! Shared code of cairn's fuzz targets: what a target does with a file once
+//! it is opened, and the checksum fix-up that lets the fuzzer reach the
+//! index decoder.
+
+use cairn::Checkpoint;
+
+/// Chunks larger than this are only streamed, not read whole, so that a
+/// hostile length does not turn into a legitimate multi-gigabyte read.
+pub const MAX_READ: u64 = 64 << 20;
+
+/// Opens `bytes` and, if that succeeds, reads every chunk both ways and
+/// verifies the file. Panics only if the reader contradicts itself: two
+/// read paths disagree, or a clean verify does not match what was read.
+pub fn exercise(bytes: Vec<u8>) {
+    let Ok(ck) = Checkpoint::from_bytes(bytes) else { return };
+    let _ = (ck.step(), ck.metadata().len(), ck.created_at(), ck.producer(), ck.digest(), ck.stats());
+    let mut reads = Vec::new();
+    for c in ck.chunks() {
+        if c.raw_len > MAX_READ {
+            continue;
+        }
+        let mut streamed = Vec::new();
+        let to = ck.read_to(&c.name, &mut streamed);
+        let whole = ck.read(&c.name);
+        if let (Ok(n), Ok(whole)) = (&to, &whole) {
+            assert_eq!(*n, c.raw_len, "read_to length of {:?}", c.name);
+            assert_eq!(&streamed, whole, "read_to and read disagree on {:?}", c.name);
+        }
+        reads.push((c.name.clone(), whole.ok()));
+    }
+    let Ok(report) = ck.verify() else { return };
+    if report.is_ok() {
+        for (name, whole) in reads {
+            let (Some(whole), Some(c)) = (whole, ck.chunk(&name)) else { continue };
+            assert_eq!(*blake3::hash(&whole).as_bytes(), c.digest, "verify passed but {name:?} reads wrong");
+        }
+    }
+}
+
+const MAGIC: [u8; 8] = [0x89, b'C', b'A', b'I', b'R', b'N', 0x0D, 0x0A];
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+fn put(b: &mut [u8], at: usize, v: &[u8]) {
+    if let Some(d) = b.get_mut(at..at + v.len()) {
+        d.copy_from_slice(v);
+    }
+}
+
+/// Makes the header, trailer and index checksums (and magics, file length
+/// and index length) right, so that the fuzzer's mutations reach the index
+/// decoder instead of stopping at a checksum. Frame checksums stay as they are.
+pub fn fix_checksums(file: &mut [u8]) {
+    let len = file.len();
+    if len < 128 {
+        return;
+    }
+    put(file, 0, &MAGIC);
+    let sum = xxhash_rust::xxh3::xxh3_64(&file[..56]);
+    put(file, 56, &sum.to_le_bytes());
+
+    let t = len - 64;
+    let index_offset = u64_at(file, t);
+    if (64..=t as u64).contains(&index_offset) {
+        let start = index_offset as usize;
+        put(file, t + 8, &((t - start) as u64).to_le_bytes());
+        let sum = xxhash_rust::xxh3::xxh3_64(&file[start..t]);
+        put(file, t + 16, &sum.to_le_bytes());
+    }
+    put(file, t + 24, &(len as u64).to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&file[t..t + 48]);
+    put(file, t + 48, &sum.to_le_bytes());
+    put(file, t + 56, b"CAIRNEND");
+}
