@@ -8,6 +8,7 @@ mod dtype;
 mod index;
 pub mod layout;
 mod options;
+mod pipeline;
 mod reader;
 mod sink;
 mod source;

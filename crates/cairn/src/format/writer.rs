@@ -10,14 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rayon::prelude::*;
-
-use super::codec::{self, tag, Compression};
-use super::digest::{self, FrameHash};
+use super::codec::Compression;
+use super::digest;
 use super::dtype::{ChunkKind, Element};
-use super::index::{file_digest, ChunkInfo, FrameEntry, Index};
+use super::index::{file_digest, ChunkInfo, Index};
 use super::layout::{features, frame_size_ok, limits, xxh3, Header, Trailer, DATA_ALIGN, FORMAT_VERSION, HEADER_LEN};
 use super::options::{ChunkSpec, WriterOptions};
+use super::pipeline::{self, FrameParams, Written};
 use super::sink::{FileSink, Sink};
 use crate::error::{Error, Result};
 
@@ -44,14 +43,6 @@ pub struct CheckpointWriter<S: Sink = FileSink> {
     index: Index,
     names: HashSet<String>,
     required: u64,
-}
-
-/// One frame after hashing and encoding.
-struct Encoded {
-    codec: u8,
-    compressed: Option<Vec<u8>>,
-    checksum: u64,
-    hash: FrameHash,
 }
 
 impl CheckpointWriter<FileSink> {
@@ -217,16 +208,9 @@ impl<S: Sink> CheckpointWriter<S> {
         Ok(())
     }
 
-    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
-            Some(pool) => pool.install(f),
-            None => f(),
-        }
-    }
-
     fn write_chunk<B, I>(&mut self, name: &str, spec: &ChunkSpec, frames: I) -> Result<()>
     where
-        B: AsRef<[u8]> + Send + Sync,
+        B: AsRef<[u8]> + Send,
         I: Iterator<Item = std::io::Result<(B, bool)>>,
     {
         let result = self.write_chunk_inner(name, spec, frames);
@@ -236,9 +220,9 @@ impl<S: Sink> CheckpointWriter<S> {
         result
     }
 
-    fn write_chunk_inner<B, I>(&mut self, name: &str, spec: &ChunkSpec, mut frames: I) -> Result<()>
+    fn write_chunk_inner<B, I>(&mut self, name: &str, spec: &ChunkSpec, frames: I) -> Result<()>
     where
-        B: AsRef<[u8]> + Send + Sync,
+        B: AsRef<[u8]> + Send,
         I: Iterator<Item = std::io::Result<(B, bool)>>,
     {
         let compression = spec.compression.unwrap_or(self.opts.compression);
@@ -246,8 +230,7 @@ impl<S: Sink> CheckpointWriter<S> {
             (true, Some(dt), c) if c != Compression::None && dt.size() > 1 => dt.size(),
             _ => 1,
         };
-        let frame_size = self.opts.frame_size;
-        let window = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads()) * 2;
+        let params = FrameParams { frame_size: self.opts.frame_size, compression, shuffle_elem };
         let Some(mut sink) = self.sink.take() else {
             return Err(Error::Poisoned);
         };
@@ -259,47 +242,9 @@ impl<S: Sink> CheckpointWriter<S> {
         }
         let data_offset = pos;
         let first_frame = self.index.frames.len();
-        let mut hashes = Vec::new();
-        let mut raw_len = 0u64;
-        let mut next_index = 0u64;
-        let mut pending: Vec<(B, Encoded)> = Vec::new();
-        let mut new_frames: Vec<FrameEntry> = Vec::new();
-        let mut required = self.required;
-        loop {
-            let mut batch = Vec::with_capacity(window);
-            while batch.len() < window {
-                match frames.next() {
-                    Some(Ok((buf, last))) => {
-                        let only = next_index == 0 && last;
-                        batch.push((buf, next_index, only));
-                        next_index += 1;
-                    }
-                    Some(Err(e)) => return Err(Error::Io { op: "reading chunk input", path: name.into(), source: e }),
-                    None => break,
-                }
-            }
-            if batch.is_empty() && pending.is_empty() {
-                break;
-            }
-            let written = std::mem::take(&mut pending);
-            let (w, encoded) = self.run(|| {
-                rayon::join(
-                    || write_frames(&mut sink, &mut pos, written, &mut new_frames, &mut hashes, &mut required),
-                    || {
-                        batch
-                            .into_par_iter()
-                            .map(|(buf, i, only)| {
-                                let e = encode_frame(buf.as_ref(), i, frame_size, only, compression, shuffle_elem);
-                                e.map(|e| (buf, e))
-                            })
-                            .collect::<std::io::Result<Vec<_>>>()
-                    },
-                )
-            });
-            w.map_err(sink_err(&sink))?;
-            pending = encoded.map_err(|e| Error::Io { op: "compressing a frame of", path: name.into(), source: e })?;
-            raw_len += pending.iter().map(|(b, _)| b.as_ref().len() as u64).sum::<u64>();
-        }
+        let written = pipeline::write_frames(self.pool.as_deref(), &mut sink, &mut pos, frames, params, name)?;
+        let Written { frames: new_frames, hashes, raw_len, required: used } = written;
+        let mut required = self.required | used;
         self.sink = Some(sink);
         if let Some(shape) = &spec.shape {
             tensor_len_matches(name, spec, shape, raw_len).inspect_err(|_| self.sink = None)?;
@@ -385,43 +330,6 @@ fn tensor_len_matches(name: &str, spec: &ChunkSpec, shape: &[u64], len: u64) -> 
             want.map_or_else(|| "overflowing".to_string(), |w| w.to_string())
         )))
     }
-}
-
-fn encode_frame(
-    raw: &[u8],
-    index: u64,
-    frame_size: u32,
-    only: bool,
-    compression: Compression,
-    shuffle_elem: usize,
-) -> std::io::Result<Encoded> {
-    let hash = digest::hash_frame(raw, index, frame_size, only);
-    let (codec, compressed) = codec::encode(raw, compression, shuffle_elem)?;
-    let checksum = xxh3(compressed.as_deref().unwrap_or(raw));
-    Ok(Encoded { codec, compressed, checksum, hash })
-}
-
-fn write_frames<S: Sink, B: AsRef<[u8]>>(
-    sink: &mut S,
-    pos: &mut u64,
-    frames: Vec<(B, Encoded)>,
-    table: &mut Vec<FrameEntry>,
-    hashes: &mut Vec<FrameHash>,
-    required: &mut u64,
-) -> std::io::Result<()> {
-    for (raw, e) in frames {
-        let stored = e.compressed.as_deref().unwrap_or(raw.as_ref());
-        sink.write_all(stored)?;
-        table.push(FrameEntry { offset: *pos, stored_len: stored.len() as u32, codec: e.codec, checksum: e.checksum });
-        *pos += stored.len() as u64;
-        hashes.push(e.hash);
-        *required |= match e.codec {
-            tag::LZ4 => features::REQUIRED_LZ4,
-            tag::ZSTD => features::REQUIRED_ZSTD,
-            _ => 0,
-        };
-    }
-    Ok(())
 }
 
 /// Cuts a reader into frames, reading one frame ahead so that each frame
