@@ -93,6 +93,19 @@ impl Error {
         }
     }
 
+    /// A copy of a decoding error, for results that are computed once and
+    /// handed out many times. Other kinds (never cached) become an
+    /// [`Error::InvalidArgument`] holding their message.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Error::Corrupt { file, what, offset, detail } => {
+                Error::Corrupt { file: file.clone(), what: what.clone(), offset: *offset, detail: detail.clone() }
+            }
+            Error::Unsupported { file, feature } => Error::Unsupported { file: file.clone(), feature: feature.clone() },
+            other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+
     /// Whether this error means stored data is damaged.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. })

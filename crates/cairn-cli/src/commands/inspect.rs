@@ -48,7 +48,7 @@ struct ChunkRow<'a> {
     shuffle: bool,
     raw_bytes: u64,
     stored_bytes: u64,
-    frames: usize,
+    frames: u64,
     data_offset: u64,
     digest: String,
 }

@@ -24,14 +24,15 @@
 //! | 1           | shuffle element size (0 or 1 = no shuffle)             |
 //! | 8           | raw length                                             |
 //! | 8           | data offset (multiple of 64)                           |
+//! | 8           | stored length: the frames' stored lengths summed       |
 //! | 32          | BLAKE3 of the raw content                              |
 //! | 13 · frames | per frame: codec u8, stored length u32, xxh3-64 u64    |
 //! ```
 //! The frame count is `ceil(raw length / frame size)`; frames are stored
-//! back to back from the data offset.
-
-use std::collections::HashMap;
-use std::ops::Range;
+//! back to back from the data offset. Opening a file decodes the chunk
+//! records but only checks that each frame table fits; a chunk's frame table
+//! is decoded and validated when the chunk is first read, so opening costs
+//! the same for a 16 MiB and a 1 TiB checkpoint with the same chunks.
 
 use super::codec::{tag, Compression};
 use super::cursor::Cursor;
@@ -82,19 +83,24 @@ pub struct ChunkInfo {
     /// BLAKE3 of the content (equal to `b3sum` of the unpacked chunk).
     pub digest: [u8; 32],
     pub(crate) shuffle_elem: u8,
-    pub(crate) frames: Range<usize>,
+    pub(crate) frame_count: u64,
+    /// File offset of the chunk's frame table, inside the index.
+    pub(crate) table_offset: u64,
+    /// Position in the file's chunk list.
+    pub(crate) ordinal: usize,
 }
 
 impl ChunkInfo {
     /// Number of frames.
-    pub fn frame_count(&self) -> usize {
-        self.frames.len()
+    pub fn frame_count(&self) -> u64 {
+        self.frame_count
     }
 
-    /// Whether the content is stored uncompressed and contiguous, so it can be
-    /// viewed in place.
+    /// Whether every frame is stored uncompressed, so the data region is the
+    /// content itself and can be viewed in place. Compressed frames are
+    /// always smaller than their raw bytes, so this is `stored == raw`.
     pub fn is_raw(&self) -> bool {
-        self.stored_len == self.raw_len && self.compression == Compression::None
+        self.stored_len == self.raw_len
     }
 
     /// The shuffle element size applied to compressed frames (1 = none).
@@ -112,8 +118,8 @@ pub(crate) struct Index {
     pub producer: String,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub chunks: Vec<ChunkInfo>,
-    pub frames: Vec<FrameEntry>,
-    pub by_name: HashMap<String, usize>,
+    /// Chunk ordinals sorted by name, for lookups without a copy of each name.
+    pub by_name: Vec<u32>,
 }
 
 /// The file digest: BLAKE3 over, per chunk in order, its name, kind, dtype,
@@ -149,9 +155,11 @@ pub(crate) fn frame_raw_len(raw_len: u64, frame_size: u32, i: u64) -> u64 {
 }
 
 impl Index {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// Encodes the index; `frames` holds each chunk's frame table, in order.
+    pub(crate) fn encode(&self, frames: &[Vec<FrameEntry>]) -> Vec<u8> {
         let meta = serde_json::to_vec(&self.metadata).unwrap_or_else(|_| b"{}".to_vec());
-        let mut out = Vec::with_capacity(128 + self.chunks.len() * 96 + self.frames.len() * FRAME_RECORD_LEN);
+        let frame_count: usize = frames.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(128 + self.chunks.len() * 104 + frame_count * FRAME_RECORD_LEN);
         out.extend_from_slice(&(self.chunks.len() as u32).to_le_bytes());
         let flags = if self.step.is_some() { FLAG_HAS_STEP } else { 0 };
         out.extend_from_slice(&flags.to_le_bytes());
@@ -162,7 +170,7 @@ impl Index {
         out.extend_from_slice(self.producer.as_bytes());
         out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         out.extend_from_slice(&meta);
-        for c in &self.chunks {
+        for (c, table) in self.chunks.iter().zip(frames) {
             out.extend_from_slice(&(c.name.len() as u16).to_le_bytes());
             out.extend_from_slice(c.name.as_bytes());
             out.push(c.kind.tag());
@@ -178,8 +186,9 @@ impl Index {
             out.push(c.shuffle_elem);
             out.extend_from_slice(&c.raw_len.to_le_bytes());
             out.extend_from_slice(&c.data_offset.to_le_bytes());
+            out.extend_from_slice(&c.stored_len.to_le_bytes());
             out.extend_from_slice(&c.digest);
-            for f in self.frames.get(c.frames.clone()).unwrap_or_default() {
+            for f in table {
                 out.push(f.codec);
                 out.extend_from_slice(&f.stored_len.to_le_bytes());
                 out.extend_from_slice(&f.checksum.to_le_bytes());
@@ -221,30 +230,38 @@ impl Index {
 
         // Each chunk record takes at least this many bytes, which bounds the
         // allocation below by the index's size.
-        const MIN_CHUNK_RECORD: usize = 2 + 3 + 3 + 16 + 32;
+        const MIN_CHUNK_RECORD: usize = 2 + 1 + 3 + 3 + 24 + 32;
         let cap = (count as usize).min(cur.remaining() / MIN_CHUNK_RECORD);
-        let mut chunks = Vec::with_capacity(cap);
-        let mut frames = Vec::new();
-        let mut by_name = HashMap::with_capacity(cap);
+        let mut chunks: Vec<ChunkInfo> = Vec::with_capacity(cap);
         let mut data_end = HEADER_LEN as u64;
-        for _ in 0..count {
-            let record_at = cur.offset();
-            let c = decode_chunk(&mut cur, frame_size, required, &mut frames, data_end, index_offset)?;
+        for ordinal in 0..count as usize {
+            let c = decode_chunk(&mut cur, frame_size, required, data_end, index_offset, ordinal)?;
             data_end = c.data_offset + c.stored_len;
-            if by_name.insert(c.name.clone(), chunks.len()).is_some() {
-                return Err(Error::Corrupt {
-                    file: file.to_string(),
-                    what: "index".into(),
-                    offset: record_at,
-                    detail: format!("duplicate chunk name {:?}", c.name),
-                });
-            }
             chunks.push(c);
         }
         if cur.remaining() != 0 {
             return Err(cur.err(format!("{} unexpected bytes after the last chunk record", cur.remaining())));
         }
-        Ok(Index { created_at_us, step, digest, producer, metadata, chunks, frames, by_name })
+        let mut by_name: Vec<u32> = (0..chunks.len() as u32).collect();
+        let name_of = |i: &u32| chunks.get(*i as usize).map_or("", |c| c.name.as_str());
+        by_name.sort_unstable_by(|a, b| name_of(a).cmp(name_of(b)));
+        if let Some(w) = by_name.windows(2).find(|w| w.first().map(name_of) == w.get(1).map(name_of)) {
+            let dup = w.first().and_then(|i| chunks.get(*i as usize));
+            return Err(Error::Corrupt {
+                file: file.to_string(),
+                what: "index".into(),
+                offset: index_offset,
+                detail: format!("duplicate chunk name {:?}", dup.map_or("", |c| c.name.as_str())),
+            });
+        }
+        Ok(Index { created_at_us, step, digest, producer, metadata, chunks, by_name })
+    }
+
+    /// The chunk with this name, by binary search.
+    pub(crate) fn find(&self, name: &str) -> Option<&ChunkInfo> {
+        let name_of = |i: &u32| self.chunks.get(*i as usize).map_or("", |c| c.name.as_str());
+        let at = self.by_name.binary_search_by(|i| name_of(i).cmp(name)).ok()?;
+        self.by_name.get(at).and_then(|i| self.chunks.get(*i as usize))
     }
 }
 
@@ -258,9 +275,9 @@ fn decode_chunk(
     cur: &mut Cursor<'_>,
     frame_size: u32,
     required: u64,
-    frames: &mut Vec<FrameEntry>,
     prev_end: u64,
     index_offset: u64,
+    ordinal: usize,
 ) -> Result<ChunkInfo> {
     let name_len = usize::from(cur.u16()?);
     if name_len == 0 || name_len > limits::MAX_NAME_LEN {
@@ -288,6 +305,7 @@ fn decode_chunk(
     let shuffle_elem = cur.u8()?;
     let raw_len = cur.u64()?;
     let data_offset = cur.u64()?;
+    let stored_len = cur.u64()?;
     let digest = cur.digest()?;
 
     if let Some(dt) = dtype {
@@ -300,26 +318,74 @@ fn decode_chunk(
     if data_offset % DATA_ALIGN != 0 || data_offset < prev_end {
         return Err(cur.err(format!("chunk {name:?}: data offset {data_offset} is misaligned or overlaps")));
     }
+    // Compressed frames are smaller than their raw bytes, raw ones equal.
     let n = frame_count(raw_len, frame_size);
-    let table_len = n.checked_mul(FRAME_RECORD_LEN as u64);
-    if table_len.is_none_or(|t| t > cur.remaining() as u64) {
-        return Err(cur.err(format!("chunk {name:?}: {n} frames do not fit in the index")));
+    if stored_len > raw_len || stored_len < n {
+        return Err(cur.err(format!("chunk {name:?}: {stored_len} stored bytes for {raw_len} raw bytes in {n} frames")));
     }
-    let first = frames.len();
-    frames.reserve(n as usize);
-    let mut offset = data_offset;
-    for i in 0..n {
+    let end = data_offset.checked_add(stored_len);
+    if end.is_none_or(|e| e > index_offset) {
+        return Err(cur.err(format!("chunk {name:?}: data {data_offset}+{stored_len} runs past the index")));
+    }
+    if shuffle_elem > 1 && required & features::REQUIRED_SHUFFLE == 0 {
+        return Err(cur.err(format!("chunk {name:?}: shuffled but the header lacks the shuffle feature")));
+    }
+    let table_offset = cur.offset();
+    let table_len = n.checked_mul(FRAME_RECORD_LEN as u64);
+    match table_len {
+        Some(t) if t <= cur.remaining() as u64 => {
+            cur.take(t as usize)?;
+        }
+        _ => return Err(cur.err(format!("chunk {name:?}: {n} frames do not fit in the index"))),
+    }
+    Ok(ChunkInfo {
+        name,
+        kind,
+        dtype,
+        shape: dtype.map(|_| dims),
+        compression,
+        shuffle: shuffle_elem > 1,
+        raw_len,
+        stored_len,
+        data_offset,
+        digest,
+        shuffle_elem,
+        frame_count: n,
+        table_offset,
+        ordinal,
+    })
+}
+
+/// Decodes and validates a chunk's frame table (`table` holds exactly its
+/// `13 · frames` bytes, read from `c.table_offset`). Frame offsets follow
+/// from the data offset; their stored lengths must add up to the chunk's.
+pub(crate) fn decode_frames(
+    table: &[u8],
+    c: &ChunkInfo,
+    frame_size: u32,
+    required: u64,
+    file: &str,
+) -> Result<Vec<FrameEntry>> {
+    let mut cur = Cursor::new(table, c.table_offset, file, "index frame table");
+    let name = &c.name;
+    let mut frames = Vec::with_capacity((table.len() / FRAME_RECORD_LEN).min(c.frame_count as usize));
+    let mut offset = c.data_offset;
+    for i in 0..c.frame_count {
         let codec = cur.u8()?;
         let stored_len = cur.u32()?;
         let checksum = cur.u64()?;
-        let raw = frame_raw_len(raw_len, frame_size, i);
+        let raw = frame_raw_len(c.raw_len, frame_size, i);
         let bit = match codec {
             tag::NONE => 0,
             tag::LZ4 => features::REQUIRED_LZ4,
             tag::ZSTD => features::REQUIRED_ZSTD,
             other => return Err(cur.err(format!("chunk {name:?} frame {i}: unknown codec {other}"))),
         };
-        let len_ok = if codec == tag::NONE { u64::from(stored_len) == raw } else { u64::from(stored_len) < raw };
+        let len_ok = if codec == tag::NONE {
+            u64::from(stored_len) == raw
+        } else {
+            stored_len > 0 && u64::from(stored_len) < raw
+        };
         if required & bit != bit || !len_ok {
             return Err(cur.err(format!(
                 "chunk {name:?} frame {i}: codec {codec} with {stored_len} stored bytes for {raw} raw bytes is invalid"
@@ -330,24 +396,12 @@ fn decode_chunk(
             .checked_add(u64::from(stored_len))
             .ok_or_else(|| cur.err(format!("chunk {name:?}: data offset overflows")))?;
     }
-    if offset > index_offset {
-        return Err(cur.err(format!("chunk {name:?}: data runs past the index into offset {offset}")));
+    if offset.checked_sub(c.data_offset) != Some(c.stored_len) {
+        return Err(cur.err(format!(
+            "chunk {name:?}: frames store {} bytes but the record says {}",
+            offset.saturating_sub(c.data_offset),
+            c.stored_len
+        )));
     }
-    if shuffle_elem > 1 && required & features::REQUIRED_SHUFFLE == 0 {
-        return Err(cur.err(format!("chunk {name:?}: shuffled but the header lacks the shuffle feature")));
-    }
-    Ok(ChunkInfo {
-        name,
-        kind,
-        dtype,
-        shape: dtype.map(|_| dims),
-        compression,
-        shuffle: shuffle_elem > 1,
-        raw_len,
-        stored_len: offset - data_offset,
-        data_offset,
-        digest,
-        shuffle_elem,
-        frames: first..frames.len(),
-    })
+    Ok(frames)
 }

@@ -114,9 +114,17 @@ where
             let e = encoded.map_err(|e| Error::Io { op: "compressing a frame of", path: chunk.into(), source: e })?;
             let raw = raw.as_ref();
             let stored = e.compressed.as_deref().unwrap_or(raw);
-            sink.write_all(stored)
-                .map_err(|source| Error::Io { op: "writing checkpoint", path: sink.describe(), source })?;
-            out.frames.push(FrameEntry { offset: *pos, stored_len: stored.len() as u32, codec: e.codec, checksum: e.checksum });
+            sink.write_all(stored).map_err(|source| Error::Io {
+                op: "writing checkpoint",
+                path: sink.describe(),
+                source,
+            })?;
+            out.frames.push(FrameEntry {
+                offset: *pos,
+                stored_len: stored.len() as u32,
+                codec: e.codec,
+                checksum: e.checksum,
+            });
             *pos += stored.len() as u64;
             out.raw_len += raw.len() as u64;
             out.hashes.push(e.hash);

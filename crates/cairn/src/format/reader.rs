@@ -3,13 +3,14 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
 use super::codec;
 use super::dtype::Element;
-use super::index::{frame_raw_len, ChunkInfo, FrameEntry, Index};
+use super::index::{decode_frames, frame_raw_len, ChunkInfo, FrameEntry, Index, FRAME_RECORD_LEN};
 use super::layout::{xxh3, Header, Trailer, HEADER_LEN, TRAILER_LEN};
 use super::source::Source;
 use super::stats::{LoadStats, StatsCell};
@@ -48,6 +49,8 @@ pub struct Checkpoint {
     header: Header,
     trailer: Trailer,
     pub(crate) index: Index,
+    /// Each chunk's frame table, decoded on first use.
+    tables: Vec<OnceLock<Result<Vec<FrameEntry>>>>,
     pub(crate) stats: StatsCell,
 }
 
@@ -118,7 +121,8 @@ impl Checkpoint {
             });
         }
         let index = Index::decode(&index_bytes, trailer.index_offset, header.frame_size, header.required, &origin)?;
-        Ok(Checkpoint { source, origin, header, trailer, index, stats: StatsCell::default() })
+        let tables = index.chunks.iter().map(|_| OnceLock::new()).collect();
+        Ok(Checkpoint { source, origin, header, trailer, index, tables, stats: StatsCell::default() })
     }
 
     /// Where the checkpoint was opened from, for messages.
@@ -184,7 +188,7 @@ impl Checkpoint {
 
     /// The chunk with this name, if any.
     pub fn chunk(&self, name: &str) -> Option<&ChunkInfo> {
-        self.index.by_name.get(name).and_then(|i| self.index.chunks.get(*i))
+        self.index.find(name)
     }
 
     /// What reads so far have cost.
@@ -196,8 +200,24 @@ impl Checkpoint {
         self.chunk(name).ok_or_else(|| Error::ChunkNotFound { file: self.origin.clone(), name: name.to_string() })
     }
 
-    pub(crate) fn frames_of(&self, c: &ChunkInfo) -> &[FrameEntry] {
-        self.index.frames.get(c.frames.clone()).unwrap_or_default()
+    /// A chunk's frame table, decoded and validated on first use.
+    pub(crate) fn frames_of(&self, c: &ChunkInfo) -> Result<&[FrameEntry]> {
+        let Some(slot) = self.tables.get(c.ordinal) else {
+            return Err(Error::InvalidArgument(format!("chunk {:?} is not from {}", c.name, self.origin)));
+        };
+        if slot.get().is_none() {
+            // The table's length was checked against the index at open.
+            let len = (c.frame_count as usize).saturating_mul(FRAME_RECORD_LEN);
+            let bytes =
+                self.source.read(c.table_offset, len).map_err(|e| Error::io("reading", self.origin.clone(), e))?;
+            let decoded = decode_frames(&bytes, c, self.header.frame_size, self.header.required, &self.origin);
+            let _ = slot.set(decoded);
+        }
+        match slot.get() {
+            Some(Ok(frames)) => Ok(frames),
+            Some(Err(e)) => Err(e.duplicate()),
+            None => Err(Error::InvalidArgument(format!("chunk {:?}: frame table unavailable", c.name))),
+        }
     }
 
     pub(crate) fn corrupt(&self, c: &ChunkInfo, i: usize, offset: u64, detail: String) -> Error {
@@ -248,7 +268,7 @@ impl Checkpoint {
             });
         }
         let fs = self.header.frame_size as usize;
-        let frames = self.frames_of(c);
+        let frames = self.frames_of(c)?;
         let result = dst
             .par_chunks_mut(fs)
             .zip(frames.par_iter())
@@ -285,7 +305,7 @@ impl Checkpoint {
         let c = self.entry(name)?;
         let mut buf = Vec::new();
         let mut total = 0u64;
-        for (i, f) in self.frames_of(c).iter().enumerate() {
+        for (i, f) in self.frames_of(c)?.iter().enumerate() {
             let raw = frame_raw_len(c.raw_len, self.header.frame_size, i as u64) as usize;
             buf.resize(raw, 0);
             self.read_frame(c, i, f, &mut buf)?;

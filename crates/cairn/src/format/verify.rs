@@ -72,7 +72,22 @@ impl Checkpoint {
     pub fn verify(&self) -> Result<VerifyReport> {
         let wall = Instant::now();
         let chunks = self.chunks();
-        let total_frames = self.index.frames.len();
+        let mut problems = Vec::new();
+        // Frame tables first: a chunk whose table is damaged is reported
+        // once and contributes no frames.
+        let mut starts = Vec::with_capacity(chunks.len() + 1);
+        let mut total_frames = 0usize;
+        for c in chunks {
+            starts.push(total_frames);
+            match self.frames_of(c) {
+                Ok(frames) => total_frames += frames.len(),
+                Err(Error::Corrupt { what, offset, detail, .. }) => {
+                    problems.push(Problem { what, chunk: Some(c.name.clone()), offset, detail })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        starts.push(total_frames);
         let damaged = AtomicUsize::new(0);
         let frame_problems = Mutex::new(Vec::new());
         let io_error = Mutex::new(None);
@@ -82,9 +97,9 @@ impl Checkpoint {
         let hashes: Vec<Option<FrameHash>> = (0..total_frames)
             .into_par_iter()
             .map(|g| {
-                let ci = chunks.partition_point(|c| c.frames.end <= g);
+                let ci = starts.partition_point(|s| *s <= g).checked_sub(1)?;
                 let c = chunks.get(ci)?;
-                let fi = g.checked_sub(c.frames.start)?;
+                let fi = g.checked_sub(*starts.get(ci)?)?;
                 match self.check_frame(c, fi) {
                     Ok(h) => Some(h),
                     Err(Error::Corrupt { what, offset, detail, .. }) => {
@@ -104,8 +119,9 @@ impl Checkpoint {
         if let Some(e) = io_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(e);
         }
-        let mut problems = frame_problems.into_inner().unwrap_or_else(|e| e.into_inner());
-        problems.sort_by_key(|p| p.offset);
+        let mut listed = frame_problems.into_inner().unwrap_or_else(|e| e.into_inner());
+        listed.sort_by_key(|p| p.offset);
+        problems.extend(listed);
         let damaged = damaged.into_inner();
         if damaged > MAX_FRAME_PROBLEMS {
             problems.push(Problem {
@@ -115,9 +131,12 @@ impl Checkpoint {
                 detail: format!("{} more damaged frames not listed", damaged - MAX_FRAME_PROBLEMS),
             });
         }
-        for c in chunks {
-            let frame_hashes: Option<Vec<FrameHash>> =
-                hashes.get(c.frames.clone()).unwrap_or_default().iter().copied().collect();
+        for (ci, c) in chunks.iter().enumerate() {
+            let range = starts.get(ci).copied().unwrap_or(0)..starts.get(ci + 1).copied().unwrap_or(0);
+            if range.len() as u64 != c.frame_count {
+                continue; // its frame table is damaged, already reported
+            }
+            let frame_hashes: Option<Vec<FrameHash>> = hashes.get(range).unwrap_or_default().iter().copied().collect();
             // A chunk with a damaged frame is already reported.
             let Some(frame_hashes) = frame_hashes else { continue };
             if digest::chunk_digest(&frame_hashes) != Some(c.digest) {
@@ -153,9 +172,9 @@ impl Checkpoint {
     /// Checks one frame's checksum and decoding and hashes its content.
     fn check_frame(&self, c: &ChunkInfo, fi: usize) -> Result<FrameHash> {
         let frame_size = self.frame_size();
-        let f = self.frames_of(c).get(fi).ok_or(Error::Poisoned)?;
+        let f = self.frames_of(c)?.get(fi).ok_or(Error::Poisoned)?;
         let stored = self.stored_frame(c, fi, f)?;
-        let only = c.frame_count() == 1;
+        let only = c.frame_count == 1;
         if f.codec == codec::tag::NONE {
             let t = Instant::now();
             let h = digest::hash_frame(&stored, fi as u64, frame_size, only);

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::codec::Compression;
 use super::digest;
 use super::dtype::{ChunkKind, Element};
-use super::index::{file_digest, ChunkInfo, Index};
+use super::index::{file_digest, ChunkInfo, FrameEntry, Index};
 use super::layout::{features, frame_size_ok, limits, xxh3, Header, Trailer, DATA_ALIGN, FORMAT_VERSION, HEADER_LEN};
 use super::options::{ChunkSpec, WriterOptions};
 use super::pipeline::{self, FrameParams, Written};
@@ -41,6 +41,8 @@ pub struct CheckpointWriter<S: Sink = FileSink> {
     opts: WriterOptions,
     pool: Option<Arc<rayon::ThreadPool>>,
     index: Index,
+    /// Each chunk's frame table, parallel to `index.chunks`.
+    tables: Vec<Vec<FrameEntry>>,
     names: HashSet<String>,
     required: u64,
 }
@@ -104,6 +106,7 @@ impl<S: Sink> CheckpointWriter<S> {
             opts,
             pool,
             index: Index::default(),
+            tables: Vec::new(),
             names: HashSet::new(),
             required: 0,
         })
@@ -241,7 +244,6 @@ impl<S: Sink> CheckpointWriter<S> {
             pos += pad;
         }
         let data_offset = pos;
-        let first_frame = self.index.frames.len();
         let written = pipeline::write_frames(self.pool.as_deref(), &mut sink, &mut pos, frames, params, name)?;
         let Written { frames: new_frames, hashes, raw_len, required: used } = written;
         let mut required = self.required | used;
@@ -257,7 +259,6 @@ impl<S: Sink> CheckpointWriter<S> {
         self.required = required;
         self.pos = pos;
         let stored_len = pos - data_offset;
-        self.index.frames.extend(new_frames);
         self.index.chunks.push(ChunkInfo {
             name: name.to_string(),
             kind: spec.kind,
@@ -270,8 +271,11 @@ impl<S: Sink> CheckpointWriter<S> {
             data_offset,
             digest,
             shuffle_elem: shuffle_elem as u8,
-            frames: first_frame..self.index.frames.len(),
+            frame_count: new_frames.len() as u64,
+            table_offset: 0, // known only once the index is encoded
+            ordinal: self.index.chunks.len(),
         });
+        self.tables.push(new_frames);
         self.names.insert(name.to_string());
         Ok(())
     }
@@ -294,7 +298,7 @@ impl<S: Sink> CheckpointWriter<S> {
         };
         self.index.producer = concat!("cairn ", env!("CARGO_PKG_VERSION")).to_string();
         self.index.digest = file_digest(&self.index.chunks);
-        let index = self.index.encode();
+        let index = self.index.encode(&self.tables);
         let index_offset = self.pos;
         let trailer = Trailer {
             index_offset,

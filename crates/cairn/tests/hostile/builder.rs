@@ -33,6 +33,8 @@ pub(crate) struct Rec {
     pub(crate) shuffle: u8,
     pub(crate) raw_len: u64,
     pub(crate) data_offset: u64,
+    /// The record's stored length; `None` = the frames' stored lengths summed.
+    pub(crate) stored_len: Option<u64>,
     pub(crate) digest: [u8; 32],
     pub(crate) frames: Vec<Frame>,
 }
@@ -48,6 +50,8 @@ impl Rec {
         out.extend([self.comp, self.level as u8, self.shuffle]);
         out.extend(self.raw_len.to_le_bytes());
         out.extend(self.data_offset.to_le_bytes());
+        let stored: u64 = self.frames.iter().map(|f| u64::from(f.stored_len)).sum();
+        out.extend(self.stored_len.unwrap_or(stored).to_le_bytes());
         out.extend(self.digest);
         for f in &self.frames {
             out.push(f.codec);
@@ -149,6 +153,7 @@ impl Spec {
             shuffle: 1,
             raw_len,
             data_offset,
+            stored_len: None,
             digest: [0; 32],
             frames: table,
         });

@@ -324,16 +324,15 @@ fn dims_whose_product_overflows() {
 #[test]
 fn unknown_tags() {
     let _g = serial();
-    let cases: [(&str, Edit); 3] = [
-        ("unknown dtype tag 200", |r| r.dtype = 200),
-        ("unknown compression tag 9", |r| r.comp = 9),
-        ("unknown codec 7", |r| r.frames[0].codec = 7),
-    ];
+    let cases: [(&str, Edit); 2] =
+        [("unknown dtype tag 200", |r| r.dtype = 200), ("unknown compression tag 9", |r| r.comp = 9)];
     for (says, edit) in cases {
         let bytes = one_chunk(edit);
         let len = bytes.len();
         assert_corrupt(&refused(bytes), "index", says, len);
     }
+    // Frame tables are decoded when a chunk is first read.
+    table_refused(one_chunk(|r| r.frames[0].codec = 7), "x", "unknown codec 7");
     // An unknown kind is a label: it opens.
     let ck = open(one_chunk(|r| r.kind = 250)).unwrap();
     assert_eq!(ck.chunk("x").unwrap().kind, cairn::ChunkKind::Other(250));
@@ -344,7 +343,7 @@ fn raw_length_u64_max() {
     let _g = serial();
     let bytes = one_chunk(|r| r.raw_len = u64::MAX);
     let len = bytes.len();
-    assert_corrupt(&refused(bytes), "index", "frames do not fit in the index", len);
+    assert_corrupt(&refused(bytes), "index", "frames", len);
 }
 
 #[test]
@@ -353,7 +352,7 @@ fn raw_length_with_a_huge_frame_count() {
     // 2^28 frames of 4 KiB: a frame table of 3.4 GB that the file lacks.
     let bytes = one_chunk(|r| r.raw_len = 1 << 40);
     let len = bytes.len();
-    assert_corrupt(&refused(bytes), "index", "frames do not fit in the index", len);
+    assert_corrupt(&refused(bytes), "index", "in 268435456 frames", len);
 }
 
 #[test]
@@ -366,25 +365,26 @@ fn raw_length_disagreeing_with_the_frame_table() {
     // A raw frame of 100 stored bytes for 99 content bytes.
     let bytes = one_chunk(|r| r.raw_len = 99);
     let len = bytes.len();
-    assert_corrupt(&refused(bytes), "index", "invalid", len);
+    assert_corrupt(&refused(bytes), "index", "100 stored bytes for 99 raw bytes", len);
 }
 
 #[test]
 fn stored_length_larger_than_raw() {
     let _g = serial();
-    let cases: [Edit; 3] = [
-        |r| r.frames[0].stored_len = 101,
-        |r| r.frames[0].stored_len = u32::MAX,
-        |r| r.frames[0].codec = LZ4, // a compressed frame no smaller than raw
-    ];
+    // The chunk record's stored length exceeds its raw length: refused at open.
+    let cases: [Edit; 2] = [|r| r.frames[0].stored_len = 101, |r| r.frames[0].stored_len = u32::MAX];
     for edit in cases {
         let mut s = Spec::new();
-        s.required = REQ_LZ4;
         edit(s.add_raw("x", &[7u8; 100]));
         let bytes = s.build();
         let len = bytes.len();
-        assert_corrupt(&refused(bytes), "index", "invalid", len);
+        assert_corrupt(&refused(bytes), "index", "stored bytes for 100 raw bytes", len);
     }
+    // A compressed frame no smaller than raw: refused when its table is read.
+    let mut s = Spec::new();
+    s.required = REQ_LZ4;
+    s.add_raw("x", &[7u8; 100]).frames[0].codec = LZ4;
+    table_refused(s.build(), "x", "invalid");
 }
 
 #[test]
@@ -393,9 +393,7 @@ fn compressed_frame_without_its_feature_bit() {
     let stored = lz4_flex::block::compress(&[0u8; 1000]);
     let mut s = Spec::new();
     s.add("x", 1000, &[(LZ4, &stored)]);
-    let bytes = s.build();
-    let len = bytes.len();
-    assert_corrupt(&refused(bytes), "index", "invalid", len);
+    table_refused(s.build(), "x", "invalid");
 }
 
 #[test]
@@ -452,7 +450,7 @@ fn data_running_past_the_index() {
 #[test]
 fn data_offset_near_u64_max() {
     let _g = serial();
-    for (offset, says) in [(u64::MAX - 63, "overflows"), (1 << 62, "past the index")] {
+    for (offset, says) in [(u64::MAX - 63, "runs past the index"), (1 << 62, "past the index")] {
         let bytes = one_chunk(|r| r.data_offset = offset);
         let len = bytes.len();
         assert_corrupt(&refused(bytes), "index", says, len);
@@ -463,6 +461,37 @@ fn data_offset_near_u64_max() {
     let bytes = s.build();
     let len = bytes.len();
     assert_corrupt(&refused(bytes), "index", "past the index", len);
+}
+
+#[test]
+fn chunk_stored_length_disagreeing_with_its_frames() {
+    let _g = serial();
+    // The record claims fewer stored bytes than its frames hold.
+    let mut s = Spec::new();
+    s.add_raw("x", &[7u8; 100]);
+    s.add_raw("y", &[8u8; 100]).stored_len = Some(99);
+    table_refused(s.build(), "y", "frames store 100 bytes but the record says 99");
+    // Fewer stored bytes than frames: every frame takes at least one byte,
+    // so the frame count is bounded by the file's size.
+    let mut s = Spec::new();
+    s.required = REQ_LZ4;
+    s.add("x", 3 * u64::from(FRAME), &[(LZ4, &[1][..]), (LZ4, &[2][..]), (LZ4, &[3][..])]).stored_len = Some(2);
+    let bytes = s.build();
+    let len = bytes.len();
+    assert_corrupt(&refused(bytes), "index", "2 stored bytes for 12288 raw bytes in 3 frames", len);
+}
+
+/// Opens `bytes` (the chunk records are sound) and checks that the frame
+/// table of `name` is refused when read, naming it, and reported by verify.
+fn table_refused(bytes: Vec<u8>, name: &str, says: &str) {
+    let len = bytes.len();
+    let ck = open(bytes).unwrap();
+    let e = ck.read(name).expect_err("hostile frame table read as data");
+    assert_corrupt(&e, "index frame table", says, len);
+    assert!(matches!(ck.read_to(name, &mut std::io::sink()), Err(Error::Corrupt { .. })));
+    let report = ck.verify().unwrap();
+    let named = |p: &cairn::Problem| p.what == "index frame table" && p.chunk.as_deref() == Some(name);
+    assert!(report.problems.iter().any(named), "{report:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -539,19 +568,19 @@ fn shuffled_frame_with_an_odd_element_size() {
 }
 
 #[test]
-fn many_empty_compressed_frames() {
+fn many_one_byte_compressed_frames() {
     let _g = serial();
-    // Frames that take no data bytes: the index alone pays for them, 13 bytes
-    // each. Opening stays within the budget; reading fails on the first.
+    // Frames of one stored byte each (the least a frame may take): the index
+    // pays 13 bytes for each. Opening stays within the budget; reading fails on the first.
     let n = 3000u64;
     let mut s = Spec::new();
     s.required = REQ_LZ4;
-    let frames: Vec<(u8, &[u8])> = (0..n).map(|_| (LZ4, &[][..])).collect();
+    let frames: Vec<(u8, &[u8])> = (0..n).map(|_| (LZ4, &[0u8][..])).collect();
     s.add("x", n * u64::from(FRAME), &frames);
     let bytes = s.build();
     let len = bytes.len();
     let ck = open(bytes).unwrap();
-    assert_eq!(ck.chunk("x").unwrap().frame_count(), n as usize);
+    assert_eq!(ck.chunk("x").unwrap().frame_count(), n);
     let (r, u) = measured(|| ck.read_to("x", &mut std::io::sink()));
     assert!(matches!(r, Err(Error::Corrupt { .. })), "{r:?}");
     assert!(u.largest <= open_budget(len), "read_to: {u:?}");
@@ -559,7 +588,7 @@ fn many_empty_compressed_frames() {
     // The first 64 damaged frames are listed, the rest counted in one line.
     assert_eq!(report.problems.len(), 65, "{:?}", report.problems.last());
     assert!(report.problems.iter().any(|p| p.detail.contains(&format!("{} more damaged frames", n - 64))));
-    eprintln!("verify of {n} empty frames in a {len}-byte file: {u:?}");
+    eprintln!("verify of {n} one-byte frames in a {len}-byte file: {u:?}");
     // verify keeps one small slot per frame (the index pays 13 bytes a
     // frame), so its memory stays within a few times the file.
     assert!(u.largest <= 4 * len && u.peak <= 8 * len, "verify: {u:?}");
@@ -589,6 +618,8 @@ fn largest_frame_size_with_a_one_byte_frame() {
 fn the_counter_sees_allocations() {
     let _g = serial();
     let (v, u) = measured(|| vec![1u8; 3 << 20]);
-    assert!(u.largest >= 3 << 20 && u.peak >= 3 << 20, "{u:?}");
+    // Peak is live bytes, so a pool thread freeing a little meanwhile may
+    // shave a few bytes off it.
+    assert!(u.largest >= 3 << 20 && u.peak >= (3 << 20) - 4096, "{u:?}");
     drop(v);
 }
