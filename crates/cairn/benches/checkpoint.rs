@@ -756,7 +756,14 @@ fn paired_text(report: &Report, a: &str, b: &str, r: f64) -> String {
     let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = rounds.iter().copied().fold(0.0, f64::max);
     let alone = report.rate(a).zip(report.rate(b)).map_or(f64::NAN, |(x, y)| x / y);
-    format!("{r:.2}× (median of {} paired rounds, {lo:.2}–{hi:.2}; ratio of medians {alone:.2}×)", rounds.len())
+    let best = report
+        .row(a)
+        .zip(report.row(b))
+        .map_or(f64::NAN, |(x, y)| y.samples.min().as_secs_f64() / x.samples.min().as_secs_f64());
+    format!(
+        "{r:.2}× (median of {} paired rounds, {lo:.2}–{hi:.2}; ratio of medians {alone:.2}×, of best runs {best:.2}×)",
+        rounds.len()
+    )
 }
 
 fn print_targets(report: &Report) {
