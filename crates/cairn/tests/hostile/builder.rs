@@ -126,7 +126,7 @@ impl Spec {
     }
 
     pub(crate) fn align(&mut self) {
-        while self.data_end() % 64 != 0 {
+        while !self.data_end().is_multiple_of(64) {
             self.data.push(0);
         }
     }
