@@ -201,6 +201,16 @@ impl Checkpoint {
     }
 
     /// A chunk's frame table, decoded and validated on first use.
+    /// The chunk `name`, which must be a tensor of `T`'s dtype.
+    fn typed_entry<T: Element>(&self, name: &str) -> Result<&ChunkInfo> {
+        let c = self.entry(name)?;
+        if c.dtype == Some(T::DTYPE) {
+            return Ok(c);
+        }
+        let stored = c.dtype.map_or("untyped bytes", |d| d.name());
+        Err(Error::Mismatch { name: name.into(), detail: format!("stored as {stored}, asked for {}", T::DTYPE) })
+    }
+
     pub(crate) fn frames_of(&self, c: &ChunkInfo) -> Result<&[FrameEntry]> {
         let Some(slot) = self.tables.get(c.ordinal) else {
             return Err(Error::InvalidArgument(format!("chunk {:?} is not from {}", c.name, self.origin)));
@@ -325,15 +335,8 @@ impl Checkpoint {
     /// [`Error::Mismatch`] if the dtype differs from `T`, the chunk is
     /// compressed, the file is not mapped, or the data is misaligned for `T`.
     pub fn tensor<T: Element>(&self, name: &str) -> Result<&[T]> {
-        let c = self.entry(name)?;
+        let c = self.typed_entry::<T>(name)?;
         let mismatch = |detail: String| Error::Mismatch { name: name.into(), detail };
-        if c.dtype != Some(T::DTYPE) {
-            return Err(mismatch(format!(
-                "stored as {}, asked for {}",
-                c.dtype.map_or("untyped bytes", |d| d.name()),
-                T::DTYPE
-            )));
-        }
         if !c.is_raw() {
             return Err(mismatch("stored compressed; use read_tensor".into()));
         }
@@ -351,13 +354,7 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Mismatch`] if the dtype differs from `T`; as [`read_into`](Self::read_into).
     pub fn read_tensor<T: Element>(&self, name: &str) -> Result<Vec<T>> {
-        let c = self.entry(name)?;
-        if c.dtype != Some(T::DTYPE) {
-            return Err(Error::Mismatch {
-                name: name.into(),
-                detail: format!("stored as {}, asked for {}", c.dtype.map_or("untyped bytes", |d| d.name()), T::DTYPE),
-            });
-        }
+        let c = self.typed_entry::<T>(name)?;
         let n = usize::try_from(c.raw_len / T::DTYPE.size() as u64)
             .map_err(|_| Error::InvalidArgument(format!("chunk {name:?} too large")))?;
         let mut out = Vec::new();

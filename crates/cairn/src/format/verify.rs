@@ -172,7 +172,7 @@ impl Checkpoint {
     /// Checks one frame's checksum and decoding and hashes its content.
     fn check_frame(&self, c: &ChunkInfo, fi: usize) -> Result<FrameHash> {
         let frame_size = self.frame_size();
-        let f = self.frames_of(c)?.get(fi).ok_or(Error::Poisoned)?;
+        let f = self.frames_of(c)?.get(fi).ok_or_else(|| self.corrupt(c, fi, c.data_offset, "no such frame".into()))?;
         let stored = self.stored_frame(c, fi, f)?;
         let only = c.frame_count == 1;
         if f.codec == codec::tag::NONE {
