@@ -77,6 +77,37 @@ pub enum Error {
     /// An earlier write or sync failed; this writer accepts nothing more.
     #[error("writer is poisoned by an earlier I/O failure; start a new one")]
     Poisoned,
+    /// A write or sync of this log failed earlier. What reached the disk is
+    /// unknown, so the log accepts nothing more until it is reopened, which
+    /// recovers what is there.
+    #[error("log {path} is poisoned by an earlier failure ({cause}); reopen it to recover")]
+    LogPoisoned {
+        /// The log's directory.
+        path: PathBuf,
+        /// The failure that poisoned it.
+        cause: String,
+    },
+    /// Another process (or another open handle) holds this log or store.
+    #[error("{path} is in use by another process")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+}
+
+/// An error and its sources as one line, `outer: inner: innermost`.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
 }
 
 /// `Result` with cairn's [`Error`].

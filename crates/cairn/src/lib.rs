@@ -33,6 +33,7 @@
 mod error;
 pub mod format;
 pub mod io;
+pub mod wal;
 
 pub use error::{Error, Result};
 pub use format::{

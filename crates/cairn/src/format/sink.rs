@@ -1,12 +1,10 @@
 //! Where a writer's bytes go: a temp file published durably, or memory.
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::TempFile;
+use crate::io::{FsFile, FsRef, StdFs, TempFile};
 
 /// A destination for a checkpoint being written.
 ///
@@ -69,13 +67,14 @@ const BUF_LEN: usize = 256 << 10;
 /// while the checkpoint is still being written.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
-/// A checkpoint file written under a temp name and published by rename.
+/// A checkpoint file written under a temp name and published by rename,
+/// through the [`io`](crate::io) layer.
 ///
-/// While writing, it asks the kernel to start writing back each completed
-/// 8 MiB (`sync_file_range` with `SYNC_FILE_RANGE_WRITE` on Linux), so disk
+/// While writing, it asks the system to start writing back each completed
+/// 8 MiB ([`FsFile::start_writeback`], `sync_file_range` on Linux), so disk
 /// I/O overlaps with producing the rest and the final `fsync` has little
 /// left to do. That call only starts writeback; durability still comes from
-/// the `fsync` in [`TempFile::publish`].
+/// the sync in [`TempFile::publish`].
 #[derive(Debug)]
 pub struct FileSink {
     temp: TempFile,
@@ -84,64 +83,38 @@ pub struct FileSink {
     written: u64,
     /// Bytes whose writeback has been started.
     kicked: u64,
-    /// Whether the file system accepts writeback hints.
-    hint: bool,
 }
 
 impl FileSink {
-    /// Creates the temp file beside `target`.
+    /// Creates the temp file beside `target` on the real file system.
     ///
     /// # Errors
     /// As [`TempFile::create`].
     pub fn create(target: &Path) -> Result<Self> {
-        let temp = TempFile::create(target)?;
-        Ok(FileSink { temp, buf: Vec::with_capacity(BUF_LEN), written: 0, kicked: 0, hint: true })
+        Self::create_in(StdFs::shared(), target)
     }
 
-    fn file(&self) -> io::Result<&File> {
+    /// Creates the temp file beside `target` on `fs`.
+    ///
+    /// # Errors
+    /// As [`TempFile::create_in`].
+    pub fn create_in(fs: FsRef, target: &Path) -> Result<Self> {
+        let temp = TempFile::create_in(fs, target)?;
+        Ok(FileSink { temp, buf: Vec::with_capacity(BUF_LEN), written: 0, kicked: 0 })
+    }
+
+    fn file(&self) -> io::Result<&dyn FsFile> {
         self.temp.file().ok_or_else(|| io::Error::other("temp file already closed"))
     }
 
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut f = self.file()?;
-        f.write_all(bytes)?;
+        let f = self.file()?;
+        f.write_at(bytes, self.written)?;
         self.written += bytes.len() as u64;
-        if self.hint && self.written - self.kicked >= WRITEBACK_STEP {
-            self.start_writeback()?;
-        }
-        Ok(())
-    }
-
-    #[cfg(target_os = "linux")]
-    fn start_writeback(&mut self) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let fd = self.file()?.as_raw_fd();
-        let (Ok(offset), Ok(len)) = (i64::try_from(self.kicked), i64::try_from(self.written - self.kicked)) else {
-            self.hint = false;
-            return Ok(());
-        };
-        // SAFETY: fd is an open file owned by self.temp; the call only
-        // starts writeback of the range and touches no memory of ours.
-        let r = unsafe { libc::sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE) };
-        if r == 0 {
+        if self.written - self.kicked >= WRITEBACK_STEP {
+            self.file()?.start_writeback(self.kicked, self.written - self.kicked)?;
             self.kicked = self.written;
-            return Ok(());
         }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            // The file system does not take the hint: write without it.
-            Some(libc::EINVAL | libc::ENOSYS | libc::ESPIPE | libc::EOPNOTSUPP) => {
-                self.hint = false;
-                Ok(())
-            }
-            // Anything else (EIO, ENOSPC) is a write failure: poison.
-            _ => Err(e),
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn start_writeback(&mut self) -> io::Result<()> {
-        self.hint = false;
         Ok(())
     }
 
@@ -180,7 +153,7 @@ impl Sink for FileSink {
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.flush_buf()?;
-        self.file()?.write_all_at(buf, offset)
+        self.file()?.write_at(buf, offset)
     }
 
     fn commit(mut self) -> Result<PathBuf> {

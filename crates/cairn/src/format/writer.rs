@@ -57,6 +57,17 @@ impl CheckpointWriter<FileSink> {
         let sink = FileSink::create(path.as_ref())?;
         Self::with_sink(sink, opts)
     }
+
+    /// Starts a checkpoint that [`finish`](Self::finish) publishes at `path`
+    /// on the file system `fs` (temp file, sync, rename, directory sync, all
+    /// through `fs`).
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub fn create_in(fs: crate::io::FsRef, path: impl AsRef<Path>, opts: WriterOptions) -> Result<Self> {
+        let sink = FileSink::create_in(fs, path.as_ref())?;
+        Self::with_sink(sink, opts)
+    }
 }
 
 impl CheckpointWriter<Vec<u8>> {

@@ -1,8 +1,18 @@
-//! File access that must survive a crash: temp files beside their target,
-//! syncs, renames made durable by syncing the directory, and the sweep that
-//! removes temp files orphaned by dead processes.
+//! File access that must survive a crash.
+//!
+//! Everything durable in cairn goes through the [`Fs`] trait: the real file
+//! system ([`StdFs`]) in production, and a simulated one ([`SimFs`]) that
+//! keeps durable and pending state apart so tests can cut the power after
+//! any operation. On top of it sit temp files published by sync, rename and
+//! directory sync, and the sweep that removes temp files orphaned by dead
+//! processes.
 
 mod publish;
+mod sim;
+mod std_fs;
+mod vfs;
 
-pub use publish::sync_dir;
-pub use publish::{sweep_orphans, TempFile, TEMP_SUFFIX};
+pub use publish::{sweep_orphans, sweep_orphans_in, sync_dir, TempFile, TEMP_SUFFIX};
+pub use sim::{CrashPlan, Fault, FaultRule, Keep, OpKind, SimFs, Tear};
+pub use std_fs::{StdFile, StdFs};
+pub use vfs::{create_dir_durable, dir_of, Fs, FsFile, FsLock, FsRef, OpenMode};

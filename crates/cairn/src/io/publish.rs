@@ -1,11 +1,12 @@
 //! Durable publish: write to a temp file in the target's directory, sync it,
 //! rename it over the target, sync the directory.
 
-use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::std_fs::StdFs;
+use super::vfs::{dir_of, Fs, FsFile, FsRef, OpenMode};
 use crate::error::{Error, Result};
 
 /// Every temp file's name ends with this, after `.<pid>.<nonce>`.
@@ -17,34 +18,38 @@ static NONCE: AtomicU64 = AtomicU64::new(0);
 /// removed on drop unless [`TempFile::publish`] succeeded.
 #[derive(Debug)]
 pub struct TempFile {
-    file: Option<File>,
+    fs: FsRef,
+    file: Option<Box<dyn FsFile>>,
     temp: PathBuf,
     target: PathBuf,
 }
 
-fn dir_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Syncs a directory so that creates, renames and removes in it are durable.
+/// Syncs a directory of the real file system so that creates, renames and
+/// removes in it are durable.
 ///
 /// # Errors
 /// [`Error::Io`] if the directory cannot be opened or synced.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    let d = File::open(dir).map_err(|e| Error::io("opening directory", dir, e))?;
-    d.sync_all().map_err(|e| Error::io("syncing directory", dir, e))
+    StdFs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))
 }
 
 impl TempFile {
-    /// Creates `.<name>.<pid>.<nonce>.cairn-tmp` in `target`'s directory.
+    /// Creates `.<name>.<pid>.<nonce>.cairn-tmp` in `target`'s directory on
+    /// the real file system.
+    ///
+    /// # Errors
+    /// As [`create_in`](Self::create_in).
+    pub fn create(target: impl AsRef<Path>) -> Result<Self> {
+        Self::create_in(StdFs::shared(), target)
+    }
+
+    /// Creates `.<name>.<pid>.<nonce>.cairn-tmp` in `target`'s directory on
+    /// `fs`.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `target` has no file name; [`Error::Io`]
     /// or [`Error::NotFound`] if the file cannot be created.
-    pub fn create(target: impl AsRef<Path>) -> Result<Self> {
+    pub fn create_in(fs: FsRef, target: impl AsRef<Path>) -> Result<Self> {
         let target = target.as_ref().to_path_buf();
         let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
             return Err(Error::InvalidArgument(format!("{} has no UTF-8 file name", target.display())));
@@ -52,17 +57,14 @@ impl TempFile {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let nonce = (u64::from(nanos) << 16) ^ NONCE.fetch_add(1, Ordering::Relaxed);
         let temp = dir_of(&target).join(format!(".{name}.{}.{nonce:x}{TEMP_SUFFIX}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io("creating a temp file beside", &target, e))?;
-        Ok(TempFile { file: Some(file), temp, target })
+        let file =
+            fs.open(&temp, OpenMode::CreateNew).map_err(|e| Error::io("creating a temp file beside", &target, e))?;
+        Ok(TempFile { fs, file: Some(file), temp, target })
     }
 
     /// The open temp file.
-    pub fn file(&self) -> Option<&File> {
-        self.file.as_ref()
+    pub fn file(&self) -> Option<&dyn FsFile> {
+        self.file.as_deref()
     }
 
     /// The temp file's path.
@@ -87,11 +89,12 @@ impl TempFile {
         };
         file.sync_all().map_err(|e| Error::io("syncing", &self.temp, e))?;
         drop(file);
-        fs::rename(&self.temp, &self.target).map_err(|e| Error::io("renaming temp file to", &self.target, e))?;
+        self.fs.rename(&self.temp, &self.target).map_err(|e| Error::io("renaming temp file to", &self.target, e))?;
         // The rename is done: the temp path no longer exists, so Drop must not
         // remove anything, even if the directory sync below fails.
         self.temp = PathBuf::new();
-        sync_dir(dir_of(&self.target))?;
+        let dir = dir_of(&self.target);
+        self.fs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))?;
         Ok(self.target.clone())
     }
 }
@@ -99,7 +102,7 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.temp.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.temp);
+            let _ = self.fs.remove_file(&self.temp);
         }
     }
 }
@@ -121,27 +124,39 @@ fn temp_pid(file_name: &str) -> Option<u32> {
     parts.next()?.parse().ok()
 }
 
-/// Removes temp files in `dir` left by processes that no longer run, and
-/// syncs the directory if it removed any. Returns the removed paths.
+/// Removes temp files in `dir` on the real file system left by processes
+/// that no longer run, and syncs the directory if it removed any. Returns the
+/// removed paths.
 ///
 /// # Errors
-/// [`Error::Io`] if the directory cannot be listed or a file removed.
+/// As [`sweep_orphans_in`].
 pub fn sweep_orphans(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
-    let dir = dir.as_ref();
+    sweep_orphans_in(&StdFs, dir.as_ref())
+}
+
+/// Removes temp files in `dir` on `fs` left by processes that no longer
+/// run, and syncs the directory if it removed any. Returns the removed paths.
+///
+/// # Errors
+/// [`Error::Io`] if the directory cannot be listed, a file removed or the
+/// directory synced.
+pub fn sweep_orphans_in(fs: &dyn Fs, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(temp_pid) else { continue };
+    let names = fs.list_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    for name in names {
+        let Some(pid) = temp_pid(&name) else { continue };
         if pid != std::process::id() && !pid_alive(pid) {
-            let path = entry.path();
-            fs::remove_file(&path).map_err(|e| Error::io("removing orphan", &path, e))?;
-            removed.push(path);
+            let path = dir.join(&name);
+            match fs.remove_file(&path) {
+                Ok(()) => removed.push(path),
+                // Another sweeper got there first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing orphan", &path, e)),
+            }
         }
     }
     if !removed.is_empty() {
-        sync_dir(dir)?;
+        fs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))?;
     }
     Ok(removed)
 }
@@ -150,6 +165,7 @@ pub fn sweep_orphans(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn temp_names_carry_the_pid() {

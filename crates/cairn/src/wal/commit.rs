@@ -1,0 +1,230 @@
+//! Group commit: appenders queue framed records in one buffer; whichever
+//! finds no write in progress becomes the leader and writes (and, under
+//! [`Sync::Always`], syncs) everything queued so far in one go, while the
+//! others wait for the LSN they need.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::options::{Sync, WalOptions};
+use super::reader::SegRange;
+use super::record::{self, MAX_PAYLOAD};
+use super::segment;
+use crate::error::{Error, Result};
+use crate::io::{FsFile, FsRef, OpenMode};
+
+/// What appenders share, behind [`Shared::state`].
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Framed records waiting for a leader, LSNs `queued_first..next_lsn`.
+    pub buf: Vec<u8>,
+    /// A cleared buffer kept for reuse, so steady appends do not allocate.
+    pub spare: Vec<u8>,
+    pub queued_first: u64,
+    pub next_lsn: u64,
+    /// Every LSN up to this one is written to the file system.
+    pub written: u64,
+    /// Every LSN up to this one is durable.
+    pub durable: u64,
+    /// A leader is writing.
+    pub leader: bool,
+    /// Why the log refuses further appends.
+    pub poisoned: Option<Arc<str>>,
+}
+
+/// The segment being written, behind [`Shared::io`]; held only by a leader,
+/// the interval flusher and maintenance (truncation, reads of the layout).
+#[derive(Debug)]
+pub(crate) struct Io {
+    pub segments: Vec<SegRange>,
+    pub file: Arc<dyn FsFile>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub fs: FsRef,
+    pub dir: PathBuf,
+    pub opts: WalOptions,
+    pub state: Mutex<State>,
+    pub cond: Condvar,
+    pub io: Mutex<Io>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves nothing half-done that a later
+    // holder could misread: every field is updated in one step.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn poisoned_error(&self, cause: &str) -> Error {
+        Error::LogPoisoned { path: self.dir.clone(), cause: cause.to_string() }
+    }
+
+    /// Frames `payloads` under one lock, so they get consecutive LSNs, and
+    /// waits until the last is written (and durable under `Sync::Always`).
+    /// Returns the first and last LSN.
+    pub(crate) fn append<'a>(&self, payloads: impl Iterator<Item = &'a [u8]> + Clone) -> Result<Option<(u64, u64)>> {
+        if let Some(p) = payloads.clone().find(|p| p.len() > MAX_PAYLOAD) {
+            return Err(Error::InvalidArgument(format!(
+                "a log record holds at most {MAX_PAYLOAD} bytes, got {}",
+                p.len()
+            )));
+        }
+        let mut st = lock(&self.state);
+        if let Some(cause) = &st.poisoned {
+            return Err(self.poisoned_error(cause));
+        }
+        let first = st.next_lsn;
+        for p in payloads {
+            let lsn = st.next_lsn;
+            if st.buf.is_empty() {
+                st.queued_first = lsn;
+            }
+            let durable = st.durable;
+            record::encode(&mut st.buf, lsn, durable, p);
+            st.next_lsn += 1;
+        }
+        if st.next_lsn == first {
+            return Ok(None);
+        }
+        let last = st.next_lsn - 1;
+        let always = self.opts.sync == Sync::Always;
+        self.wait_for(st, last, always)?;
+        Ok(Some((first, last)))
+    }
+
+    /// Waits until `lsn` is written, or durable if `durable`, leading writes
+    /// when no one else is.
+    pub(crate) fn wait_for<'a>(&'a self, mut st: MutexGuard<'a, State>, lsn: u64, durable: bool) -> Result<()> {
+        loop {
+            let done = if durable { st.durable >= lsn } else { st.written >= lsn };
+            if done {
+                return Ok(());
+            }
+            if let Some(cause) = &st.poisoned {
+                return Err(self.poisoned_error(cause));
+            }
+            if st.leader {
+                st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st = self.lead(st, durable || self.opts.sync == Sync::Always);
+        }
+    }
+
+    /// Syncs the active segment without blocking appenders' writes (only a
+    /// sealing waits), then marks everything written before it durable.
+    pub(crate) fn sync_written(&self) -> Result<()> {
+        let (file, path, written) = {
+            let io = lock(&self.io);
+            let written = lock(&self.state).written;
+            (io.file.clone(), io.segments.last().map(|s| s.path.clone()).unwrap_or_default(), written)
+        };
+        {
+            let st = lock(&self.state);
+            if let Some(cause) = &st.poisoned {
+                return Err(self.poisoned_error(cause));
+            }
+            if st.durable >= written {
+                return Ok(());
+            }
+        }
+        let outcome = file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e));
+        let mut st = lock(&self.state);
+        match outcome {
+            Ok(()) => st.durable = st.durable.max(written),
+            Err(e) => {
+                let cause: Arc<str> = Arc::from(crate::error::chain(&e).as_str());
+                st.poisoned = Some(cause.clone());
+                self.cond.notify_all();
+                return Err(self.poisoned_error(&cause));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes everything queued, writes it (and syncs if `sync`) without
+    /// holding the state lock, then publishes the outcome to all waiters.
+    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>, sync: bool) -> MutexGuard<'a, State> {
+        st.leader = true;
+        let spare = std::mem::take(&mut st.spare);
+        let mut batch = std::mem::replace(&mut st.buf, spare);
+        let first = st.queued_first;
+        let last = st.next_lsn - 1;
+        drop(st);
+        let outcome = self.write_batch(&batch, first, sync);
+        let mut st = lock(&self.state);
+        st.leader = false;
+        match outcome {
+            Ok(sealed) => {
+                st.written = st.written.max(last);
+                st.durable = st.durable.max(sealed);
+                if sync {
+                    st.durable = st.durable.max(last);
+                }
+            }
+            // A failed write or sync leaves the file's state unknown: refuse
+            // everything from now on rather than retry (the fsync rule).
+            Err(e) => st.poisoned = Some(Arc::from(crate::error::chain(&e).as_str())),
+        }
+        batch.clear();
+        st.spare = batch;
+        self.cond.notify_all();
+        st
+    }
+
+    /// Writes one batch of frames (LSNs from `first`) at the end of the
+    /// active segment, sealing it first when the batch would overflow it.
+    /// Returns the highest LSN made durable by sealing, or 0.
+    fn write_batch(&self, batch: &[u8], first: u64, sync: bool) -> Result<u64> {
+        let mut io = lock(&self.io);
+        let mut sealed = 0;
+        let end = io.segments.last().map_or(0, |s| s.end);
+        if !batch.is_empty() && end > segment::HEADER_LEN as u64 && end + batch.len() as u64 > self.opts.segment_size {
+            self.seal_and_start(&mut io, first)?;
+            sealed = first - 1;
+        }
+        let Some(seg) = io.segments.last() else {
+            return Err(Error::InvalidArgument("log has no active segment".into()));
+        };
+        let (offset, path) = (seg.end, seg.path.clone());
+        if !batch.is_empty() {
+            io.file.write_at(batch, offset).map_err(|e| Error::io("writing log segment", &path, e))?;
+            if let Some(seg) = io.segments.last_mut() {
+                seg.end = offset + batch.len() as u64;
+            }
+        }
+        if sync {
+            io.file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e))?;
+        }
+        Ok(sealed)
+    }
+
+    /// Syncs the active segment whole, then creates the next one starting at
+    /// `first`, with its header synced and its directory entry durable
+    /// before any record is written to it.
+    fn seal_and_start(&self, io: &mut Io, first: u64) -> Result<()> {
+        let old = io.segments.last().map(|s| s.path.clone()).unwrap_or_default();
+        io.file.sync_data().map_err(|e| Error::io("syncing log segment", &old, e))?;
+        let file = create_segment(&self.fs, &self.dir, first)?;
+        io.file = Arc::from(file);
+        io.segments.push(SegRange {
+            first_lsn: first,
+            path: segment::path(&self.dir, first),
+            end: segment::HEADER_LEN as u64,
+        });
+        Ok(())
+    }
+}
+
+/// Creates the segment starting at `first` in `dir`: header written and
+/// synced, then the directory synced.
+pub(crate) fn create_segment(fs: &FsRef, dir: &std::path::Path, first: u64) -> Result<Box<dyn FsFile>> {
+    let path = segment::path(dir, first);
+    let file = fs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("creating log segment", &path, e))?;
+    file.write_at(&segment::encode_header(first), 0).map_err(|e| Error::io("writing log segment header", &path, e))?;
+    file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io("syncing log directory", dir, e))?;
+    Ok(file)
+}

@@ -1,0 +1,281 @@
+//! Reading a log directory back: which segments there are, which records
+//! are valid, and what is wrong where.
+//!
+//! The rules (docs/WAL.md states them for users):
+//! - Segments must follow each other: each starts at the LSN after the
+//!   previous one's last record.
+//! - A sealed segment (not the last) was synced whole before the next one
+//!   was created, so any invalid byte in it is corruption.
+//! - In the last segment, an invalid record whose LSN is at or below the
+//!   highest LSN any valid record says was durable is corruption; above it,
+//!   it is a torn write that no caller was told had succeeded.
+//! - Zero bytes where a record header would start end the log, unless valid
+//!   records follow them.
+
+use std::path::{Path, PathBuf};
+
+use super::options::RecoveryMode;
+use super::record::{self, Decoded, Frame, ALIGN};
+use super::segment::{self, HeaderError};
+use crate::error::{Error, Result};
+use crate::io::{Fs, OpenMode};
+
+/// What kind of problem a scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Bytes past the last point known durable that do not form valid
+    /// records: a write cut short by a crash. Harmless; recovery cuts them.
+    TornTail,
+    /// Records that were durable, or a sealed segment, are damaged.
+    Corrupt,
+}
+
+/// One problem found in a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Torn tail or corruption.
+    pub kind: ProblemKind,
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Where in the segment the bad bytes start.
+    pub offset: u64,
+    /// How many bytes are bad (up to the next valid record or the end).
+    pub bytes: u64,
+    /// The LSN expected at that offset.
+    pub lsn: u64,
+    /// What check failed.
+    pub detail: String,
+}
+
+impl Problem {
+    pub(crate) fn to_error(&self) -> Error {
+        Error::Corrupt {
+            file: self.segment.display().to_string(),
+            what: format!("log record (LSN {})", self.lsn),
+            offset: self.offset,
+            detail: match self.kind {
+                ProblemKind::Corrupt => format!("{} (before the durable point)", self.detail),
+                ProblemKind::TornTail => format!("{} (torn tail, refused by strict recovery)", self.detail),
+            },
+        }
+    }
+}
+
+/// One segment as a scan found it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentScan {
+    /// The LSN in its name and header.
+    pub first_lsn: u64,
+    pub path: PathBuf,
+    pub file_len: u64,
+    /// Where valid records end and the next record is to be written.
+    pub valid_end: u64,
+    /// Its header never reached the disk: the segment holds nothing.
+    pub header_missing: bool,
+}
+
+/// A whole log as a scan found it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogScan {
+    pub segments: Vec<SegmentScan>,
+    pub problems: Vec<Problem>,
+    pub records: u64,
+    pub first_lsn: Option<u64>,
+    pub last_lsn: Option<u64>,
+    /// The highest LSN a valid record says was durable.
+    pub durable_lsn: u64,
+}
+
+impl LogScan {
+    /// The LSN the next appended record gets.
+    pub fn next_lsn(&self) -> u64 {
+        match (self.last_lsn, self.segments.last()) {
+            (Some(last), _) => last + 1,
+            (None, Some(seg)) => seg.first_lsn,
+            (None, None) => 1,
+        }
+    }
+}
+
+/// The segments in `dir`, ordered by first LSN.
+pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let names = fs.list_dir(dir).map_err(|e| Error::io("listing log directory", dir, e))?;
+    let mut segs: Vec<(u64, PathBuf)> =
+        names.iter().filter_map(|n| segment::parse_name(n).map(|lsn| (lsn, dir.join(n)))).collect();
+    segs.sort_by_key(|(lsn, _)| *lsn);
+    Ok(segs)
+}
+
+/// Reads a whole file through `fs`.
+pub(crate) fn read_file(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>> {
+    let f = fs.open(path, OpenMode::Read).map_err(|e| Error::io("opening log segment", path, e))?;
+    f.read_all().map_err(|e| Error::io("reading log segment", path, e))
+}
+
+/// Scans every segment of the log in `dir`. In [`RecoveryMode::Strict`] the
+/// first problem is an error; in [`RecoveryMode::TolerateTornTail`] the
+/// first corruption is, and a torn tail ends the log; in
+/// [`RecoveryMode::Salvage`] nothing is an error and every valid record
+/// counts.
+pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: RecoveryMode) -> Result<LogScan> {
+    let segs = list_segments(fs, dir)?;
+    let mut scan = LogScan::default();
+    let count = segs.len();
+    for (i, (name_lsn, path)) in segs.into_iter().enumerate() {
+        let bytes = read_file(fs, &path)?;
+        let last = i + 1 == count;
+        let stop = scan_segment(&mut scan, &bytes, name_lsn, path, last, mode)?;
+        if stop {
+            break;
+        }
+    }
+    Ok(scan)
+}
+
+/// Scans one segment into `scan`. Returns whether the log ends here.
+fn scan_segment(
+    scan: &mut LogScan,
+    bytes: &[u8],
+    name_lsn: u64,
+    path: PathBuf,
+    last: bool,
+    mode: RecoveryMode,
+) -> Result<bool> {
+    let file_len = bytes.len() as u64;
+    let expected = scan.next_lsn();
+    let mut seg = SegmentScan { first_lsn: name_lsn, path, file_len, valid_end: 0, header_missing: false };
+    let header_problem = match segment::decode_header(bytes) {
+        Ok(lsn) if lsn == name_lsn => None,
+        Ok(lsn) => Some(format!("segment header names LSN {lsn} but its file name says {name_lsn}")),
+        Err(HeaderError::Unsupported(v)) => {
+            return Err(Error::Unsupported {
+                file: seg.path.display().to_string(),
+                feature: format!("log segment version {v}"),
+            })
+        }
+        // A header that never reached the disk is a torn creation only if
+        // nothing valid follows it in the last segment.
+        Err(HeaderError::Missing) if last && salvage_rest(bytes, segment::HEADER_LEN, name_lsn).is_empty() => {
+            seg.header_missing = true;
+            scan.segments.push(seg);
+            return Ok(true);
+        }
+        Err(HeaderError::Missing) => Some("segment header missing".to_string()),
+        Err(HeaderError::Invalid(why)) => Some(format!("segment header: {why}")),
+    };
+    if let Some(detail) = header_problem {
+        let p = Problem {
+            kind: ProblemKind::Corrupt,
+            segment: seg.path.clone(),
+            offset: 0,
+            bytes: file_len,
+            lsn: name_lsn,
+            detail,
+        };
+        report(scan, p, mode)?;
+        // Salvage: a segment without a trustworthy header is skipped whole.
+        seg.valid_end = file_len;
+        scan.segments.push(seg);
+        return Ok(false);
+    }
+    if !scan.segments.is_empty() && name_lsn != expected {
+        let p = Problem {
+            kind: ProblemKind::Corrupt,
+            segment: seg.path.clone(),
+            offset: 0,
+            bytes: 0,
+            lsn: expected,
+            detail: format!("segment starts at LSN {name_lsn}, expected {expected}: records are missing"),
+        };
+        report(scan, p, mode)?;
+    }
+    let mut at = segment::HEADER_LEN;
+    let mut next = name_lsn;
+    loop {
+        let rest = bytes.get(at..).unwrap_or_default();
+        let why = match record::decode(rest) {
+            Decoded::Record(f) if f.lsn == next || (mode == RecoveryMode::Salvage && f.lsn > next) => {
+                accept(scan, &f);
+                next = f.lsn + 1;
+                at += f.len;
+                continue;
+            }
+            Decoded::Record(f) => format!("record has LSN {}, expected {next}", f.lsn),
+            Decoded::End => "zero bytes before later valid records".to_string(),
+            Decoded::Invalid(why) => why.to_string(),
+        };
+        let later = salvage_rest(bytes, at + ALIGN, next);
+        if matches!(record::decode(rest), Decoded::End) && later.is_empty() {
+            break; // the clean end of the log
+        }
+        let evidence = later.iter().map(|(_, f)| f.durable).max().unwrap_or(0).max(scan.durable_lsn);
+        let kind = if !last || next <= evidence { ProblemKind::Corrupt } else { ProblemKind::TornTail };
+        let resume = later.first().map(|(off, _)| *off);
+        let bad_end = match (mode, resume) {
+            (RecoveryMode::Salvage, Some(off)) => off,
+            _ => bytes.len(),
+        };
+        let p = Problem {
+            kind,
+            segment: seg.path.clone(),
+            offset: at as u64,
+            bytes: (bad_end - at) as u64,
+            lsn: next,
+            detail: why,
+        };
+        report(scan, p, mode)?;
+        match (mode, resume) {
+            (RecoveryMode::Salvage, Some(off)) => at = off,
+            _ => break,
+        }
+    }
+    seg.valid_end = at as u64;
+    let torn = scan.problems.last().is_some_and(|p| p.kind == ProblemKind::TornTail && p.segment == seg.path);
+    scan.segments.push(seg);
+    Ok(torn && mode != RecoveryMode::Salvage)
+}
+
+fn accept(scan: &mut LogScan, f: &Frame<'_>) {
+    scan.records += 1;
+    scan.first_lsn.get_or_insert(f.lsn);
+    scan.last_lsn = Some(f.lsn);
+    scan.durable_lsn = scan.durable_lsn.max(f.durable);
+}
+
+/// Records a problem, or fails with it when the mode does not tolerate it.
+fn report(scan: &mut LogScan, p: Problem, mode: RecoveryMode) -> Result<()> {
+    let fatal = match mode {
+        RecoveryMode::Strict => true,
+        RecoveryMode::TolerateTornTail => p.kind == ProblemKind::Corrupt,
+        RecoveryMode::Salvage => false,
+    };
+    if fatal {
+        return Err(p.to_error());
+    }
+    scan.problems.push(p);
+    Ok(())
+}
+
+/// Every valid record at or after `from` with an LSN of at least `min_lsn`,
+/// found by trying each aligned offset, following chains of records.
+pub(crate) fn salvage_rest(bytes: &[u8], from: usize, min_lsn: u64) -> Vec<(usize, Frame<'_>)> {
+    let mut found = Vec::new();
+    let mut at = from.next_multiple_of(ALIGN);
+    let mut min = min_lsn;
+    while at < bytes.len() {
+        let buf = bytes.get(at..).unwrap_or_default();
+        if record::peek_lsn(buf).is_none_or(|lsn| lsn < min) {
+            at += ALIGN;
+            continue;
+        }
+        match record::decode(buf) {
+            Decoded::Record(f) if f.lsn >= min => {
+                min = f.lsn.saturating_add(1);
+                found.push((at, f));
+                at += f.len;
+            }
+            _ => at += ALIGN,
+        }
+    }
+    found
+}
