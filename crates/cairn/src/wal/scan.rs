@@ -153,9 +153,23 @@ fn scan_segment(
                 feature: format!("log segment version {v}"),
             })
         }
-        // A header that never reached the disk is a torn creation only if
-        // nothing valid follows it in the last segment.
-        Err(HeaderError::Missing) if last && salvage_rest(bytes, segment::HEADER_LEN, name_lsn).is_empty() => {
+        // Records are written to a segment only after its header is synced,
+        // so in the last segment a header that is missing or torn, with no
+        // valid record after it, is a creation cut short by a crash.
+        Err(e @ (HeaderError::Missing | HeaderError::Invalid(_)))
+            if last && salvage_rest(bytes, segment::HEADER_LEN, name_lsn).is_empty() =>
+        {
+            if let HeaderError::Invalid(why) = e {
+                let p = Problem {
+                    kind: ProblemKind::TornTail,
+                    segment: seg.path.clone(),
+                    offset: 0,
+                    bytes: file_len,
+                    lsn: name_lsn,
+                    detail: format!("segment header: {why}"),
+                };
+                report(scan, p, mode)?;
+            }
             seg.header_missing = true;
             scan.segments.push(seg);
             return Ok(true);
