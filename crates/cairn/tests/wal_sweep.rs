@@ -142,3 +142,20 @@ fn a_missing_middle_segment_is_corruption() {
     assert!(wal.recovery().is_corrupt());
     assert_eq!(wal.append(b"x").unwrap(), N + 1);
 }
+
+#[test]
+fn salvage_keeps_the_records_of_a_segment_whose_header_is_damaged() {
+    let mut segs = clean_log();
+    let last = segs.len() - 1;
+    segs[last].1[0] ^= 0xFF;
+    let sim = sim_with(&segs);
+    assert!(matches!(
+        Wal::open_with(sim.shared(), DIR, opts(RecoveryMode::TolerateTornTail)),
+        Err(Error::Corrupt { .. })
+    ));
+    let wal = Wal::open_with(sim.shared(), DIR, opts(RecoveryMode::Salvage)).unwrap();
+    assert!(wal.recovery().is_corrupt());
+    let lsns: Vec<u64> = wal.iter_from(0).map(|r| r.unwrap().lsn).collect();
+    assert_eq!(lsns, (1..=N).collect::<Vec<_>>());
+    assert_eq!(wal.append(b"x").unwrap(), N + 1, "no LSN is handed out twice");
+}

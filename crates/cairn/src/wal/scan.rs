@@ -186,11 +186,8 @@ fn scan_segment(
             lsn: name_lsn,
             detail,
         };
+        // Only salvage gets past this: it goes on to the records.
         report(scan, p, mode)?;
-        // Salvage: a segment without a trustworthy header is skipped whole.
-        seg.valid_end = file_len;
-        scan.segments.push(seg);
-        return Ok(false);
     }
     if !scan.segments.is_empty() && name_lsn != expected {
         let p = Problem {
@@ -204,7 +201,8 @@ fn scan_segment(
         report(scan, p, mode)?;
     }
     let mut at = segment::HEADER_LEN;
-    let mut next = name_lsn;
+    // Salvage never goes back below what earlier segments held.
+    let mut next = if scan.segments.is_empty() { name_lsn } else { name_lsn.max(expected) };
     loop {
         let rest = bytes.get(at..).unwrap_or_default();
         let why = match record::decode(rest) {
