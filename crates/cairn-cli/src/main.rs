@@ -1,14 +1,15 @@
 //! The `cairn` command-line tool: pack files into a checkpoint, unpack,
-//! print or inspect one, verify it end to end, and run a demo.
+//! print or inspect one, verify it end to end, run a demo, and append to,
+//! dump or verify a write-ahead log.
 //!
 //! Exit codes, the same for every command:
 //!
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success (also: stdout closed early, e.g. `cairn cat f x \| head`) |
-//! | 1 | runtime error: missing file or chunk, I/O failure, a chunk name `unpack` refuses to write |
+//! | 1 | runtime error: missing file, chunk or log, I/O failure, a chunk name `unpack` refuses to write, a log another process holds |
 //! | 2 | usage error: bad arguments, `NAME=PATH` specs, dtypes, shapes that do not match their file |
-//! | 3 | integrity failure: stored data is damaged; the message names the damaged chunk or part |
+//! | 3 | integrity failure: stored data is damaged; the message names the damaged chunk, part or log record |
 
 mod commands;
 mod exit;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{cat, demo, inspect, pack, unpack, verify};
+use commands::{cat, demo, inspect, pack, unpack, verify, wal};
 
 /// Durable, verified checkpoint files.
 #[derive(Debug, Parser)]
@@ -46,6 +47,8 @@ enum Command {
     Verify(verify::Args),
     /// Generate, pack, inspect and verify a small example checkpoint.
     Demo(demo::Args),
+    /// Append to, dump or verify a write-ahead log directory.
+    Wal(wal::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Wal(args) => wal::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

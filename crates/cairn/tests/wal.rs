@@ -206,9 +206,9 @@ fn damage_before_the_durable_point_is_an_error_and_salvage_skips_it() {
     let dir = tempfile::tempdir().unwrap();
     let seg = log_with(dir.path(), 20);
     let mut bytes = std::fs::read(&seg).unwrap();
-    // Records 1, 2 and 3 take 40 bytes each after the 32-byte segment
-    // header: flip a payload byte of record 3.
-    bytes[32 + 2 * 40 + 30] ^= 0x55;
+    // Flip a payload byte of record 3.
+    let at = bytes.windows(9).position(|w| w == b"record 3 ").unwrap();
+    bytes[at + 4] ^= 0x55;
     std::fs::write(&seg, &bytes).unwrap();
 
     let err = Wal::open(dir.path()).unwrap_err();
@@ -222,4 +222,20 @@ fn damage_before_the_durable_point_is_an_error_and_salvage_skips_it() {
     assert!(!lsns.contains(&3), "{lsns:?}");
     assert_eq!(wal.recovery().problems.len(), 1);
     assert_eq!(wal.append(b"more").unwrap(), 21);
+}
+
+#[test]
+fn damage_to_the_last_synced_batch_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path()).unwrap();
+    wal.append_batch([&b"one"[..], b"two", b"three"]).unwrap();
+    // No close: the process could be killed here.
+    std::mem::forget(wal);
+    let seg = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"one").unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    assert!(cairn::wal::verify(&StdFs, dir.path()).unwrap().is_corrupt());
+    assert!(matches!(WalReader::open(dir.path()), Err(Error::Corrupt { .. })));
 }

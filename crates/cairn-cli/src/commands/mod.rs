@@ -6,3 +6,4 @@ pub mod inspect;
 pub mod pack;
 pub mod unpack;
 pub mod verify;
+pub mod wal;

@@ -38,6 +38,27 @@ pub(crate) struct State {
 pub(crate) struct Io {
     pub segments: Vec<SegRange>,
     pub file: Arc<dyn FsFile>,
+    /// The LSN of the last record written.
+    pub last_written: u64,
+    /// Whether a durable mark follows that record.
+    pub marked: bool,
+}
+
+impl Io {
+    /// Writes a durable mark for `lsn` after the last record if that record
+    /// is `lsn` and no mark follows it yet. The mark is not synced: it only
+    /// says what a sync already made true, and the next sync carries it.
+    pub(crate) fn mark(&mut self, lsn: u64) -> Result<()> {
+        if self.marked || self.last_written != lsn || lsn == 0 {
+            return Ok(());
+        }
+        let Some(seg) = self.segments.last_mut() else { return Ok(()) };
+        let mark = record::mark(lsn);
+        self.file.write_at(&mark, seg.end).map_err(|e| Error::io("writing log segment", &seg.path, e))?;
+        seg.end += mark.len() as u64;
+        self.marked = true;
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -130,7 +151,10 @@ impl Shared {
                 return Ok(());
             }
         }
-        let outcome = file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e));
+        let outcome = file
+            .sync_data()
+            .map_err(|e| Error::io("syncing log segment", &path, e))
+            .and_then(|()| lock(&self.io).mark(written));
         let mut st = lock(&self.state);
         match outcome {
             Ok(()) => st.durable = st.durable.max(written),
@@ -153,7 +177,7 @@ impl Shared {
         let first = st.queued_first;
         let last = st.next_lsn - 1;
         drop(st);
-        let outcome = self.write_batch(&batch, first, sync);
+        let outcome = self.write_batch(&batch, first, last, sync);
         let mut st = lock(&self.state);
         st.leader = false;
         match outcome {
@@ -177,7 +201,7 @@ impl Shared {
     /// Writes one batch of frames (LSNs from `first`) at the end of the
     /// active segment, sealing it first when the batch would overflow it.
     /// Returns the highest LSN made durable by sealing, or 0.
-    fn write_batch(&self, batch: &[u8], first: u64, sync: bool) -> Result<u64> {
+    fn write_batch(&self, batch: &[u8], first: u64, last: u64, sync: bool) -> Result<u64> {
         let mut io = lock(&self.io);
         let mut sealed = 0;
         let end = io.segments.last().map_or(0, |s| s.end);
@@ -194,9 +218,12 @@ impl Shared {
             if let Some(seg) = io.segments.last_mut() {
                 seg.end = offset + batch.len() as u64;
             }
+            io.last_written = last;
+            io.marked = false;
         }
         if sync {
             io.file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e))?;
+            io.mark(last)?;
         }
         Ok(sealed)
     }

@@ -79,7 +79,7 @@ impl Wal {
             std::io::ErrorKind::WouldBlock => Error::Locked { path: lock_path.clone() },
             _ => Error::io("locking", &lock_path, e),
         })?;
-        let scan = scan::scan_log(&*fs, &dir, opts.recovery)?;
+        let scan = scan::scan_log(&*fs, &dir, scan::ScanMode::Recover(opts.recovery))?;
         let mut report = RecoveryReport::from_scan(&scan);
         let (segments, file) = repair(&fs, &dir, &scan, &mut report)?;
         let last = scan.next_lsn() - 1;
@@ -93,14 +93,12 @@ impl Wal {
             leader: false,
             poisoned: None,
         };
-        let shared = Arc::new(Shared {
-            fs,
-            dir,
-            opts,
-            state: Mutex::new(state),
-            cond: Condvar::new(),
-            io: Mutex::new(Io { segments, file }),
-        });
+        let mut io = Io { segments, file, last_written: last, marked: scan.marked };
+        // Recovery synced what it kept: say so, so that later damage to those
+        // records is not taken for a torn write.
+        io.mark(last)?;
+        let shared =
+            Arc::new(Shared { fs, dir, opts, state: Mutex::new(state), cond: Condvar::new(), io: Mutex::new(io) });
         let flusher = match shared.opts.sync {
             Sync::Interval(every) => Some(start_flusher(&shared, every)),
             Sync::Always | Sync::Never => None,
@@ -221,13 +219,22 @@ impl Wal {
         lock(&self.shared.state).poisoned.is_some()
     }
 
-    /// Syncs everything appended and closes the log.
+    /// Syncs everything appended, with a durable mark after the last record
+    /// so that damage to any record is later told from a torn write, and
+    /// closes the log.
     ///
     /// # Errors
     /// As [`sync`](Self::sync).
     pub fn close(mut self) -> Result<()> {
         self.stop_flusher();
-        self.sync()
+        self.finish()
+    }
+
+    fn finish(&self) -> Result<()> {
+        self.sync()?;
+        let io = lock(&self.shared.io);
+        let path = io.segments.last().map(|s| s.path.clone()).unwrap_or_default();
+        io.file.sync_data().map_err(|e| Error::io("syncing log segment", path, e))
     }
 
     fn stop_flusher(&mut self) {
@@ -245,7 +252,7 @@ impl Drop for Wal {
         // Best effort, as for any writer dropped without close: what is
         // written already survives a killed process.
         if !self.is_poisoned() {
-            let _ = self.sync();
+            let _ = self.finish();
         }
     }
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::options::RecoveryMode;
-use super::record::{self, Decoded, MAX_PAYLOAD};
+use super::record::{self, Decoded, RecordType, MAX_PAYLOAD};
 use super::report::RecoveryReport;
-use super::scan::{self, salvage_rest};
+use super::scan::{self, salvage_rest, ScanMode};
 use super::segment;
 use crate::error::{Error, Result};
 use crate::io::{Fs, FsFile, FsRef, OpenMode, StdFs};
@@ -135,6 +135,10 @@ impl WalIter {
             let rest = cur.buf.get(cur.pos..cur.pos + avail).unwrap_or_default();
             let expected = self.next.unwrap_or(0);
             let why = match record::decode(rest) {
+                Decoded::Record(f) if f.kind == RecordType::DurableMark => {
+                    cur.pos += f.len;
+                    continue;
+                }
                 Decoded::Record(f) if f.lsn == expected || (self.skip_damage && f.lsn > expected) => {
                     let start = cur.pos + record::HEADER_LEN;
                     cur.pos += f.len;
@@ -221,7 +225,7 @@ impl WalReader {
     /// `mode` does not tolerate what the scan found; I/O errors.
     pub fn open_with(fs: FsRef, dir: impl AsRef<Path>, mode: RecoveryMode) -> Result<Self> {
         let started = Instant::now();
-        let scan = scan::scan_log(&*fs, dir.as_ref(), mode)?;
+        let scan = scan::scan_log(&*fs, dir.as_ref(), ScanMode::Recover(mode))?;
         let segs = scan
             .segments
             .iter()
@@ -245,15 +249,17 @@ impl WalReader {
 }
 
 /// Checks every record of the log in `dir` without changing anything.
-/// Problems are reported, not returned as errors: a torn tail is harmless,
-/// [`RecoveryReport::is_corrupt`] tells whether durable records are damaged.
+/// Problems are reported, not returned as errors: damage is skipped over to
+/// find more, a torn tail ends the log as opening it would (the bytes it
+/// reports are those opening would cut). [`RecoveryReport::is_corrupt`]
+/// tells whether durable records are damaged.
 ///
 /// # Errors
 /// [`Error::NotFound`] if `dir` is missing; [`Error::Unsupported`] for a
 /// newer segment version; I/O errors.
 pub fn verify(fs: &dyn Fs, dir: &Path) -> Result<RecoveryReport> {
     let started = Instant::now();
-    let scan = scan::scan_log(fs, dir, RecoveryMode::Salvage)?;
+    let scan = scan::scan_log(fs, dir, ScanMode::Verify)?;
     let mut report = RecoveryReport::from_scan(&scan);
     report.elapsed = started.elapsed();
     Ok(report)

@@ -7,11 +7,16 @@
 //! | 0 | 4 | CRC32C of bytes 4..24 and of the payload |
 //! | 4 | 4 | payload length (at most [`MAX_PAYLOAD`]) |
 //! | 8 | 8 | LSN |
-//! | 16 | 1 | type ([`RecordType`]; 0 is never written) |
+//! | 16 | 1 | type ([`RecordType`]: 1 data, 2 durable mark; 0 is never written) |
 //! | 17 | 3 | reserved, zero |
 //! | 20 | 4 | durable distance: the record's LSN minus the highest LSN known durable when it was framed, `u32::MAX` when unknown |
 //! | 24 | len | payload |
 //! | 24+len | 0..7 | zero padding to a multiple of 8 |
+//!
+//! A durable mark is a header alone (length 0) whose LSN field names the
+//! record just before it, with distance 0: it says every record up to that
+//! one is durable. The writer adds one after each sync, so the last batch
+//! before a crash is vouched for too.
 //!
 //! A header of 24 zero bytes is where the log ends (zero-filled or
 //! preallocated space). Integers are little-endian.
@@ -36,12 +41,15 @@ const OFF_DISTANCE: usize = 20;
 pub enum RecordType {
     /// A caller's payload.
     Data = 1,
+    /// No payload: says every record up to its LSN is durable.
+    DurableMark = 2,
 }
 
 impl RecordType {
     fn from_byte(b: u8) -> Option<Self> {
         match b {
             1 => Some(RecordType::Data),
+            2 => Some(RecordType::DurableMark),
             _ => None,
         }
     }
@@ -56,11 +64,22 @@ pub fn frame_len(payload_len: usize) -> usize {
 /// only (so the new one starts aligned). `durable` is the highest LSN known
 /// durable now.
 pub fn encode(out: &mut Vec<u8>, lsn: u64, durable: u64, payload: &[u8]) {
+    encode_frame(out, RecordType::Data, lsn, durable, payload);
+}
+
+/// The durable mark saying every record up to `lsn` is durable.
+pub fn mark(lsn: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN);
+    encode_frame(&mut out, RecordType::DurableMark, lsn, lsn, &[]);
+    out
+}
+
+fn encode_frame(out: &mut Vec<u8>, kind: RecordType, lsn: u64, durable: u64, payload: &[u8]) {
     let distance = u32::try_from(lsn.saturating_sub(durable)).unwrap_or(u32::MAX);
     let mut header = [0u8; HEADER_LEN];
     put(&mut header, OFF_LEN, &(payload.len() as u32).to_le_bytes());
     put(&mut header, OFF_LSN, &lsn.to_le_bytes());
-    put(&mut header, OFF_TYPE, &[RecordType::Data as u8]);
+    put(&mut header, OFF_TYPE, &[kind as u8]);
     put(&mut header, OFF_DISTANCE, &distance.to_le_bytes());
     let crc = checksum(&header, payload);
     put(&mut header, OFF_CRC, &crc.to_le_bytes());
@@ -146,15 +165,23 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     if header.get(OFF_RESERVED..OFF_DISTANCE).is_some_and(|r| r.iter().any(|b| *b != 0)) {
         return Decoded::Invalid("reserved record bytes are not zero");
     }
+    // The padding belongs to the frame: a frame cut anywhere is torn, and
+    // the next frame always starts aligned.
+    let flen = frame_len(len);
+    if buf.len() < flen {
+        return Decoded::Invalid("record runs past the end of the segment");
+    }
     let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
         return Decoded::Invalid("record runs past the end of the segment");
     };
     if checksum(header, payload) != crc {
         return Decoded::Invalid("record checksum mismatch");
     }
+    if kind == RecordType::DurableMark && (len != 0 || distance != 0) {
+        return Decoded::Invalid("durable mark with a payload");
+    }
     let durable = if distance == u32::MAX { 0 } else { lsn.saturating_sub(u64::from(distance)) };
-    let flen = frame_len(len);
-    Decoded::Record(Frame { lsn, kind, durable, payload, len: flen.min(buf.len()) })
+    Decoded::Record(Frame { lsn, kind, durable, payload, len: flen })
 }
 
 #[cfg(test)]
@@ -179,6 +206,14 @@ mod tests {
         assert!(out[29..].iter().all(|b| *b == 0));
         let Decoded::Record(f) = decode(&out) else { panic!("not a record") };
         assert_eq!((f.lsn, f.durable, f.payload, f.len), (7, 5, &b"hello"[..], 32));
+    }
+
+    #[test]
+    fn a_mark_vouches_for_its_lsn() {
+        let m = mark(9);
+        assert_eq!(m.len(), HEADER_LEN);
+        let Decoded::Record(f) = decode(&m) else { panic!("not a frame") };
+        assert_eq!((f.kind, f.lsn, f.durable, f.payload.len(), f.len), (RecordType::DurableMark, 9, 9, 0, 24));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use super::options::RecoveryMode;
-use super::record::{self, Decoded, Frame, ALIGN};
+use super::record::{self, Decoded, Frame, RecordType, ALIGN};
 use super::segment::{self, HeaderError};
 use crate::error::{Error, Result};
 use crate::io::{Fs, OpenMode};
@@ -84,6 +84,8 @@ pub(crate) struct LogScan {
     pub last_lsn: Option<u64>,
     /// The highest LSN a valid record says was durable.
     pub durable_lsn: u64,
+    /// Whether the last valid frame is a durable mark.
+    pub marked: bool,
 }
 
 impl LogScan {
@@ -93,6 +95,40 @@ impl LogScan {
             (Some(last), _) => last + 1,
             (None, Some(seg)) => seg.first_lsn,
             (None, None) => 1,
+        }
+    }
+}
+
+/// What a scan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanMode {
+    /// Opening a log (or a reader) under a recovery mode.
+    Recover(RecoveryMode),
+    /// Reporting every problem without failing: corruption is skipped over
+    /// as salvage would, a torn tail ends the log as opening it would.
+    Verify,
+}
+
+impl ScanMode {
+    /// Whether records may jump ahead in LSN after skipped damage.
+    fn lenient(self) -> bool {
+        matches!(self, ScanMode::Recover(RecoveryMode::Salvage) | ScanMode::Verify)
+    }
+
+    /// Whether scanning goes on at the next valid record after a problem.
+    fn resumes(self, kind: ProblemKind) -> bool {
+        match self {
+            ScanMode::Recover(RecoveryMode::Salvage) => true,
+            ScanMode::Verify => kind == ProblemKind::Corrupt,
+            ScanMode::Recover(_) => false,
+        }
+    }
+
+    fn fatal(self, kind: ProblemKind) -> bool {
+        match self {
+            ScanMode::Recover(RecoveryMode::Strict) => true,
+            ScanMode::Recover(RecoveryMode::TolerateTornTail) => kind == ProblemKind::Corrupt,
+            ScanMode::Recover(RecoveryMode::Salvage) | ScanMode::Verify => false,
         }
     }
 }
@@ -116,8 +152,8 @@ pub(crate) fn read_file(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>> {
 /// first problem is an error; in [`RecoveryMode::TolerateTornTail`] the
 /// first corruption is, and a torn tail ends the log; in
 /// [`RecoveryMode::Salvage`] nothing is an error and every valid record
-/// counts.
-pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: RecoveryMode) -> Result<LogScan> {
+/// counts; [`ScanMode::Verify`] reports everything.
+pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: ScanMode) -> Result<LogScan> {
     let segs = list_segments(fs, dir)?;
     let mut scan = LogScan::default();
     let count = segs.len();
@@ -139,7 +175,7 @@ fn scan_segment(
     name_lsn: u64,
     path: PathBuf,
     last: bool,
-    mode: RecoveryMode,
+    mode: ScanMode,
 ) -> Result<bool> {
     let file_len = bytes.len() as u64;
     let expected = scan.next_lsn();
@@ -186,7 +222,7 @@ fn scan_segment(
             lsn: name_lsn,
             detail,
         };
-        // Only salvage gets past this: it goes on to the records.
+        // Only salvage and verify get past this: they go on to the records.
         report(scan, p, mode)?;
     }
     if !scan.segments.is_empty() && name_lsn != expected {
@@ -206,7 +242,17 @@ fn scan_segment(
     loop {
         let rest = bytes.get(at..).unwrap_or_default();
         let why = match record::decode(rest) {
-            Decoded::Record(f) if f.lsn == next || (mode == RecoveryMode::Salvage && f.lsn > next) => {
+            // A mark vouches for the record just before it.
+            Decoded::Record(f) if f.kind == RecordType::DurableMark && f.lsn.checked_add(1) == Some(next) => {
+                scan.durable_lsn = scan.durable_lsn.max(f.lsn);
+                scan.marked = true;
+                at += f.len;
+                continue;
+            }
+            Decoded::Record(f) if f.kind == RecordType::DurableMark => {
+                format!("durable mark for LSN {}, expected {}", f.lsn, next - 1)
+            }
+            Decoded::Record(f) if f.lsn == next || (mode.lenient() && f.lsn > next) => {
                 accept(scan, &f);
                 next = f.lsn + 1;
                 at += f.len;
@@ -222,29 +268,26 @@ fn scan_segment(
         }
         let evidence = later.iter().map(|(_, f)| f.durable).max().unwrap_or(0).max(scan.durable_lsn);
         let kind = if !last || next <= evidence { ProblemKind::Corrupt } else { ProblemKind::TornTail };
-        let resume = later.first().map(|(off, _)| *off);
-        let bad_end = match (mode, resume) {
-            (RecoveryMode::Salvage, Some(off)) => off,
-            _ => bytes.len(),
-        };
+        let resume =
+            later.iter().find(|(_, f)| f.kind == RecordType::Data).map(|(off, _)| *off).filter(|_| mode.resumes(kind));
         let p = Problem {
             kind,
             segment: seg.path.clone(),
             offset: at as u64,
-            bytes: (bad_end - at) as u64,
+            bytes: (resume.unwrap_or(bytes.len()) - at) as u64,
             lsn: next,
             detail: why,
         };
         report(scan, p, mode)?;
-        match (mode, resume) {
-            (RecoveryMode::Salvage, Some(off)) => at = off,
-            _ => break,
+        match resume {
+            Some(off) => at = off,
+            None => break,
         }
     }
     seg.valid_end = at as u64;
     let torn = scan.problems.last().is_some_and(|p| p.kind == ProblemKind::TornTail && p.segment == seg.path);
     scan.segments.push(seg);
-    Ok(torn && mode != RecoveryMode::Salvage)
+    Ok(torn && mode != ScanMode::Recover(RecoveryMode::Salvage))
 }
 
 fn accept(scan: &mut LogScan, f: &Frame<'_>) {
@@ -252,37 +295,39 @@ fn accept(scan: &mut LogScan, f: &Frame<'_>) {
     scan.first_lsn.get_or_insert(f.lsn);
     scan.last_lsn = Some(f.lsn);
     scan.durable_lsn = scan.durable_lsn.max(f.durable);
+    scan.marked = false;
 }
 
 /// Records a problem, or fails with it when the mode does not tolerate it.
-fn report(scan: &mut LogScan, p: Problem, mode: RecoveryMode) -> Result<()> {
-    let fatal = match mode {
-        RecoveryMode::Strict => true,
-        RecoveryMode::TolerateTornTail => p.kind == ProblemKind::Corrupt,
-        RecoveryMode::Salvage => false,
-    };
-    if fatal {
+fn report(scan: &mut LogScan, p: Problem, mode: ScanMode) -> Result<()> {
+    if mode.fatal(p.kind) {
         return Err(p.to_error());
     }
     scan.problems.push(p);
     Ok(())
 }
 
-/// Every valid record at or after `from` with an LSN of at least `min_lsn`,
-/// found by trying each aligned offset, following chains of records.
+/// Every valid frame (records and durable marks) at or after `from` with an
+/// LSN of at least `min_lsn`, found by trying each aligned offset, following
+/// chains of records.
 pub(crate) fn salvage_rest(bytes: &[u8], from: usize, min_lsn: u64) -> Vec<(usize, Frame<'_>)> {
     let mut found = Vec::new();
     let mut at = from.next_multiple_of(ALIGN);
     let mut min = min_lsn;
     while at < bytes.len() {
         let buf = bytes.get(at..).unwrap_or_default();
-        if record::peek_lsn(buf).is_none_or(|lsn| lsn < min) {
+        // A mark names the record before it, so it may be one below `min`.
+        if record::peek_lsn(buf).is_none_or(|lsn| lsn.saturating_add(1) < min) {
             at += ALIGN;
             continue;
         }
         match record::decode(buf) {
-            Decoded::Record(f) if f.lsn >= min => {
+            Decoded::Record(f) if f.kind == RecordType::Data && f.lsn >= min => {
                 min = f.lsn.saturating_add(1);
+                found.push((at, f));
+                at += f.len;
+            }
+            Decoded::Record(f) if f.kind == RecordType::DurableMark && f.lsn.saturating_add(1) >= min => {
                 found.push((at, f));
                 at += f.len;
             }
