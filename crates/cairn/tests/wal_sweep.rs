@@ -156,3 +156,25 @@ fn salvage_keeps_the_records_of_a_segment_whose_header_is_damaged() {
     assert_eq!(lsns, (1..=N).collect::<Vec<_>>());
     assert_eq!(wal.append(b"x").unwrap(), N + 1, "no LSN is handed out twice");
 }
+
+/// Found by the fuzzer: a segment named for LSN 0, and LSNs at the top of
+/// the range, must be refused or ignored, never overflow.
+#[test]
+fn lsns_at_the_ends_of_the_range_do_not_overflow() {
+    for name_lsn in [0u64, 1, u64::MAX - 1, u64::MAX] {
+        for header_lsn in [0u64, name_lsn, u64::MAX] {
+            let sim = SimFs::new();
+            let mut bytes = clean_log().remove(0).1;
+            bytes[16..24].copy_from_slice(&header_lsn.to_le_bytes());
+            let path = format!("{DIR}/{name_lsn:020}.wal");
+            sim.put_durable(Path::new(&path), &bytes).unwrap();
+            let _ = cairn::wal::verify(&sim, Path::new(DIR));
+            for mode in [RecoveryMode::Strict, RecoveryMode::TolerateTornTail, RecoveryMode::Salvage] {
+                if let Ok(wal) = Wal::open_with(sim.shared(), DIR, opts(mode)) {
+                    let _ = wal.iter_from(0).count();
+                    let _ = wal.append(b"x");
+                }
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::options::{Sync, WalOptions};
 use super::reader::SegRange;
-use super::record::{self, MAX_PAYLOAD};
+use super::record::{self, MAX_LSN, MAX_PAYLOAD};
 use super::segment;
 use crate::error::{Error, Result};
 use crate::io::{FsFile, FsRef, OpenMode};
@@ -97,6 +97,10 @@ impl Shared {
             return Err(self.poisoned_error(cause));
         }
         let first = st.next_lsn;
+        let count = payloads.clone().count() as u64;
+        if count > 0 && first.checked_add(count - 1).is_none_or(|last| last > MAX_LSN) {
+            return Err(Error::InvalidArgument(format!("the log has no LSNs left for {count} more records")));
+        }
         for p in payloads {
             let lsn = st.next_lsn;
             if st.buf.is_empty() {

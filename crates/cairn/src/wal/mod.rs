@@ -22,7 +22,7 @@ mod state_log;
 pub use log::{Wal, LOCK_FILE};
 pub use options::{RecoveryMode, Sync, WalOptions};
 pub use reader::{verify, Record, WalIter, WalReader};
-pub use record::MAX_PAYLOAD;
+pub use record::{MAX_LSN, MAX_PAYLOAD};
 pub use report::RecoveryReport;
 pub use scan::{Problem, ProblemKind};
 pub use state_log::{ReplayProgress, State, StateLog, StateLogOptions, StateRecovery};

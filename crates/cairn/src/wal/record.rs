@@ -27,6 +27,9 @@ pub const HEADER_LEN: usize = 24;
 pub const ALIGN: usize = 8;
 /// The largest payload one record may carry (64 MiB).
 pub const MAX_PAYLOAD: usize = 64 << 20;
+/// The highest LSN a record may have; LSNs start at 1. Keeping one below
+/// `u64::MAX` lets "the LSN after" always exist.
+pub const MAX_LSN: u64 = u64::MAX - 1;
 
 const OFF_CRC: usize = 0;
 const OFF_LEN: usize = 4;
@@ -153,6 +156,9 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     else {
         return Decoded::Invalid("record header");
     };
+    if lsn == 0 || lsn > MAX_LSN {
+        return Decoded::Invalid("LSN out of range");
+    }
     let len = len as usize;
     if len > MAX_PAYLOAD {
         return Decoded::Invalid("record length over the limit");
@@ -219,7 +225,7 @@ mod tests {
     #[test]
     fn unknown_distance_means_nothing_known_durable() {
         let mut out = Vec::new();
-        encode(&mut out, u64::MAX, 0, b"");
+        encode(&mut out, MAX_LSN, 0, b"");
         let Decoded::Record(f) = decode(&out) else { panic!("not a record") };
         assert_eq!(f.durable, 0);
     }
@@ -248,7 +254,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(records in prop::collection::vec((any::<u64>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..300)), 1..20)) {
+        fn round_trip(records in prop::collection::vec((1..=MAX_LSN, any::<u64>(), prop::collection::vec(any::<u8>(), 0..300)), 1..20)) {
             let mut out = Vec::new();
             for (lsn, durable, payload) in &records {
                 encode(&mut out, *lsn, *durable, payload);

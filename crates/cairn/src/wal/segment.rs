@@ -43,7 +43,7 @@ pub fn parse_name(name: &str) -> Option<u64> {
     if digits.len() != DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|lsn| (1..=super::record::MAX_LSN).contains(lsn))
 }
 
 /// A segment's path in `dir`.
@@ -134,7 +134,9 @@ mod tests {
     #[test]
     fn names_round_trip_and_sort_by_lsn() {
         assert_eq!(file_name(1), "00000000000000000001.wal");
-        assert_eq!(parse_name(&file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_name(&file_name(u64::MAX - 1)), Some(u64::MAX - 1));
+        assert_eq!(parse_name(&file_name(u64::MAX)), None, "no LSN after it");
+        assert_eq!(parse_name(&file_name(0)), None, "LSNs start at 1");
         assert_eq!(parse_name("LOCK"), None);
         assert_eq!(parse_name("1.wal"), None);
         assert_eq!(parse_name("0000000000000000000x.wal"), None);

@@ -27,7 +27,7 @@ fn parse_name(name: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|lsn| *lsn <= super::record::MAX_LSN)
 }
 
 /// Snapshots in `dir`, newest first.
