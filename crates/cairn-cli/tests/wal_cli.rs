@@ -306,17 +306,21 @@ fn a_torn_tail_is_reported_and_cut_on_the_next_append() {
     let n = payloads.len() as u64;
     cairn_with(["wal", "append", s(&log)], &input).expect(0);
     let seg = segment(&log);
-    let clean_len = std::fs::metadata(&seg).unwrap().len();
+    // The writer keeps zeros ahead of its records; a torn write leaves its
+    // bytes right after the last frame, a durable mark whose last nonzero
+    // byte (its type) is 8 bytes before its end.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let file_len = bytes.len() as u64;
+    let clean_len = bytes.iter().rposition(|b| *b != 0).unwrap() as u64 + 8;
     let garbage = b"\x2a\x00\x00\x00garbage from a write cut short by a crash";
-    std::fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(garbage).unwrap();
+    bytes[clean_len as usize..clean_len as usize + garbage.len()].copy_from_slice(garbage);
+    std::fs::write(&seg, &bytes).unwrap();
+    let torn = file_len - clean_len;
 
     let run = cairn(["wal", "verify", s(&log)]);
     let out = run.expect(0).out();
     assert!(out.starts_with(&format!("ok: {n} records, LSN 1..{n}, 1 segment; torn tail of ")), "{out}");
-    assert!(
-        out.contains(&format!("{} bytes at {} offset {clean_len} (LSN {})", garbage.len(), s(&seg), n + 1)),
-        "{out}"
-    );
+    assert!(out.contains(&format!("{torn} bytes at {} offset {clean_len} (LSN {})", s(&seg), n + 1)), "{out}");
     assert!(out.contains("would be cut on open"), "{out}");
 
     let v = cairn(["wal", "verify", "--json", s(&log)]).expect(0).json();
@@ -327,19 +331,19 @@ fn a_torn_tail_is_reported_and_cut_on_the_next_append() {
     assert_eq!(p["kind"], "torn_tail");
     assert_eq!(p["segment"], s(&seg));
     assert_eq!(p["offset"], clean_len);
-    assert_eq!(p["bytes"], garbage.len());
+    assert_eq!(p["bytes"], torn);
     assert_eq!(p["lsn"], n + 1);
     assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()));
 
     // Readers leave the torn tail out and change nothing.
     assert_eq!(cairn(["wal", "dump", s(&log)]).expect(0).stdout, plain_dump(&payloads));
     check_json_dump(&cairn(["wal", "dump", "--json", s(&log)]).expect(0).stdout, &payloads);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), clean_len + garbage.len() as u64);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), file_len);
 
     // The next writer cuts it, says so on stderr, and goes on at LSN n+1.
     let run = cairn_with(["wal", "append", s(&log)], b"after\n");
     assert_eq!(run.expect(0).out(), acks(n + 1..=n + 1));
-    assert!(run.stderr.contains(&format!("cut {} bytes", garbage.len())), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("cut {torn} bytes")), "{}", run.stderr);
     let v = cairn(["wal", "verify", "--json", s(&log)]).expect(0).json();
     assert_eq!((v["torn_tail"].as_bool(), v["records"].as_u64()), (Some(false), Some(n + 1)));
     assert_eq!(v["problems"], json!([]));

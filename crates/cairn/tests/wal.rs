@@ -170,10 +170,14 @@ fn log_with(dir: &Path, n: u64) -> std::path::PathBuf {
 fn a_torn_tail_is_cut_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let seg = log_with(dir.path(), 10);
-    // Half a record of garbage after the last one: a torn write.
+    // Half a record of garbage after the last frame (in the zeros the
+    // writer keeps ahead of its records): a torn write.
     let mut bytes = std::fs::read(&seg).unwrap();
-    let good_len = bytes.len() as u64;
-    bytes.extend_from_slice(&[0xAB; 40]);
+    assert!(WalReader::open(dir.path()).unwrap().report().problems.is_empty());
+    let end = bytes.len() - bytes.iter().rev().take_while(|b| **b == 0).count();
+    // The last frame is a durable mark, whose last four bytes are zero.
+    let end = (end + 4).next_multiple_of(8) as u64;
+    bytes[end as usize..end as usize + 40].fill(0xAB);
     std::fs::write(&seg, &bytes).unwrap();
 
     assert!(matches!(
@@ -183,9 +187,10 @@ fn a_torn_tail_is_cut_and_reported() {
     let report = cairn::wal::verify(&StdFs, dir.path()).unwrap();
     assert!(report.has_torn_tail() && !report.is_corrupt(), "{report:?}");
     let wal = Wal::open(dir.path()).unwrap();
-    assert_eq!(wal.recovery().truncated_bytes, 40);
+    assert_eq!(wal.recovery().truncated_bytes, bytes.len() as u64 - end);
     assert_eq!(wal.recovery().problems[0].kind, ProblemKind::TornTail);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len);
+    assert_eq!(wal.recovery().problems[0].offset, end);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), end);
     assert_eq!(all(&wal).len(), 10);
 }
 
@@ -238,4 +243,25 @@ fn damage_to_the_last_synced_batch_is_corruption_not_a_torn_tail() {
     std::fs::write(&seg, &bytes).unwrap();
     assert!(cairn::wal::verify(&StdFs, dir.path()).unwrap().is_corrupt());
     assert!(matches!(WalReader::open(dir.path()), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn rotate_starts_a_segment_at_the_next_lsn_only_when_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path()).unwrap();
+    wal.rotate().unwrap();
+    assert_eq!(segments(dir.path()).len(), 1, "an empty segment is not sealed");
+    for i in 1..=3 {
+        wal.append(&payload(i)).unwrap();
+    }
+    wal.rotate().unwrap();
+    wal.rotate().unwrap();
+    let segs = segments(dir.path());
+    assert_eq!(segs.len(), 2);
+    assert!(segs[1].ends_with("00000000000000000004.wal"), "{segs:?}");
+    wal.append(&payload(4)).unwrap();
+    assert_eq!(wal.truncate_before(4).unwrap(), 1);
+    drop(wal);
+    let wal = Wal::open(dir.path()).unwrap();
+    assert_eq!(all(&wal), vec![(4, payload(4))]);
 }

@@ -2,9 +2,15 @@
 //! finds no write in progress becomes the leader and writes (and, under
 //! [`Sync::Always`], syncs) everything queued so far in one go, while the
 //! others wait for the LSN they need.
+//!
+//! Under `Sync::Always` a new leader first waits, briefly, for the appenders
+//! the last commit released to come back with their next record. Without
+//! that pause the appenders settle into two halves that take turns, and each
+//! sync carries only half of them.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::options::{Sync, WalOptions};
 use super::reader::SegRange;
@@ -30,7 +36,47 @@ pub(crate) struct State {
     pub leader: bool,
     /// Why the log refuses further appends.
     pub poisoned: Option<Arc<str>>,
+    /// Appenders inside `append` now.
+    pub inside: usize,
+    /// Appenders whose records are queued in `buf`.
+    pub queued_appenders: usize,
+    /// Appenders that were inside `append` when the last commit ended: how
+    /// many the next commit can expect.
+    pub expect: usize,
+    /// A leader is waiting for appenders to queue (see the module docs).
+    pub leader_waiting: bool,
+    /// A moving average of how long a synced commit takes.
+    pub commit_time: Duration,
 }
+
+impl State {
+    /// The state of a log whose last record is `last`.
+    pub(crate) fn new(last: u64) -> Self {
+        State {
+            buf: Vec::new(),
+            spare: Vec::new(),
+            queued_first: last + 1,
+            next_lsn: last + 1,
+            written: last,
+            durable: last,
+            leader: false,
+            poisoned: None,
+            inside: 0,
+            queued_appenders: 0,
+            expect: 0,
+            leader_waiting: false,
+            commit_time: Duration::ZERO,
+        }
+    }
+}
+
+/// Zeros written ahead of the end of the active segment at a time.
+const ZERO_AHEAD: u64 = 1 << 20;
+
+/// The longest a leader waits for appenders to come back.
+const MAX_GATHER: Duration = Duration::from_millis(1);
+/// A leader stops waiting when no appender came for this long.
+const GATHER_IDLE: Duration = Duration::from_micros(50);
 
 /// The segment being written, behind [`Shared::io`]; held only by a leader,
 /// the interval flusher and maintenance (truncation, reads of the layout).
@@ -42,6 +88,8 @@ pub(crate) struct Io {
     pub last_written: u64,
     /// Whether a durable mark follows that record.
     pub marked: bool,
+    /// The active segment's length: zeros from its end up to here.
+    pub zeroed: u64,
 }
 
 impl Io {
@@ -67,7 +115,10 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub opts: WalOptions,
     pub state: Mutex<State>,
+    /// Signalled when a commit ends (or fails).
     pub cond: Condvar,
+    /// Signalled when a record is queued while a leader waits for more.
+    pub gather: Condvar,
     pub io: Mutex<Io>,
 }
 
@@ -114,28 +165,82 @@ impl Shared {
             return Ok(None);
         }
         let last = st.next_lsn - 1;
+        st.queued_appenders += 1;
+        if st.leader_waiting {
+            self.gather.notify_one();
+        }
+        st.inside += 1;
         let always = self.opts.sync == Sync::Always;
-        self.wait_for(st, last, always)?;
-        Ok(Some((first, last)))
+        let (mut st, outcome) = self.wait_for(st, last, always);
+        st.inside -= 1;
+        outcome.map(|()| Some((first, last)))
     }
 
     /// Waits until `lsn` is written, or durable if `durable`, leading writes
     /// when no one else is.
-    pub(crate) fn wait_for<'a>(&'a self, mut st: MutexGuard<'a, State>, lsn: u64, durable: bool) -> Result<()> {
+    pub(crate) fn wait_for<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        lsn: u64,
+        durable: bool,
+    ) -> (MutexGuard<'a, State>, Result<()>) {
         loop {
             let done = if durable { st.durable >= lsn } else { st.written >= lsn };
             if done {
-                return Ok(());
+                return (st, Ok(()));
             }
             if let Some(cause) = &st.poisoned {
-                return Err(self.poisoned_error(cause));
+                let e = self.poisoned_error(cause);
+                return (st, Err(e));
             }
             if st.leader {
                 st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            st = self.lead(st, durable || self.opts.sync == Sync::Always);
+            st = self.lead(st, durable || self.opts.sync == Sync::Always, false);
         }
+    }
+
+    /// Starts a new segment for the records from the next LSN on, once the
+    /// active one holds any record.
+    pub(crate) fn rotate(&self) -> Result<()> {
+        let mut st = lock(&self.state);
+        while st.leader && st.poisoned.is_none() {
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        if st.poisoned.is_none() {
+            st = self.lead(st, false, true);
+        }
+        match &st.poisoned {
+            Some(cause) => Err(self.poisoned_error(cause)),
+            None => Ok(()),
+        }
+    }
+
+    /// Under `Sync::Always`, waits until as many appenders have queued as
+    /// the last commit saw, or half a commit's time (at most [`MAX_GATHER`]).
+    fn gather<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if st.expect <= 1 || st.queued_appenders >= st.expect {
+            return st;
+        }
+        let deadline = Instant::now() + (st.commit_time / 2).min(MAX_GATHER);
+        while st.queued_appenders < st.expect && st.poisoned.is_none() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { break };
+            let before = st.queued_appenders;
+            st.leader_waiting = true;
+            st = self
+                .gather
+                .wait_timeout(st, left.min(GATHER_IDLE))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+            st.leader_waiting = false;
+            // The appenders come back in a burst; a pause means the burst is
+            // over and the rest are busy elsewhere.
+            if st.queued_appenders == before {
+                break;
+            }
+        }
+        st
     }
 
     /// Syncs the active segment without blocking appenders' writes (only a
@@ -174,16 +279,27 @@ impl Shared {
 
     /// Takes everything queued, writes it (and syncs if `sync`) without
     /// holding the state lock, then publishes the outcome to all waiters.
-    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>, sync: bool) -> MutexGuard<'a, State> {
+    /// With `rotate`, a new segment is started first.
+    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>, sync: bool, rotate: bool) -> MutexGuard<'a, State> {
         st.leader = true;
+        if sync && self.opts.sync == Sync::Always {
+            st = self.gather(st);
+        }
         let spare = std::mem::take(&mut st.spare);
         let mut batch = std::mem::replace(&mut st.buf, spare);
-        let first = st.queued_first;
+        st.queued_appenders = 0;
+        let first = if batch.is_empty() { st.next_lsn } else { st.queued_first };
         let last = st.next_lsn - 1;
         drop(st);
-        let outcome = self.write_batch(&batch, first, last, sync);
+        let started = Instant::now();
+        let outcome = self.write_batch(&batch, first, last, sync, rotate);
+        let took = started.elapsed();
         let mut st = lock(&self.state);
         st.leader = false;
+        if sync {
+            st.commit_time = if st.commit_time.is_zero() { took } else { (st.commit_time * 7 + took) / 8 };
+        }
+        st.expect = st.inside;
         match outcome {
             Ok(sealed) => {
                 st.written = st.written.max(last);
@@ -205,11 +321,13 @@ impl Shared {
     /// Writes one batch of frames (LSNs from `first`) at the end of the
     /// active segment, sealing it first when the batch would overflow it.
     /// Returns the highest LSN made durable by sealing, or 0.
-    fn write_batch(&self, batch: &[u8], first: u64, last: u64, sync: bool) -> Result<u64> {
+    fn write_batch(&self, batch: &[u8], first: u64, last: u64, sync: bool, rotate: bool) -> Result<u64> {
         let mut io = lock(&self.io);
         let mut sealed = 0;
-        let end = io.segments.last().map_or(0, |s| s.end);
-        if !batch.is_empty() && end > segment::HEADER_LEN as u64 && end + batch.len() as u64 > self.opts.segment_size {
+        let (active_first, end) = io.segments.last().map_or((0, 0), |s| (s.first_lsn, s.end));
+        let holds_records = io.last_written >= active_first;
+        let full = !batch.is_empty() && end + batch.len() as u64 > self.opts.segment_size;
+        if holds_records && (rotate || full) {
             self.seal_and_start(&mut io, first)?;
             sealed = first - 1;
         }
@@ -219,11 +337,22 @@ impl Shared {
         let (offset, path) = (seg.end, seg.path.clone());
         if !batch.is_empty() {
             io.file.write_at(batch, offset).map_err(|e| Error::io("writing log segment", &path, e))?;
+            let end = offset + batch.len() as u64;
             if let Some(seg) = io.segments.last_mut() {
-                seg.end = offset + batch.len() as u64;
+                seg.end = end;
             }
             io.last_written = last;
             io.marked = false;
+            // Records then overwrite blocks that are already allocated and
+            // inside the file's length, so a sync writes data alone, without
+            // a journal commit for the new length (about twice as fast on
+            // ext4). Zeros read as the end of the log.
+            if end + record::HEADER_LEN as u64 > io.zeroed {
+                let to = (end + ZERO_AHEAD).min(self.opts.segment_size.max(end + record::HEADER_LEN as u64));
+                let zeros = vec![0u8; usize::try_from(to - end).unwrap_or(0)];
+                io.file.write_at(&zeros, end).map_err(|e| Error::io("writing log segment", &path, e))?;
+                io.zeroed = to;
+            }
         }
         if sync {
             io.file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e))?;
@@ -236,10 +365,13 @@ impl Shared {
     /// `first`, with its header synced and its directory entry durable
     /// before any record is written to it.
     fn seal_and_start(&self, io: &mut Io, first: u64) -> Result<()> {
-        let old = io.segments.last().map(|s| s.path.clone()).unwrap_or_default();
-        io.file.sync_data().map_err(|e| Error::io("syncing log segment", &old, e))?;
+        let (old, end) = io.segments.last().map(|s| (s.path.clone(), s.end)).unwrap_or_default();
+        // A sealed segment keeps no zeros after its records.
+        io.file.set_len(end).map_err(|e| Error::io("sealing log segment", &old, e))?;
+        io.file.sync_all().map_err(|e| Error::io("syncing log segment", &old, e))?;
         let file = create_segment(&self.fs, &self.dir, first)?;
         io.file = Arc::from(file);
+        io.zeroed = segment::HEADER_LEN as u64;
         io.segments.push(SegRange {
             first_lsn: first,
             path: segment::path(&self.dir, first),

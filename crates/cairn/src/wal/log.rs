@@ -83,22 +83,21 @@ impl Wal {
         let mut report = RecoveryReport::from_scan(&scan);
         let (segments, file) = repair(&fs, &dir, &scan, &mut report)?;
         let last = scan.next_lsn() - 1;
-        let state = State {
-            buf: Vec::new(),
-            spare: Vec::new(),
-            queued_first: last + 1,
-            next_lsn: last + 1,
-            written: last,
-            durable: last,
-            leader: false,
-            poisoned: None,
-        };
-        let mut io = Io { segments, file, last_written: last, marked: scan.marked };
+        let state = State::new(last);
+        let zeroed = file.len().map_err(|e| Error::io("reading the length of", &dir, e))?;
+        let mut io = Io { segments, file, last_written: last, marked: scan.marked, zeroed };
         // Recovery synced what it kept: say so, so that later damage to those
         // records is not taken for a torn write.
         io.mark(last)?;
-        let shared =
-            Arc::new(Shared { fs, dir, opts, state: Mutex::new(state), cond: Condvar::new(), io: Mutex::new(io) });
+        let shared = Arc::new(Shared {
+            fs,
+            dir,
+            opts,
+            state: Mutex::new(state),
+            cond: Condvar::new(),
+            gather: Condvar::new(),
+            io: Mutex::new(io),
+        });
         let flusher = match shared.opts.sync {
             Sync::Interval(every) => Some(start_flusher(&shared, every)),
             Sync::Always | Sync::Never => None,
@@ -142,8 +141,23 @@ impl Wal {
     pub fn sync(&self) -> Result<()> {
         let st = lock(&self.shared.state);
         let target = st.next_lsn - 1;
-        self.shared.wait_for(st, target, false)?;
+        let (st, outcome) = self.shared.wait_for(st, target, false);
+        drop(st);
+        outcome?;
         self.shared.sync_written()
+    }
+
+    /// Seals the segment being written (syncing it) and starts a new one
+    /// for the records that follow, unless it holds no record yet. Records
+    /// before the new segment can then be dropped by
+    /// [`truncate_before`](Self::truncate_before) without keeping older
+    /// records that share their segment. [`StateLog`](super::StateLog)
+    /// rotates after each snapshot.
+    ///
+    /// # Errors
+    /// [`Error::LogPoisoned`] if this or an earlier write or sync failed.
+    pub fn rotate(&self) -> Result<()> {
+        self.shared.rotate()
     }
 
     /// Records from `lsn` on (those still in the log), in LSN order. Reads
@@ -285,7 +299,10 @@ fn repair(
         Some(seg) => {
             let path: &PathBuf = &seg.path;
             let f = fs.open(path, OpenMode::Write).map_err(|e| Error::io("opening log segment", path, e))?;
-            if seg.file_len > seg.valid_end {
+            // Past the valid records lie zeros written ahead (kept for the
+            // next records) or a damaged tail (cut off).
+            let damaged_tail = scan.problems.iter().any(|p| p.segment == seg.path && p.offset >= seg.valid_end);
+            if damaged_tail && seg.file_len > seg.valid_end {
                 f.set_len(seg.valid_end).map_err(|e| Error::io("cutting torn tail of", path, e))?;
                 report.truncated_bytes += seg.file_len - seg.valid_end;
             }

@@ -263,8 +263,14 @@ fn scan_segment(
             Decoded::Invalid(why) => why.to_string(),
         };
         let later = salvage_rest(bytes, at + ALIGN, next);
+        let mut why = why;
         if matches!(record::decode(rest), Decoded::End) && later.is_empty() {
-            break; // the clean end of the log
+            // Zeros written ahead of the records end the log cleanly;
+            // anything else there was not written by the log's writer.
+            if rest.iter().all(|b| *b == 0) {
+                break;
+            }
+            why = "bytes other than zeros after the last record".to_string();
         }
         let evidence = later.iter().map(|(_, f)| f.durable).max().unwrap_or(0).max(scan.durable_lsn);
         let kind = if !last || next <= evidence { ProblemKind::Corrupt } else { ProblemKind::TornTail };

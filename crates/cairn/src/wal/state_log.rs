@@ -334,6 +334,10 @@ impl<S: State> StateLog<S> {
         // the log would then hand their LSNs out again after a crash.
         self.wal.sync()?;
         snapshot::write(&self.fs, &self.dir, lsn, &self.state, &self.opts.snapshot_writer)?;
+        // The ops after the snapshot start a segment of their own: recovery
+        // then reads no record the snapshot already holds, and truncation
+        // keeps none.
+        self.wal.rotate()?;
         self.snapshot_lsn = Some(lsn);
         self.ops_since = 0;
         self.bytes_since = 0;
