@@ -133,6 +133,18 @@ impl Shared {
         Error::LogPoisoned { path: self.dir.clone(), cause: cause.to_string() }
     }
 
+    /// Poisons the log with `e`: a failed write or sync leaves the file's
+    /// state unknown, so everything is refused from now on rather than
+    /// retried (the fsync rule). Wakes all waiters and returns the error
+    /// they will see.
+    pub(crate) fn poison(&self, st: &mut State, e: &Error) -> Error {
+        let cause: Arc<str> = Arc::from(crate::error::chain(e).as_str());
+        let err = self.poisoned_error(&cause);
+        st.poisoned = Some(cause);
+        self.cond.notify_all();
+        err
+    }
+
     /// Frames `payloads` under one lock, so they get consecutive LSNs, and
     /// waits until the last is written (and durable under `Sync::Always`).
     /// Returns the first and last LSN.
@@ -267,12 +279,7 @@ impl Shared {
         let mut st = lock(&self.state);
         match outcome {
             Ok(()) => st.durable = st.durable.max(written),
-            Err(e) => {
-                let cause: Arc<str> = Arc::from(crate::error::chain(&e).as_str());
-                st.poisoned = Some(cause.clone());
-                self.cond.notify_all();
-                return Err(self.poisoned_error(&cause));
-            }
+            Err(e) => return Err(self.poison(&mut st, &e)),
         }
         Ok(())
     }
@@ -308,9 +315,9 @@ impl Shared {
                     st.durable = st.durable.max(last);
                 }
             }
-            // A failed write or sync leaves the file's state unknown: refuse
-            // everything from now on rather than retry (the fsync rule).
-            Err(e) => st.poisoned = Some(Arc::from(crate::error::chain(&e).as_str())),
+            Err(e) => {
+                self.poison(&mut st, &e);
+            }
         }
         batch.clear();
         st.spare = batch;

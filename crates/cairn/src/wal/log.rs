@@ -84,7 +84,8 @@ impl Wal {
         let (segments, file) = repair(&fs, &dir, &scan, &mut report)?;
         let last = scan.next_lsn() - 1;
         let state = State::new(last);
-        let zeroed = file.len().map_err(|e| Error::io("reading the length of", &dir, e))?;
+        let active = segments.last().map(|s| s.path.clone()).unwrap_or_default();
+        let zeroed = file.len().map_err(|e| Error::io("reading the length of", active, e))?;
         let mut io = Io { segments, file, last_written: last, marked: scan.marked, zeroed };
         // Recovery synced what it kept: say so, so that later damage to those
         // records is not taken for a torn write.
@@ -194,8 +195,7 @@ impl Wal {
         let dir = &self.shared.dir;
         if let Err(e) = fs.sync_dir(dir) {
             let e = Error::io("syncing log directory", dir, e);
-            lock(&self.shared.state).poisoned = Some(Arc::from(crate::error::chain(&e).as_str()));
-            self.shared.cond.notify_all();
+            self.shared.poison(&mut lock(&self.shared.state), &e);
             return Err(e);
         }
         Ok(n)

@@ -241,7 +241,7 @@ fn scan_segment(
     let mut next = if scan.segments.is_empty() { name_lsn } else { name_lsn.max(expected) };
     loop {
         let rest = bytes.get(at..).unwrap_or_default();
-        let why = match record::decode(rest) {
+        let mut why = match record::decode(rest) {
             // A mark vouches for the record just before it.
             Decoded::Record(f) if f.kind == RecordType::DurableMark && f.lsn.checked_add(1) == Some(next) => {
                 scan.durable_lsn = scan.durable_lsn.max(f.lsn);
@@ -263,7 +263,6 @@ fn scan_segment(
             Decoded::Invalid(why) => why.to_string(),
         };
         let later = salvage_rest(bytes, at + ALIGN, next);
-        let mut why = why;
         if matches!(record::decode(rest), Decoded::End) && later.is_empty() {
             // Zeros written ahead of the records end the log cleanly;
             // anything else there was not written by the log's writer.
