@@ -13,6 +13,10 @@
 //!   median is reported, with min–max beside it;
 //! - `CAIRN_BENCH_RECORDS` (default 1000000): records in the replay log,
 //!   and ops in the longest `StateLog` (the others have 1/10 and 1/100);
+//! - `CAIRN_BENCH_PARTS`: a comma-separated subset of `always` (the raw
+//!   loop and `Sync::Always`), `relaxed` (`Interval` and `Never`), `replay`
+//!   and `recovery` to run instead of all of them; targets of parts not run
+//!   are reported as not measured;
 //! - `CAIRN_BENCH_DIR`: directory in which the bench makes its temp
 //!   directory. Default: the nearest `target/` above the working directory,
 //!   else the working directory (not `/tmp`, often a different file system).
@@ -223,7 +227,7 @@ fn compare(a: Option<&Case>, b: Option<&Case>) -> Option<(String, f64)> {
     Some((text, pairs.median()))
 }
 
-fn print_targets(cases: &[Case], replay: &Replay, recovery: &Recovery) {
+fn print_targets(cases: &[Case], replay: Option<&Replay>, recovery: Option<&Recovery>) {
     println!("## Targets\n");
     println!("| target | measured | result |");
     println!("|---|---|---|");
@@ -241,19 +245,17 @@ fn print_targets(cases: &[Case], replay: &Replay, recovery: &Recovery) {
     for size in SIZES {
         let many = append::find(cases, Mode::Always, size, WRITERS[2]);
         let one = append::find(cases, Mode::Always, size, 1);
-        target_line(
-            &format!(
-                "{} writers, Sync::Always, {} records ≥ {GROUP_COMMIT_GAIN}× 1 writer (group commit)",
-                WRITERS[2],
-                size_label(size)
-            ),
-            compare(many, one).map(|(t, r)| (t, r >= GROUP_COMMIT_GAIN)),
+        let target = format!(
+            "{} writers, Sync::Always, {} records ≥ {GROUP_COMMIT_GAIN}× 1 writer (group commit)",
+            WRITERS[2],
+            size_label(size)
         );
+        target_line(&target, compare(many, one).map(|(t, r)| (t, r >= GROUP_COMMIT_GAIN)));
     }
     for (key, what) in [("reader", "WalReader::open + next_ref"), ("wal", "Wal::open (recovery) + next_ref")] {
         target_line(
             &format!("replay ≥ 2 M records/s of {} B: {what}", replay::RECORD),
-            replay.row(key).map(|row| {
+            replay.and_then(|r| r.row(key).map(|row| (r, row))).map(|(replay, row)| {
                 let rate = row.rate(replay.records);
                 (
                     format!("{:.2} M records/s (median of {} rounds)", rate / 1e6, row.secs.len()),
@@ -265,8 +267,8 @@ fn print_targets(cases: &[Case], replay: &Replay, recovery: &Recovery) {
     println!();
     // No number in the issue: the shape is what matters.
     println!("StateLog recovery from the shortest to the longest log (no numeric target):\n");
-    for v in &recovery.variants {
-        let rows: Vec<_> = recovery.rows.iter().filter(|r| r.variant == *v).collect();
+    for v in recovery.iter().flat_map(|r| &r.variants) {
+        let rows: Vec<_> = recovery.iter().flat_map(|r| &r.rows).filter(|r| r.variant == *v).collect();
         let text = match (rows.first(), rows.last()) {
             (Some(a), Some(b)) => format!(
                 "{:.2} ms → {:.2} ms ({:.1}×) for {:.0}× the ops",
@@ -287,13 +289,17 @@ fn main() {
     let t = Instant::now();
     print_header(&cfg);
     let cases = append::bench_appends(&cfg);
-    let replay = replay::bench_replay(&cfg);
-    let recovery = statelog::bench_recovery(&cfg);
+    let replay = cfg.runs("replay").then(|| replay::bench_replay(&cfg));
+    let recovery = cfg.runs("recovery").then(|| statelog::bench_recovery(&cfg));
 
     print_appends(&cases);
-    print_replay(&replay);
-    print_recovery(&recovery);
-    print_targets(&cases, &replay, &recovery);
+    if let Some(r) = &replay {
+        print_replay(r);
+    }
+    if let Some(r) = &recovery {
+        print_recovery(r);
+    }
+    print_targets(&cases, replay.as_ref(), recovery.as_ref());
     println!("- load average at end: {}", common::load_average());
     println!("- total bench time: {:.0} s", t.elapsed().as_secs_f64());
 }

@@ -86,26 +86,55 @@ fn batches_get_consecutive_lsns() {
 
 #[test]
 fn concurrent_appenders_each_see_their_own_records_in_lsn_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Arc::new(open(dir.path(), WalOptions::default().segment_size(64 << 10)));
-    let threads: Vec<_> = (0..8u64)
-        .map(|t| {
+    // Waiters that spin and waiters that park at once, a thread rotating
+    // segments meanwhile, under a policy that waits for syncs and one that
+    // waits for writes only.
+    for (sync, spin) in [
+        (Sync::Always, Duration::from_millis(1)),
+        (Sync::Always, Duration::ZERO),
+        (Sync::Never, Duration::from_millis(1)),
+        (Sync::Never, Duration::ZERO),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions::default().segment_size(64 << 10).sync(sync).spin_wait(spin);
+        let wal = Arc::new(open(dir.path(), opts));
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let wal = Arc::clone(&wal);
+                std::thread::spawn(move || {
+                    (0..200u64)
+                        .map(|i| {
+                            let lsn = wal.append(format!("{t}:{i}").as_bytes()).unwrap();
+                            if sync == Sync::Always {
+                                assert!(wal.durable_lsn() >= lsn, "acknowledged before durable");
+                            }
+                            (lsn, i)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let rotator = {
             let wal = Arc::clone(&wal);
             std::thread::spawn(move || {
-                (0..200u64).map(|i| (wal.append(format!("{t}:{i}").as_bytes()).unwrap(), i)).collect::<Vec<_>>()
+                for _ in 0..20 {
+                    wal.rotate().unwrap();
+                    std::thread::sleep(Duration::from_micros(200));
+                }
             })
-        })
-        .collect();
-    let acks: Vec<Vec<(u64, u64)>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    drop(wal);
-    let wal = Wal::open(dir.path()).unwrap();
-    let got = all(&wal);
-    assert_eq!(got.len(), 1600);
-    for (t, acks) in acks.iter().enumerate() {
-        // A thread's records keep its order, and each LSN holds its payload.
-        assert!(acks.windows(2).all(|w| w[0].0 < w[1].0));
-        for (lsn, i) in acks {
-            assert_eq!(got[*lsn as usize - 1].1, format!("{t}:{i}").into_bytes());
+        };
+        let acks: Vec<Vec<(u64, u64)>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+        rotator.join().unwrap();
+        drop(wal);
+        let wal = Wal::open(dir.path()).unwrap();
+        let got = all(&wal);
+        assert_eq!(got.len(), 1600, "{sync:?}, spin {spin:?}");
+        for (t, acks) in acks.iter().enumerate() {
+            // A thread's records keep its order, and each LSN holds its payload.
+            assert!(acks.windows(2).all(|w| w[0].0 < w[1].0));
+            for (lsn, i) in acks {
+                assert_eq!(got[*lsn as usize - 1].1, format!("{t}:{i}").into_bytes());
+            }
         }
     }
 }

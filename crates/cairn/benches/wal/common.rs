@@ -16,8 +16,13 @@ pub struct Config {
     /// Records in the replay log, and ops in the longest StateLog.
     pub records: u64,
     pub dir: tempfile::TempDir,
+    /// The parts of the benchmark to run (all when empty).
+    pub parts: Vec<String>,
     next_id: std::cell::Cell<u64>,
 }
+
+/// The parts `CAIRN_BENCH_PARTS` may name.
+pub const PARTS: [&str; 4] = ["always", "relaxed", "replay", "recovery"];
 
 fn env_parse<T: std::str::FromStr + PartialOrd + Default + Copy>(name: &str, default: T) -> T {
     match std::env::var(name) {
@@ -28,6 +33,15 @@ fn env_parse<T: std::str::FromStr + PartialOrd + Default + Copy>(name: &str, def
         }
         Err(_) => default,
     }
+}
+
+fn parts_from_env() -> Vec<String> {
+    let Ok(v) = std::env::var("CAIRN_BENCH_PARTS") else { return Vec::new() };
+    let parts: Vec<String> = v.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    for p in &parts {
+        assert!(PARTS.contains(&p.as_str()), "CAIRN_BENCH_PARTS: unknown part {p:?}; the parts are {PARTS:?}");
+    }
+    parts
 }
 
 impl Config {
@@ -46,8 +60,14 @@ impl Config {
             reps: env_parse("CAIRN_BENCH_REPS", 3usize),
             records: env_parse("CAIRN_BENCH_RECORDS", 1_000_000u64),
             dir,
+            parts: parts_from_env(),
             next_id: std::cell::Cell::new(0),
         }
+    }
+
+    /// Whether `part` (one of [`PARTS`]) is to run.
+    pub fn runs(&self, part: &str) -> bool {
+        self.parts.is_empty() || self.parts.iter().any(|p| p == part)
     }
 
     /// A path in the temp directory not used before in this run, so every

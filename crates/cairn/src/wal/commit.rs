@@ -7,9 +7,18 @@
 //! the last commit released to come back with their next record. Without
 //! that pause the appenders settle into two halves that take turns, and each
 //! sync carries only half of them.
+//!
+//! Waiters first spin, yielding their CPU, while commits are fast (see
+//! [`WalOptions::spin_wait`]), then park on their own threads until the
+//! leader unparks them as its commit ends. A released appender reads the
+//! written and durable LSNs from atomics and goes without taking the state
+//! lock again: with many appenders on few cores, a thundering herd on that
+//! lock costs more than the sync it waited for.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::options::{Sync, WalOptions};
@@ -28,16 +37,12 @@ pub(crate) struct State {
     pub spare: Vec<u8>,
     pub queued_first: u64,
     pub next_lsn: u64,
-    /// Every LSN up to this one is written to the file system.
-    pub written: u64,
-    /// Every LSN up to this one is durable.
-    pub durable: u64,
     /// A leader is writing.
     pub leader: bool,
     /// Why the log refuses further appends.
     pub poisoned: Option<Arc<str>>,
-    /// Appenders inside `append` now.
-    pub inside: usize,
+    /// Threads parked until the commit in progress ends.
+    pub waiters: Vec<Thread>,
     /// Appenders whose records are queued in `buf`.
     pub queued_appenders: usize,
     /// Appenders that were inside `append` when the last commit ended: how
@@ -57,11 +62,9 @@ impl State {
             spare: Vec::new(),
             queued_first: last + 1,
             next_lsn: last + 1,
-            written: last,
-            durable: last,
             leader: false,
             poisoned: None,
-            inside: 0,
+            waiters: Vec::new(),
             queued_appenders: 0,
             expect: 0,
             leader_waiting: false,
@@ -115,8 +118,14 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub opts: WalOptions,
     pub state: Mutex<State>,
-    /// Signalled when a commit ends (or fails).
-    pub cond: Condvar,
+    /// Every LSN up to this one is written to the file system. Raised only
+    /// under the state lock; read anywhere.
+    pub written: AtomicU64,
+    /// Every LSN up to this one is durable. Raised only under the state
+    /// lock; read anywhere.
+    pub durable: AtomicU64,
+    /// Appenders inside `append` now.
+    pub inside: AtomicUsize,
     /// Signalled when a record is queued while a leader waits for more.
     pub gather: Condvar,
     pub io: Mutex<Io>,
@@ -129,6 +138,33 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The shared state of a log whose last record is `last`, written and
+    /// durable, with `io` open on its active segment.
+    pub(crate) fn new(fs: FsRef, dir: PathBuf, opts: WalOptions, last: u64, io: Io) -> Self {
+        Shared {
+            fs,
+            dir,
+            opts,
+            state: Mutex::new(State::new(last)),
+            written: AtomicU64::new(last),
+            durable: AtomicU64::new(last),
+            inside: AtomicUsize::new(0),
+            gather: Condvar::new(),
+            io: Mutex::new(io),
+        }
+    }
+
+    /// The highest LSN known durable.
+    pub(crate) fn durable_lsn(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Whether `lsn` is written, or durable if `durable`.
+    fn reached(&self, lsn: u64, durable: bool) -> bool {
+        let mark = if durable { &self.durable } else { &self.written };
+        mark.load(Ordering::Acquire) >= lsn
+    }
+
     pub(crate) fn poisoned_error(&self, cause: &str) -> Error {
         Error::LogPoisoned { path: self.dir.clone(), cause: cause.to_string() }
     }
@@ -141,8 +177,43 @@ impl Shared {
         let cause: Arc<str> = Arc::from(crate::error::chain(e).as_str());
         let err = self.poisoned_error(&cause);
         st.poisoned = Some(cause);
-        self.cond.notify_all();
+        for t in st.waiters.drain(..) {
+            t.unpark();
+        }
         err
+    }
+
+    /// Parks this thread until the commit in progress ends (or a spurious
+    /// wake-up), with the state lock released meanwhile.
+    fn park<'a>(&'a self, mut st: MutexGuard<'a, State>) {
+        st.waiters.push(std::thread::current());
+        drop(st);
+        std::thread::park();
+    }
+
+    /// Waits for the commit in progress to reach `lsn` (see
+    /// [`reached`](Self::reached)): spinning first while commits are fast,
+    /// then parked. Returns whether `lsn` was reached; if not, the commit
+    /// ended without it (or the wake-up was spurious) and the caller
+    /// decides again under the lock.
+    fn await_commit<'a>(&'a self, mut st: MutexGuard<'a, State>, lsn: u64, durable: bool) -> bool {
+        let spin = self.opts.spin;
+        let spin = if st.commit_time <= spin { spin } else { Duration::ZERO };
+        st.waiters.push(std::thread::current());
+        drop(st);
+        if !spin.is_zero() {
+            let started = Instant::now();
+            while started.elapsed() < spin {
+                if self.reached(lsn, durable) {
+                    return true;
+                }
+                std::thread::yield_now();
+            }
+        }
+        // The leader unparks every registered waiter once its commit ends,
+        // so this returns even if it ended during the spin.
+        std::thread::park();
+        self.reached(lsn, durable)
     }
 
     /// Frames `payloads` under one lock, so they get consecutive LSNs, and
@@ -169,7 +240,7 @@ impl Shared {
             if st.buf.is_empty() {
                 st.queued_first = lsn;
             }
-            let durable = st.durable;
+            let durable = self.durable_lsn();
             record::encode(&mut st.buf, lsn, durable, p);
             st.next_lsn += 1;
         }
@@ -178,38 +249,41 @@ impl Shared {
         }
         let last = st.next_lsn - 1;
         st.queued_appenders += 1;
-        if st.leader_waiting {
+        // The waiting leader checks for progress on its own every
+        // `GATHER_IDLE`; waking it for every arrival costs more than it saves.
+        if st.leader_waiting && st.queued_appenders >= st.expect {
             self.gather.notify_one();
         }
-        st.inside += 1;
+        self.inside.fetch_add(1, Ordering::Relaxed);
         let always = self.opts.sync == Sync::Always;
-        let (mut st, outcome) = self.wait_for(st, last, always);
-        st.inside -= 1;
+        let outcome = self.wait_for(st, last, always);
+        self.inside.fetch_sub(1, Ordering::Relaxed);
         outcome.map(|()| Some((first, last)))
     }
 
     /// Waits until `lsn` is written, or durable if `durable`, leading writes
-    /// when no one else is.
-    pub(crate) fn wait_for<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State>,
-        lsn: u64,
-        durable: bool,
-    ) -> (MutexGuard<'a, State>, Result<()>) {
+    /// when no one else is. Releases the state lock.
+    pub(crate) fn wait_for<'a>(&'a self, mut st: MutexGuard<'a, State>, lsn: u64, durable: bool) -> Result<()> {
         loop {
-            let done = if durable { st.durable >= lsn } else { st.written >= lsn };
-            if done {
-                return (st, Ok(()));
+            if self.reached(lsn, durable) {
+                return Ok(());
             }
             if let Some(cause) = &st.poisoned {
-                let e = self.poisoned_error(cause);
-                return (st, Err(e));
+                return Err(self.poisoned_error(cause));
             }
             if st.leader {
-                st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                if self.await_commit(st, lsn, durable) {
+                    return Ok(());
+                }
+                st = lock(&self.state);
                 continue;
             }
-            st = self.lead(st, durable || self.opts.sync == Sync::Always, false);
+            let (guard, wake) = self.lead(st, durable || self.opts.sync == Sync::Always, false);
+            drop(guard);
+            for t in wake {
+                t.unpark();
+            }
+            st = lock(&self.state);
         }
     }
 
@@ -218,10 +292,15 @@ impl Shared {
     pub(crate) fn rotate(&self) -> Result<()> {
         let mut st = lock(&self.state);
         while st.leader && st.poisoned.is_none() {
-            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+            self.park(st);
+            st = lock(&self.state);
         }
         if st.poisoned.is_none() {
-            st = self.lead(st, false, true);
+            let (guard, wake) = self.lead(st, false, true);
+            st = guard;
+            for t in wake {
+                t.unpark();
+            }
         }
         match &st.poisoned {
             Some(cause) => Err(self.poisoned_error(cause)),
@@ -260,7 +339,7 @@ impl Shared {
     pub(crate) fn sync_written(&self) -> Result<()> {
         let (file, path, written) = {
             let io = lock(&self.io);
-            let written = lock(&self.state).written;
+            let written = self.written.load(Ordering::Acquire);
             (io.file.clone(), io.segments.last().map(|s| s.path.clone()).unwrap_or_default(), written)
         };
         {
@@ -268,7 +347,7 @@ impl Shared {
             if let Some(cause) = &st.poisoned {
                 return Err(self.poisoned_error(cause));
             }
-            if st.durable >= written {
+            if self.durable_lsn() >= written {
                 return Ok(());
             }
         }
@@ -278,7 +357,9 @@ impl Shared {
             .and_then(|()| lock(&self.io).mark(written));
         let mut st = lock(&self.state);
         match outcome {
-            Ok(()) => st.durable = st.durable.max(written),
+            Ok(()) => {
+                self.durable.fetch_max(written, Ordering::AcqRel);
+            }
             Err(e) => return Err(self.poison(&mut st, &e)),
         }
         Ok(())
@@ -286,8 +367,14 @@ impl Shared {
 
     /// Takes everything queued, writes it (and syncs if `sync`) without
     /// holding the state lock, then publishes the outcome to all waiters.
-    /// With `rotate`, a new segment is started first.
-    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>, sync: bool, rotate: bool) -> MutexGuard<'a, State> {
+    /// With `rotate`, a new segment is started first. Returns the threads
+    /// to unpark, best done once the lock is released.
+    fn lead<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        sync: bool,
+        rotate: bool,
+    ) -> (MutexGuard<'a, State>, Vec<Thread>) {
         st.leader = true;
         if sync && self.opts.sync == Sync::Always {
             st = self.gather(st);
@@ -306,14 +393,11 @@ impl Shared {
         if sync {
             st.commit_time = if st.commit_time.is_zero() { took } else { (st.commit_time * 7 + took) / 8 };
         }
-        st.expect = st.inside;
+        st.expect = self.inside.load(Ordering::Relaxed);
         match outcome {
             Ok(sealed) => {
-                st.written = st.written.max(last);
-                st.durable = st.durable.max(sealed);
-                if sync {
-                    st.durable = st.durable.max(last);
-                }
+                self.written.fetch_max(last, Ordering::AcqRel);
+                self.durable.fetch_max(if sync { last } else { sealed }, Ordering::AcqRel);
             }
             Err(e) => {
                 self.poison(&mut st, &e);
@@ -321,8 +405,8 @@ impl Shared {
         }
         batch.clear();
         st.spare = batch;
-        self.cond.notify_all();
-        st
+        let wake = std::mem::take(&mut st.waiters);
+        (st, wake)
     }
 
     /// Writes one batch of frames (LSNs from `first`) at the end of the

