@@ -18,13 +18,40 @@ pub enum Error {
         /// The operating system's error.
         source: io::Error,
     },
-    /// The file or directory does not exist.
-    #[error("not found: {path}")]
+    /// The file, directory or stored object does not exist.
+    #[error("not found: {what}")]
     NotFound {
-        /// The missing path.
-        path: PathBuf,
-        /// The operating system's error.
-        source: io::Error,
+        /// The missing path, or the object as `<backend URL>/<key>`.
+        what: String,
+        /// The operating system's error, for files.
+        #[source]
+        source: Option<io::Error>,
+    },
+    /// A create-only put found an object already stored under its key.
+    #[error("already exists: {what}")]
+    AlreadyExists {
+        /// The object, as `<backend URL>/<key>`.
+        what: String,
+    },
+    /// A conditional operation found the object not in the state it asked
+    /// for (another writer changed it).
+    #[error("precondition failed for {what}: {detail}")]
+    Precondition {
+        /// The object, as `<backend URL>/<key>`.
+        what: String,
+        /// What the backend said.
+        detail: String,
+    },
+    /// A storage backend failed for another reason (network, service,
+    /// permissions, I/O).
+    #[error("{op} {what}")]
+    Backend {
+        /// What cairn was doing, e.g. "uploading", "listing".
+        op: &'static str,
+        /// The object or prefix, as `<backend URL>/<key>`.
+        what: String,
+        /// The backend's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Stored bytes failed a checksum or a structural check.
     #[error("corrupt {what} at offset {offset} in {file}: {detail}")]
@@ -118,7 +145,7 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         if source.kind() == io::ErrorKind::NotFound {
-            Error::NotFound { path, source }
+            Error::NotFound { what: path.display().to_string(), source: Some(source) }
         } else {
             Error::Io { op, path, source }
         }

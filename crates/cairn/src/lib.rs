@@ -30,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod backend;
 mod error;
 pub mod format;
 pub mod io;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cairn::io::{Fs, FsFile, FsLock, FsRef, OpenMode, StdFs};
+use cairn::io::{Fs, FsFile, FsLock, FsRef, OpenMode, Stat, StdFs};
 
 #[derive(Debug, Default)]
 pub struct Counts {
@@ -68,8 +68,16 @@ impl Fs for CountingFs {
         self.inner.rename(from, to)
     }
 
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename_noreplace(from, to)
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.inner.remove_file(path)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        self.inner.stat(path)
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -15,4 +15,4 @@ mod vfs;
 pub use publish::{sweep_orphans, sweep_orphans_in, sync_dir, TempFile, TEMP_SUFFIX};
 pub use sim::{CrashPlan, Fault, FaultRule, Keep, OpKind, SimFs, Tear};
 pub use std_fs::{StdFile, StdFs};
-pub use vfs::{create_dir_durable, dir_of, Fs, FsFile, FsLock, FsRef, OpenMode};
+pub use vfs::{create_dir_durable, dir_of, Fs, FsFile, FsLock, FsRef, OpenMode, Stat};

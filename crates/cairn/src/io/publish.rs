@@ -83,13 +83,37 @@ impl TempFile {
     ///
     /// # Errors
     /// [`Error::Io`] naming the step that failed.
-    pub fn publish(mut self) -> Result<PathBuf> {
+    pub fn publish(self) -> Result<PathBuf> {
+        self.publish_as(false)
+    }
+
+    /// As [`publish`](Self::publish), but only if nothing is at the target:
+    /// of concurrent publishers of one target exactly one succeeds.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] naming the target if it exists (the temp
+    /// file is removed); otherwise as [`publish`](Self::publish).
+    pub fn publish_new(self) -> Result<PathBuf> {
+        self.publish_as(true)
+    }
+
+    fn publish_as(mut self, create_only: bool) -> Result<PathBuf> {
         let Some(file) = self.file.take() else {
             return Err(Error::Poisoned);
         };
         file.sync_all().map_err(|e| Error::io("syncing", &self.temp, e))?;
         drop(file);
-        self.fs.rename(&self.temp, &self.target).map_err(|e| Error::io("renaming temp file to", &self.target, e))?;
+        let renamed = if create_only {
+            self.fs.rename_noreplace(&self.temp, &self.target)
+        } else {
+            self.fs.rename(&self.temp, &self.target)
+        };
+        renamed.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists if create_only => {
+                Error::AlreadyExists { what: self.target.display().to_string() }
+            }
+            _ => Error::io("renaming temp file to", &self.target, e),
+        })?;
         // The rename is done: the temp path no longer exists, so Drop must not
         // remove anything, even if the directory sync below fails.
         self.temp = PathBuf::new();

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::vfs::{Fs, FsFile, FsLock, OpenMode};
+use super::vfs::{Fs, FsFile, FsLock, OpenMode, Stat};
 
 /// The real file system, through `std::fs`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,8 +41,25 @@ impl Fs for StdFs {
         fs::rename(from, to)
     }
 
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match renameat2_noreplace(from, to) {
+            // File systems without RENAME_NOREPLACE: a hard link fails just
+            // as atomically when the target exists; then drop the old name.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP)) => {
+                fs::hard_link(from, to)?;
+                fs::remove_file(from)
+            }
+            other => other,
+        }
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        let m = fs::metadata(path)?;
+        Ok(Stat { is_dir: m.is_dir(), len: if m.is_dir() { 0 } else { m.len() }, modified: m.modified().ok() })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -124,4 +141,28 @@ impl FsFile for StdFile {
             _ => Err(e),
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+fn renameat2_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call;
+    // AT_FDCWD resolves them like every other call here.
+    let r = unsafe {
+        libc::renameat2(libc::AT_FDCWD, from_c.as_ptr(), libc::AT_FDCWD, to_c.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn renameat2_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }

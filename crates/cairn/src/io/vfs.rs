@@ -37,6 +37,17 @@ impl OpenMode {
 /// A shared handle to a file system.
 pub type FsRef = Arc<dyn Fs>;
 
+/// What [`Fs::stat`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// A directory rather than a file.
+    pub is_dir: bool,
+    /// A file's length in bytes (0 for a directory).
+    pub len: u64,
+    /// When the file was last modified, where the file system says.
+    pub modified: Option<std::time::SystemTime>,
+}
+
 /// File and directory operations.
 ///
 /// # Contract
@@ -65,11 +76,26 @@ pub trait Fs: Send + Sync + Debug {
     /// `NotFound` if `from` is missing, other I/O errors.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
+    /// Renames `from` to `to` only if nothing is at `to`, as one atomic
+    /// step: of concurrent callers naming the same `to`, one wins.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if `to` exists; `NotFound` if `from` is missing;
+    /// other I/O errors.
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()>;
+
     /// Removes a file.
     ///
     /// # Errors
     /// `NotFound` if it is missing, other I/O errors.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Whether `path` is a directory, and a file's length and modification
+    /// time (where known).
+    ///
+    /// # Errors
+    /// `NotFound` if it is missing, other I/O errors.
+    fn stat(&self, path: &Path) -> io::Result<Stat>;
 
     /// Creates a directory and any missing parents.
     ///

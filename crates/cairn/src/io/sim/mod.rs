@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 pub use fault::{Fault, FaultRule, OpKind};
 pub use plan::{CrashPlan, Keep, Tear};
 
-use super::vfs::{Fs, FsFile, FsLock, FsRef, OpenMode};
+use super::vfs::{Fs, FsFile, FsLock, FsRef, OpenMode, Stat};
 use file::{lock, LockHold, SimFile};
 use state::State;
 
@@ -202,8 +202,16 @@ impl Fs for SimFs {
         lock(&self.state).rename(from, to)
     }
 
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        lock(&self.state).rename_noreplace(from, to)
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         lock(&self.state).remove_file(path)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        lock(&self.state).stat(path)
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::fault::OpKind;
 use super::path::{key, split};
 use super::state::{is_a_dir, not_found, DirOp, Entry, Ino, Inode, State};
-use crate::io::vfs::OpenMode;
+use crate::io::vfs::{OpenMode, Stat};
 
 impl State {
     /// Opens `path`, creating it if `mode` says so; counts one open handle.
@@ -98,6 +98,28 @@ impl State {
             self.maybe_free(old);
         }
         Ok(())
+    }
+
+    /// `rename`, refused with `AlreadyExists` when `to` exists.
+    pub(super) fn rename_noreplace(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check_up()?;
+        if self.current.contains_key(&key(to)?) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{}: file exists", to.display())));
+        }
+        self.rename(from, to)
+    }
+
+    /// What `path` is in the current view.
+    pub(super) fn stat(&self, path: &Path) -> io::Result<Stat> {
+        self.check_up()?;
+        match self.current.get(&key(path)?) {
+            None => Err(not_found(path)),
+            Some(Entry::Dir) => Ok(Stat { is_dir: true, len: 0, modified: None }),
+            Some(Entry::File(ino)) => {
+                let len = self.inodes.get(ino).map_or(0, |i| i.current.len() as u64);
+                Ok(Stat { is_dir: false, len, modified: None })
+            }
+        }
     }
 
     pub(super) fn remove_file(&mut self, path: &Path) -> io::Result<()> {

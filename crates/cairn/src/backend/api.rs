@@ -1,0 +1,186 @@
+//! The object-level storage interface every backend implements: a small
+//! required surface ([`Backend`]) and conveniences built on it
+//! ([`BackendExt`]).
+
+use std::fmt::Debug;
+use std::io::Write;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// How a put treats an object already stored under its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PutMode {
+    /// Replace whatever is there.
+    #[default]
+    Overwrite,
+    /// Store only if no object has the key; otherwise fail with
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) and leave the
+    /// existing object as it was. Of concurrent creates exactly one wins.
+    Create,
+}
+
+/// What a backend says about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key, relative to the backend's root.
+    pub key: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// When it was last written, where the backend knows.
+    pub modified: Option<SystemTime>,
+    /// An opaque version tag that changes whenever the object is replaced,
+    /// where the backend has one.
+    pub etag: Option<String>,
+}
+
+/// The outcome of a successful put.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutResult {
+    /// The stored object's version tag, where the backend has one.
+    pub etag: Option<String>,
+}
+
+/// An object being written in pieces: nothing is visible under its key
+/// until [`finish`](ObjectWriter::finish) returns `Ok`, and a writer dropped
+/// or [aborted](ObjectWriter::abort) before that leaves nothing behind.
+pub trait ObjectWriter: Write + Send {
+    /// Publishes the object.
+    ///
+    /// # Errors
+    /// As [`Backend::put`] for the mode the writer was opened with.
+    fn finish(self: Box<Self>) -> Result<PutResult>;
+
+    /// Discards what was written.
+    ///
+    /// # Errors
+    /// Failures to clean up (the object stays invisible either way).
+    fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// Object storage with atomic puts: local disk, memory, S3, GCS, Azure.
+///
+/// # Contract
+/// - Keys are relative, `/`-separated paths of non-empty segments; see
+///   [`check_key`](super::check_key). A key names one object; no key is a
+///   prefix directory of another's object on every backend, so callers
+///   avoid storing both `a` and `a/b`.
+/// - A put is atomic: readers see the old object or the complete new one,
+///   never a part. After `put` returns `Ok` the object is durable.
+/// - Errors name the backend and the key: [`Error::NotFound`],
+///   [`Error::AlreadyExists`], [`Error::Precondition`] for refused
+///   conditions, [`Error::Backend`] for the rest.
+///
+/// [`Error::NotFound`]: crate::Error::NotFound
+/// [`Error::AlreadyExists`]: crate::Error::AlreadyExists
+/// [`Error::Precondition`]: crate::Error::Precondition
+/// [`Error::Backend`]: crate::Error::Backend
+pub trait Backend: Send + Sync + Debug {
+    /// Where this backend stores objects, as a URL: `file:///srv/ckpt`,
+    /// `memory://`, `s3://bucket/prefix`. Used in messages.
+    fn url(&self) -> &str;
+
+    /// Stores `data` under `key`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) for
+    /// [`PutMode::Create`] on an existing key; I/O and service errors.
+    fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult>;
+
+    /// Opens a writer for a large object, uploaded in parts as it is written
+    /// where the backend supports that.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put), for what can be checked before any data.
+    fn writer(&self, key: &str, mode: PutMode) -> Result<Box<dyn ObjectWriter>>;
+
+    /// Bytes `range` of the object; a range running past the end is cut at
+    /// the end, and one starting past the end is an error.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) if there is no such
+    /// object; [`Error::InvalidArgument`](crate::Error::InvalidArgument) for
+    /// an empty or backward range or one that starts past the end.
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
+
+    /// The whole object.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) if there is no such object.
+    fn get(&self, key: &str) -> Result<Bytes>;
+
+    /// The object's size and version, without its bytes.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) if there is no such object.
+    fn head(&self, key: &str) -> Result<ObjectMeta>;
+
+    /// Every object whose key starts with `prefix` (all of them for `""`),
+    /// sorted by key. Objects being written are never listed.
+    ///
+    /// # Errors
+    /// I/O and service errors.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Removes the object under `key`; removing a missing object is not an
+    /// error.
+    ///
+    /// # Errors
+    /// I/O and service errors.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// Copies the object under `from` to `to`, replacing what is there.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) if `from` is missing.
+    fn copy(&self, from: &str, to: &str) -> Result<()>;
+}
+
+/// Conveniences on every [`Backend`].
+pub trait BackendExt: Backend {
+    /// Whether an object is stored under `key`.
+    ///
+    /// # Errors
+    /// Errors other than the object being missing.
+    fn exists(&self, key: &str) -> Result<bool> {
+        match self.head(key) {
+            Ok(_) => Ok(true),
+            Err(crate::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `data` under `key` only if the key is free.
+    ///
+    /// # Errors
+    /// As [`Backend::put`] with [`PutMode::Create`].
+    fn create(&self, key: &str, data: impl Into<Bytes>) -> Result<PutResult> {
+        self.put(key, data.into(), PutMode::Create)
+    }
+
+    /// Uploads everything `reader` yields as one object, through
+    /// [`Backend::writer`]; returns the bytes copied.
+    ///
+    /// # Errors
+    /// Read errors of `reader` and put errors; nothing is stored on error.
+    fn put_from(&self, key: &str, reader: &mut dyn std::io::Read, mode: PutMode) -> Result<(u64, PutResult)> {
+        let mut w = self.writer(key, mode)?;
+        match std::io::copy(reader, &mut w) {
+            Ok(n) => Ok((n, w.finish()?)),
+            Err(e) => {
+                let _ = w.abort();
+                Err(crate::Error::Backend {
+                    op: "copying into",
+                    what: super::locator(self.url(), key),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+}
+
+impl<B: Backend + ?Sized> BackendExt for B {}

@@ -1,0 +1,272 @@
+//! Objects as files under a root directory, on the io layer: each put writes
+//! a temp file beside its target, syncs it, renames it into place and syncs
+//! the directory; a create-only put renames without replacing.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult};
+use super::{check_key, check_prefix, check_range, locator};
+use crate::error::{Error, Result};
+use crate::io::{create_dir_durable, dir_of, sweep_orphans_in, FsRef, OpenMode, StdFs, TempFile};
+
+/// A directory of objects on a local (or mounted) file system.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    fs: FsRef,
+    root: PathBuf,
+    url: String,
+}
+
+impl LocalBackend {
+    /// Opens the directory `root` on the real file system, creating it if
+    /// missing, and removes temp files that dead processes left in it.
+    ///
+    /// # Errors
+    /// As [`open_in`](Self::open_in).
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|e| Error::io("reading the working directory for", root, e))?.join(root)
+        };
+        Self::open_in(StdFs::shared(), root)
+    }
+
+    /// Opens the directory `root` on `fs`, creating it (durably) if missing,
+    /// and removes temp files that dead processes left anywhere under it.
+    ///
+    /// # Errors
+    /// I/O errors creating or walking the directory.
+    pub fn open_in(fs: FsRef, root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        create_dir_durable(&*fs, &root)?;
+        let url = format!("file://{}", root.display());
+        let backend = LocalBackend { fs, root, url };
+        backend.sweep()?;
+        Ok(backend)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Removes temp files of dead processes under the root; returns how
+    /// many went.
+    ///
+    /// # Errors
+    /// I/O errors walking the tree or removing files.
+    pub fn sweep(&self) -> Result<usize> {
+        let mut removed = 0;
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            removed += sweep_orphans_in(&*self.fs, &dir)?.len();
+            for (path, is_dir) in self.entries(&dir)? {
+                if is_dir {
+                    dirs.push(path);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The path of the object under `key` (checked).
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(key.split('/').fold(self.root.clone(), |p, segment| p.join(segment)))
+    }
+
+    /// The entries of `dir` that can be objects or directories of objects
+    /// (no dot-names, so no temp files), with whether each is a directory.
+    fn entries(&self, dir: &Path) -> Result<Vec<(PathBuf, bool)>> {
+        let names = match self.fs.list_dir(dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            // A file where a directory of the prefix would be.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("listing", dir, e)),
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for name in names.into_iter().filter(|n| !n.starts_with('.')) {
+            let path = dir.join(&name);
+            match self.fs.stat(&path) {
+                Ok(st) => out.push((path, st.is_dir)),
+                // Removed since the listing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("reading metadata of", &path, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Errors about `key` name it as `<url>/<key>`.
+    fn rename_error(&self, key: &str, e: Error) -> Error {
+        match e {
+            Error::NotFound { source, .. } => Error::NotFound { what: locator(&self.url, key), source },
+            Error::AlreadyExists { .. } => Error::AlreadyExists { what: locator(&self.url, key) },
+            other => other,
+        }
+    }
+
+    fn meta(&self, key: &str, path: &Path) -> Result<ObjectMeta> {
+        let st = self.fs.stat(path).map_err(|e| self.rename_error(key, Error::io("reading metadata of", path, e)))?;
+        if st.is_dir {
+            return Err(Error::NotFound { what: locator(&self.url, key), source: None });
+        }
+        Ok(ObjectMeta { key: key.to_string(), size: st.len, modified: st.modified, etag: None })
+    }
+
+    /// A temp file beside the object under `key`, its directories made.
+    fn temp_for(&self, key: &str) -> Result<TempFile> {
+        let path = self.path(key)?;
+        create_dir_durable(&*self.fs, dir_of(&path))?;
+        TempFile::create_in(self.fs.clone(), &path)
+    }
+
+    fn publish(&self, key: &str, temp: TempFile, mode: PutMode) -> Result<PutResult> {
+        let published = match mode {
+            PutMode::Create => temp.publish_new(),
+            PutMode::Overwrite => temp.publish(),
+        };
+        published.map(|_| PutResult::default()).map_err(|e| self.rename_error(key, e))
+    }
+}
+
+impl Backend for LocalBackend {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult> {
+        let temp = self.temp_for(key)?;
+        if let Some(file) = temp.file() {
+            file.write_at(&data, 0).map_err(|e| Error::io("writing", temp.temp_path(), e))?;
+        }
+        self.publish(key, temp, mode)
+    }
+
+    fn writer(&self, key: &str, mode: PutMode) -> Result<Box<dyn ObjectWriter>> {
+        let temp = self.temp_for(key)?;
+        Ok(Box::new(LocalWriter { backend: self.clone(), key: key.to_string(), mode, temp, written: 0 }))
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = self.path(key)?;
+        let file =
+            self.fs.open(&path, OpenMode::Read).map_err(|e| self.rename_error(key, Error::io("opening", &path, e)))?;
+        let len = file.len().map_err(|e| Error::io("reading the length of", &path, e))?;
+        check_range(&range, len, &locator(&self.url, key))?;
+        let end = range.end.min(len);
+        let n = usize::try_from(end - range.start)
+            .map_err(|_| Error::InvalidArgument(format!("range {range:?} is too large")))?;
+        let mut buf = vec![0u8; n];
+        file.read_exact_at(&mut buf, range.start).map_err(|e| Error::io("reading", &path, e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn get(&self, key: &str) -> Result<Bytes> {
+        let path = self.path(key)?;
+        let file =
+            self.fs.open(&path, OpenMode::Read).map_err(|e| self.rename_error(key, Error::io("opening", &path, e)))?;
+        Ok(Bytes::from(file.read_all().map_err(|e| Error::io("reading", &path, e))?))
+    }
+
+    fn head(&self, key: &str) -> Result<ObjectMeta> {
+        let path = self.path(key)?;
+        self.meta(key, &path)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        check_prefix(prefix)?;
+        // Walk only the directory the prefix's complete segments name.
+        let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let start = dir_part.split('/').filter(|s| !s.is_empty()).fold(self.root.clone(), |p, s| p.join(s));
+        let mut out = Vec::new();
+        let mut dirs = vec![start];
+        while let Some(dir) = dirs.pop() {
+            for (path, is_dir) in self.entries(&dir)? {
+                let Some(key) = self.key_of(&path) else { continue };
+                if is_dir {
+                    // Descend where the prefix can still match below.
+                    if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                        dirs.push(path);
+                    }
+                } else if key.starts_with(prefix) {
+                    match self.meta(&key, &path) {
+                        Ok(m) => out.push(m),
+                        Err(Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match self.fs.remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("removing", &path, e)),
+        }
+        let dir = dir_of(&path);
+        self.fs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let data = self.get(from)?;
+        self.put(to, data, PutMode::Overwrite).map(|_| ())
+    }
+}
+
+impl LocalBackend {
+    /// The key of a path under the root, if it has one.
+    fn key_of(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(&self.root).ok()?;
+        let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+        Some(parts?.join("/"))
+    }
+}
+
+/// Writes a temp file beside the target and publishes it on finish.
+struct LocalWriter {
+    backend: LocalBackend,
+    key: String,
+    mode: PutMode,
+    temp: TempFile,
+    written: u64,
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let Some(file) = self.temp.file() else {
+            return Err(std::io::Error::other("the object writer is finished"));
+        };
+        file.write_at(data, self.written)?;
+        self.written += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ObjectWriter for LocalWriter {
+    fn finish(self: Box<Self>) -> Result<PutResult> {
+        let LocalWriter { backend, key, mode, temp, .. } = *self;
+        backend.publish(&key, temp, mode)
+    }
+
+    fn abort(self: Box<Self>) -> Result<()> {
+        // Dropping the temp file removes it.
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! The conformance suite every backend runs: put/get/list/delete semantics,
+//! create-only races, ranged reads at the edges, large objects through the
+//! writer, `NotFound` told apart from other errors, failed uploads that
+//! leave nothing visible, and listings that never show objects being
+//! written.
+//!
+//! Each check takes a fresh, empty backend. `conformance_tests!(make)`
+//! expands to one `#[test]` per check, `make` being a function returning
+//! the backend and a guard that keeps what it needs (a temp directory, a
+//! prefix to clean) until the test ends.
+
+use std::io::Write;
+use std::sync::{Arc, Barrier};
+
+use bytes::Bytes;
+use cairn::backend::{Backend, BackendExt, FaultBackend, PutMode};
+use cairn::Error;
+
+/// Deterministic bytes, different for each seed.
+/// What a test's `make` returns besides the backend.
+pub type Guard = Box<dyn std::any::Any>;
+
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn keys(b: &dyn Backend, prefix: &str) -> Vec<String> {
+    b.list(prefix).unwrap().into_iter().map(|m| m.key).collect()
+}
+
+fn assert_not_found(r: cairn::Result<impl std::fmt::Debug>, key: &str) {
+    match r {
+        Err(Error::NotFound { what, .. }) => assert!(what.ends_with(key), "{what:?} does not name {key:?}"),
+        other => panic!("expected NotFound for {key}, got {other:?}"),
+    }
+}
+
+pub fn put_get_head_overwrite(b: Arc<dyn Backend>) {
+    let one = data(1000, 1);
+    b.put("a/b/one.bin", Bytes::from(one.clone()), PutMode::Overwrite).unwrap();
+    assert_eq!(b.get("a/b/one.bin").unwrap(), one);
+    assert_eq!(b.head("a/b/one.bin").unwrap().size, 1000);
+    let two = data(10, 2);
+    b.put("a/b/one.bin", Bytes::from(two.clone()), PutMode::Overwrite).unwrap();
+    assert_eq!(b.get("a/b/one.bin").unwrap(), two);
+    assert_eq!(b.head("a/b/one.bin").unwrap().size, 10);
+    b.put("empty", Bytes::new(), PutMode::Overwrite).unwrap();
+    assert_eq!(b.get("empty").unwrap().len(), 0);
+    assert_eq!(b.head("empty").unwrap().size, 0);
+    assert!(b.exists("empty").unwrap());
+    assert!(!b.exists("nothing-here").unwrap());
+}
+
+pub fn create_only_keeps_the_first(b: Arc<dyn Backend>) {
+    b.create("k", data(100, 1)).unwrap();
+    match b.create("k", data(50, 2)) {
+        Err(Error::AlreadyExists { what }) => assert!(what.ends_with("k"), "{what}"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(b.get("k").unwrap(), data(100, 1));
+    // A writer in create-only mode is refused at finish, and leaves the
+    // object as it was.
+    let mut w = b.writer("k", PutMode::Create).unwrap();
+    w.write_all(&data(10, 3)).unwrap();
+    assert!(matches!(w.finish(), Err(Error::AlreadyExists { .. })));
+    assert_eq!(b.get("k").unwrap(), data(100, 1));
+    assert_eq!(keys(&*b, ""), vec!["k".to_string()]);
+}
+
+pub fn create_race_has_one_winner(b: Arc<dyn Backend>) {
+    const THREADS: u64 = 16;
+    let start = Arc::new(Barrier::new(THREADS as usize));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (b, start) = (Arc::clone(&b), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                (t, b.create("race/manifest", data(64 + t as usize, t)))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<u64> = results.iter().filter(|(_, r)| r.is_ok()).map(|(t, _)| *t).collect();
+    assert_eq!(winners.len(), 1, "winners: {winners:?}; results: {results:?}");
+    for (t, r) in &results {
+        if !winners.contains(t) {
+            assert!(matches!(r, Err(Error::AlreadyExists { .. })), "thread {t}: {r:?}");
+        }
+    }
+    let w = winners[0];
+    assert_eq!(b.get("race/manifest").unwrap(), data(64 + w as usize, w));
+}
+
+pub fn ranged_reads_at_the_edges(b: Arc<dyn Backend>) {
+    let obj = data(10_000, 7);
+    b.put("r", Bytes::from(obj.clone()), PutMode::Overwrite).unwrap();
+    let len = obj.len() as u64;
+    for (s, e) in [(0, 1), (0, len), (len - 1, len), (123, 4567), (9_999, 10_000), (5_000, len + 1000)] {
+        let got = b.get_range("r", s..e).unwrap();
+        assert_eq!(got, obj[s as usize..e.min(len) as usize], "range {s}..{e}");
+    }
+    for (s, e) in [(len, len + 1), (len + 5, len + 10), (10, 10), (20, 10)] {
+        assert!(matches!(b.get_range("r", s..e), Err(Error::InvalidArgument(_))), "range {s}..{e}");
+    }
+    assert_not_found(b.get_range("missing", 0..1), "missing");
+}
+
+pub fn list_by_prefix(b: Arc<dyn Backend>) {
+    for k in ["a/b", "a/bc", "a/b2/x", "a/c/d/e", "b", "ab"] {
+        b.put(k, Bytes::from_static(b"x"), PutMode::Overwrite).unwrap();
+    }
+    assert_eq!(keys(&*b, ""), ["a/b", "a/b2/x", "a/bc", "a/c/d/e", "ab", "b"]);
+    assert_eq!(keys(&*b, "a/"), ["a/b", "a/b2/x", "a/bc", "a/c/d/e"]);
+    assert_eq!(keys(&*b, "a/b"), ["a/b", "a/b2/x", "a/bc"]);
+    assert_eq!(keys(&*b, "a/c/"), ["a/c/d/e"]);
+    assert_eq!(keys(&*b, "a"), ["a/b", "a/b2/x", "a/bc", "a/c/d/e", "ab"]);
+    assert!(keys(&*b, "zz").is_empty());
+    assert!(keys(&*b, "a/zz/").is_empty());
+    let meta = b.list("b").unwrap();
+    assert_eq!(meta.len(), 1);
+    assert_eq!(meta[0].size, 1);
+}
+
+pub fn delete_and_not_found(b: Arc<dyn Backend>) {
+    b.put("d/x", Bytes::from_static(b"123"), PutMode::Overwrite).unwrap();
+    b.delete("d/x").unwrap();
+    assert_not_found(b.get("d/x"), "d/x");
+    assert_not_found(b.head("d/x"), "d/x");
+    b.delete("d/x").unwrap();
+    b.delete("never/was").unwrap();
+    assert!(keys(&*b, "d/").is_empty());
+    // Missing objects are NotFound, never another error.
+    assert_not_found(b.get("no/such/key"), "no/such/key");
+    assert_not_found(b.copy("no/such/key", "dest"), "no/such/key");
+}
+
+pub fn copy_makes_an_independent_object(b: Arc<dyn Backend>) {
+    b.put("src", Bytes::from(data(300, 3)), PutMode::Overwrite).unwrap();
+    b.copy("src", "dir/dst").unwrap();
+    b.put("src", Bytes::from(data(5, 4)), PutMode::Overwrite).unwrap();
+    assert_eq!(b.get("dir/dst").unwrap(), data(300, 3));
+}
+
+/// 24 MiB in uneven pieces, enough for several parts on object storage.
+pub fn large_object_through_the_writer(b: Arc<dyn Backend>) {
+    let obj = data(24 << 20, 9);
+    let mut w = b.writer("big/object", PutMode::Overwrite).unwrap();
+    for piece in obj.chunks(3_333_331) {
+        w.write_all(piece).unwrap();
+    }
+    w.finish().unwrap();
+    assert_eq!(b.head("big/object").unwrap().size, obj.len() as u64);
+    let got = b.get("big/object").unwrap();
+    assert!(got == obj, "the large object came back different");
+    let mid = b.get_range("big/object", (12 << 20) - 5..(12 << 20) + 5).unwrap();
+    assert_eq!(mid, obj[(12 << 20) - 5..(12 << 20) + 5]);
+}
+
+pub fn unfinished_uploads_stay_invisible(b: Arc<dyn Backend>) {
+    let mut w = b.writer("pending/obj", PutMode::Overwrite).unwrap();
+    w.write_all(&data(100_000, 1)).unwrap();
+    assert!(keys(&*b, "").is_empty(), "an unfinished upload is listed");
+    assert_not_found(b.get("pending/obj"), "pending/obj");
+    w.abort().unwrap();
+    let mut w = b.writer("pending/obj", PutMode::Overwrite).unwrap();
+    w.write_all(&data(100_000, 2)).unwrap();
+    drop(w);
+    assert!(keys(&*b, "").is_empty(), "a dropped upload is listed");
+    assert_not_found(b.get("pending/obj"), "pending/obj");
+}
+
+pub fn an_upload_failing_midway_leaves_nothing(b: Arc<dyn Backend>) {
+    let f = FaultBackend::new(Arc::clone(&b));
+    f.fail_puts_after(6 << 20);
+    let mut w = f.writer("failed/obj", PutMode::Overwrite).unwrap();
+    let obj = data(12 << 20, 5);
+    let err = obj.chunks(1 << 20).try_for_each(|p| w.write_all(p));
+    assert!(err.is_err(), "the writer did not fail");
+    w.abort().unwrap();
+    assert!(f.put("failed/small", Bytes::from(obj), PutMode::Overwrite).is_err());
+    assert!(keys(&*b, "").is_empty(), "a failed upload left {:?}", keys(&*b, ""));
+    // A failure at finish (the nth operation) leaves nothing either.
+    f.clear();
+    let mut w = f.writer("failed/late", PutMode::Overwrite).unwrap();
+    w.write_all(b"abc").unwrap();
+    f.fail_nth(1);
+    assert!(w.finish().is_err());
+    assert!(keys(&*b, "").is_empty(), "a failed finish left {:?}", keys(&*b, ""));
+}
+
+pub fn bad_keys_are_refused(b: Arc<dyn Backend>) {
+    for k in ["", "../x", "a//b", "/abs", ".hidden", "a/./b", "sp ace"] {
+        assert!(
+            matches!(b.put(k, Bytes::from_static(b"x"), PutMode::Overwrite), Err(Error::InvalidArgument(_))),
+            "{k:?}"
+        );
+        assert!(matches!(b.get(k), Err(Error::InvalidArgument(_))), "{k:?}");
+    }
+    assert!(keys(&*b, "").is_empty());
+}
+
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        #[test]
+        fn put_get_head_overwrite() {
+            let (b, _guard) = $make();
+            conformance::put_get_head_overwrite(b);
+        }
+        #[test]
+        fn create_only_keeps_the_first() {
+            let (b, _guard) = $make();
+            conformance::create_only_keeps_the_first(b);
+        }
+        #[test]
+        fn create_race_has_one_winner() {
+            let (b, _guard) = $make();
+            conformance::create_race_has_one_winner(b);
+        }
+        #[test]
+        fn ranged_reads_at_the_edges() {
+            let (b, _guard) = $make();
+            conformance::ranged_reads_at_the_edges(b);
+        }
+        #[test]
+        fn list_by_prefix() {
+            let (b, _guard) = $make();
+            conformance::list_by_prefix(b);
+        }
+        #[test]
+        fn delete_and_not_found() {
+            let (b, _guard) = $make();
+            conformance::delete_and_not_found(b);
+        }
+        #[test]
+        fn copy_makes_an_independent_object() {
+            let (b, _guard) = $make();
+            conformance::copy_makes_an_independent_object(b);
+        }
+        #[test]
+        fn large_object_through_the_writer() {
+            let (b, _guard) = $make();
+            conformance::large_object_through_the_writer(b);
+        }
+        #[test]
+        fn unfinished_uploads_stay_invisible() {
+            let (b, _guard) = $make();
+            conformance::unfinished_uploads_stay_invisible(b);
+        }
+        #[test]
+        fn an_upload_failing_midway_leaves_nothing() {
+            let (b, _guard) = $make();
+            conformance::an_upload_failing_midway_leaves_nothing(b);
+        }
+        #[test]
+        fn bad_keys_are_refused() {
+            let (b, _guard) = $make();
+            conformance::bad_keys_are_refused(b);
+        }
+    };
+}
