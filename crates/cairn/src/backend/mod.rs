@@ -13,6 +13,8 @@ mod key;
 mod latency;
 mod local;
 mod memory;
+#[cfg(feature = "cloud")]
+mod object;
 
 pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult};
 pub use fault::FaultBackend;
@@ -20,6 +22,8 @@ pub use key::{check_key, check_prefix, MAX_KEY_LEN};
 pub use latency::LatencyBackend;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+#[cfg(feature = "cloud")]
+pub use object::{ObjectBackend, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE};
 
 use std::ops::Range;
 

@@ -7,7 +7,9 @@
 //! Each check takes a fresh, empty backend. `conformance_tests!(make)`
 //! expands to one `#[test]` per check, `make` being a function returning
 //! the backend and a guard that keeps what it needs (a temp directory, a
-//! prefix to clean) until the test ends.
+//! prefix to clean) until the test ends, or `None` when the backend is not
+//! available here (the test then passes without running; see
+//! `backend_s3.rs` for when that is allowed).
 
 use std::io::Write;
 use std::sync::{Arc, Barrier};
@@ -179,9 +181,10 @@ pub fn unfinished_uploads_stay_invisible(b: Arc<dyn Backend>) {
 
 pub fn an_upload_failing_midway_leaves_nothing(b: Arc<dyn Backend>) {
     let f = FaultBackend::new(Arc::clone(&b));
-    f.fail_puts_after(6 << 20);
+    // Past the first parts of a multipart upload on object storage.
+    f.fail_puts_after(18 << 20);
     let mut w = f.writer("failed/obj", PutMode::Overwrite).unwrap();
-    let obj = data(12 << 20, 5);
+    let obj = data(24 << 20, 5);
     let err = obj.chunks(1 << 20).try_for_each(|p| w.write_all(p));
     assert!(err.is_err(), "the writer did not fail");
     w.abort().unwrap();
@@ -212,57 +215,57 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         #[test]
         fn put_get_head_overwrite() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::put_get_head_overwrite(b);
         }
         #[test]
         fn create_only_keeps_the_first() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::create_only_keeps_the_first(b);
         }
         #[test]
         fn create_race_has_one_winner() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::create_race_has_one_winner(b);
         }
         #[test]
         fn ranged_reads_at_the_edges() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::ranged_reads_at_the_edges(b);
         }
         #[test]
         fn list_by_prefix() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::list_by_prefix(b);
         }
         #[test]
         fn delete_and_not_found() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::delete_and_not_found(b);
         }
         #[test]
         fn copy_makes_an_independent_object() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::copy_makes_an_independent_object(b);
         }
         #[test]
         fn large_object_through_the_writer() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::large_object_through_the_writer(b);
         }
         #[test]
         fn unfinished_uploads_stay_invisible() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::unfinished_uploads_stay_invisible(b);
         }
         #[test]
         fn an_upload_failing_midway_leaves_nothing() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::an_upload_failing_midway_leaves_nothing(b);
         }
         #[test]
         fn bad_keys_are_refused() {
-            let (b, _guard) = $make();
+            let Some((b, _guard)) = $make() else { return };
             conformance::bad_keys_are_refused(b);
         }
     };
