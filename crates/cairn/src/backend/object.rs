@@ -100,9 +100,11 @@ impl ObjectBackend {
                 .with_url(&root)
                 .build()
                 .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
-            other => return Err(Error::InvalidArgument(format!(
+            other => {
+                return Err(Error::InvalidArgument(format!(
                 "object storage URL {url:?}: scheme {other:?} is not enabled in this build (features s3, gcs, azure)"
-            ))),
+            )))
+            }
         };
         let store =
             built.map_err(|e| Error::Backend { op: "configuring", what: url.to_string(), source: Box::new(e) })?;
