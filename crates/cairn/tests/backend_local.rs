@@ -28,16 +28,22 @@ fn objects_are_plain_files_under_the_root() {
 }
 
 #[test]
-fn temp_files_of_dead_processes_are_swept_at_open_and_never_listed() {
+fn temp_files_of_dead_processes_are_swept_and_never_listed() {
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("a/b");
     std::fs::create_dir_all(&nested).unwrap();
     // A pid far above any default pid_max is certainly not running.
     let dead = nested.join(".obj.2147483000.1f.cairn-tmp");
     std::fs::write(&dead, b"partial").unwrap();
+    let dead_top = dir.path().join(".top.2147483000.2f.cairn-tmp");
+    std::fs::write(&dead_top, b"partial").unwrap();
     std::fs::write(nested.join("obj"), b"whole").unwrap();
     let b = LocalBackend::open(dir.path()).unwrap();
-    assert!(!dead.exists(), "the orphan survived open");
+    assert!(!dead_top.exists(), "the orphan in the root survived open");
+    let keys: Vec<String> = b.list("").unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(keys, ["a/b/obj"], "a temp file was listed");
+    assert_eq!(b.sweep().unwrap(), 1);
+    assert!(!dead.exists(), "the nested orphan survived sweep");
     let keys: Vec<String> = b.list("").unwrap().into_iter().map(|m| m.key).collect();
     assert_eq!(keys, ["a/b/obj"]);
     // A live writer's temp file stays, and is not listed either.

@@ -16,43 +16,15 @@
 #[path = "backend/conformance.rs"]
 mod conformance;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "backend/s3_env.rs"]
+mod s3_env;
+
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn::backend::{Backend, ObjectBackend};
+use cairn::backend::Backend;
 
-/// Deletes everything under a test's prefix when the test ends.
-struct Cleanup(Arc<dyn Backend>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Ok(all) = self.0.list("") {
-            for m in all {
-                let _ = self.0.delete(&m.key);
-            }
-        }
-    }
-}
-
-/// A backend under a prefix of its own, so tests run in parallel and
-/// leave nothing behind.
 fn make() -> Option<(Arc<dyn Backend>, conformance::Guard)> {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let Ok(base) = std::env::var("CAIRN_TEST_S3_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but CAIRN_TEST_S3_URL is not: the S3 tests must run");
-        eprintln!("CAIRN_TEST_S3_URL is not set: skipping (./scripts/test starts a local S3 server)");
-        return None;
-    };
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let url = format!(
-        "{}/t{}-{nanos:x}-{}",
-        base.trim_end_matches('/'),
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let backend: Arc<dyn Backend> = Arc::new(ObjectBackend::open(&url).unwrap());
-    Some((Arc::clone(&backend), Box::new(Cleanup(backend))))
+    s3_env::backend().map(|(b, guard)| (b, Box::new(guard) as conformance::Guard))
 }
 
 conformance_tests!(make);

@@ -24,6 +24,7 @@ pub struct LocalBackend {
 impl LocalBackend {
     /// Opens the directory `root` on the real file system, creating it if
     /// missing, and removes temp files that dead processes left in it.
+    /// A relative `root` is made absolute against the working directory.
     ///
     /// # Errors
     /// As [`open_in`](Self::open_in).
@@ -38,17 +39,17 @@ impl LocalBackend {
     }
 
     /// Opens the directory `root` on `fs`, creating it (durably) if missing,
-    /// and removes temp files that dead processes left anywhere under it.
+    /// and removes temp files that dead processes left in it (not below it:
+    /// [`sweep`](Self::sweep) walks the whole tree).
     ///
     /// # Errors
-    /// I/O errors creating or walking the directory.
+    /// I/O errors creating or listing the directory.
     pub fn open_in(fs: FsRef, root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         create_dir_durable(&*fs, &root)?;
+        sweep_orphans_in(&*fs, &root)?;
         let url = format!("file://{}", root.display());
-        let backend = LocalBackend { fs, root, url };
-        backend.sweep()?;
-        Ok(backend)
+        Ok(LocalBackend { fs, root, url })
     }
 
     /// The root directory.
@@ -56,8 +57,8 @@ impl LocalBackend {
         &self.root
     }
 
-    /// Removes temp files of dead processes under the root; returns how
-    /// many went.
+    /// Removes temp files of dead processes anywhere under the root;
+    /// returns how many went.
     ///
     /// # Errors
     /// I/O errors walking the tree or removing files.

@@ -15,6 +15,7 @@ mod local;
 mod memory;
 #[cfg(feature = "cloud")]
 mod object;
+mod remote;
 
 pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult};
 pub use fault::FaultBackend;
@@ -24,6 +25,7 @@ pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 #[cfg(feature = "cloud")]
 pub use object::{ObjectBackend, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE};
+pub use remote::{is_url, open_checkpoint, resolve, Location};
 
 use std::ops::Range;
 

@@ -23,6 +23,7 @@ pub use index::ChunkInfo;
 pub use options::{ChunkSpec, WriterOptions, DEFAULT_FRAME_SIZE};
 pub use reader::{Checkpoint, ReadOptions};
 pub use sink::{FileSink, Sink};
+pub use source::RangeRead;
 pub use stats::LoadStats;
 pub use verify::{Problem, VerifyReport};
 pub use writer::CheckpointWriter;

@@ -12,7 +12,7 @@ use super::codec;
 use super::dtype::Element;
 use super::index::{decode_frames, frame_raw_len, ChunkInfo, FrameEntry, Index, FRAME_RECORD_LEN};
 use super::layout::{xxh3, Header, Trailer, HEADER_LEN, TRAILER_LEN};
-use super::source::Source;
+use super::source::{RangeRead, Source};
 use super::stats::{LoadStats, StatsCell};
 use crate::error::{Error, Result};
 
@@ -93,6 +93,16 @@ impl Checkpoint {
     /// As [`open`](Self::open), without the I/O errors.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
         Self::from_source(Source::Bytes(bytes), "<memory>".to_string())
+    }
+
+    /// Opens a checkpoint through positional reads of `source` (an object
+    /// on a storage backend): the header, trailer and index are read first,
+    /// then only the frames asked for. `origin` names it in messages.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_ranged(source: Box<dyn RangeRead>, origin: impl Into<String>) -> Result<Self> {
+        Self::from_source(Source::Ranged(source), origin.into())
     }
 
     fn from_source(source: Source, origin: String) -> Result<Self> {

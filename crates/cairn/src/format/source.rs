@@ -1,5 +1,5 @@
 //! Where a reader's bytes come from: a memory map, positional reads on an
-//! open file, or a buffer in memory.
+//! open file, a buffer in memory, or ranged reads of a remote object.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -8,11 +8,31 @@ use std::os::unix::fs::FileExt;
 
 use memmap2::Mmap;
 
+/// Positional reads of a checkpoint stored elsewhere (an object on a
+/// storage backend), for [`Checkpoint::open_ranged`](super::Checkpoint::open_ranged).
+pub trait RangeRead: Send + Sync + std::fmt::Debug {
+    /// The object's length in bytes.
+    fn len(&self) -> u64;
+
+    /// Whether the object is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Exactly `len` bytes from `offset`, which the caller keeps within
+    /// [`len`](Self::len).
+    ///
+    /// # Errors
+    /// The transport's error.
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+}
+
 #[derive(Debug)]
 pub(crate) enum Source {
     Map(Mmap),
     File { file: File, len: u64 },
     Bytes(Vec<u8>),
+    Ranged(Box<dyn RangeRead>),
 }
 
 fn out_of_range(offset: u64, len: usize, total: u64) -> io::Error {
@@ -28,6 +48,7 @@ impl Source {
             Source::Map(m) => m.len() as u64,
             Source::File { len, .. } => *len,
             Source::Bytes(b) => b.len() as u64,
+            Source::Ranged(r) => r.len(),
         }
     }
 
@@ -36,7 +57,7 @@ impl Source {
         match self {
             Source::Map(m) => Some(m),
             Source::Bytes(b) => Some(b),
-            Source::File { .. } => None,
+            Source::File { .. } | Source::Ranged(_) => None,
         }
     }
 
@@ -55,6 +76,16 @@ impl Source {
             Source::File { file, .. } => {
                 let mut buf = vec![0u8; len];
                 file.read_exact_at(&mut buf, offset)?;
+                Ok(Cow::Owned(buf))
+            }
+            Source::Ranged(r) => {
+                let buf = r.read_at(offset, len)?;
+                if buf.len() != len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("asked for {len} bytes at {offset}, got {}", buf.len()),
+                    ));
+                }
                 Ok(Cow::Owned(buf))
             }
             _ => Err(out_of_range(offset, len, total)),
