@@ -1,6 +1,8 @@
 //! The `cairn` command-line tool: pack files into a checkpoint, unpack,
-//! print or inspect one, verify it end to end, run a demo, and append to,
-//! dump or verify a write-ahead log.
+//! print or inspect one, verify it end to end, copy it between local disk
+//! and object storage, run a demo, and append to, dump or verify a
+//! write-ahead log. Every command that takes a checkpoint FILE also takes a
+//! URL (`s3://bucket/key`, `gs://…`, `az://…`, `file:///path`).
 //!
 //! Exit codes, the same for every command:
 //!
@@ -16,12 +18,13 @@ mod exit;
 mod output;
 mod progress;
 mod spec;
+mod target;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{cat, demo, inspect, pack, unpack, verify, wal};
+use commands::{cat, cp, demo, inspect, pack, unpack, verify, wal};
 
 /// Durable, verified checkpoint files.
 #[derive(Debug, Parser)]
@@ -45,6 +48,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Check every checksum and digest in a checkpoint.
     Verify(verify::Args),
+    /// Copy a checkpoint between paths and object storage URLs, verifying the copy.
+    Cp(cp::Args),
     /// Generate, pack, inspect and verify a small example checkpoint.
     Demo(demo::Args),
     /// Append to, dump or verify a write-ahead log directory.
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Command::Cat(args) => cat::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Cp(args) => cp::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Wal(args) => wal::run(args),
     };

@@ -1,16 +1,15 @@
 //! `cairn cat`: one chunk's bytes to stdout.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
-use cairn::Checkpoint;
 
 /// Arguments of `cairn cat`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The checkpoint to read.
-    file: PathBuf,
+    /// The checkpoint to read: a path, or a URL (`s3://bucket/key`,
+    /// `gs://…`, `az://…`, `file:///path`).
+    file: String,
     /// The chunk to print.
     chunk: String,
 }
@@ -22,10 +21,9 @@ pub struct Args {
 /// A missing file or chunk; a corrupt frame; stdout errors (a closed pipe is
 /// turned into a quiet success by the caller).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ck = Checkpoint::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let ck = crate::target::open(&args.file)?;
     let mut out = std::io::stdout().lock();
-    ck.read_to(&args.chunk, &mut out)
-        .with_context(|| format!("reading chunk {:?} from {}", args.chunk, args.file.display()))?;
+    ck.read_to(&args.chunk, &mut out).with_context(|| format!("reading chunk {:?} from {}", args.chunk, args.file))?;
     out.flush().context("writing to stdout")?;
     Ok(())
 }

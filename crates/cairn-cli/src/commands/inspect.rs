@@ -1,9 +1,7 @@
 //! `cairn inspect`: a checkpoint's metadata and chunk table.
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use anyhow::Context;
 use cairn::Checkpoint;
 use serde::Serialize;
 
@@ -12,8 +10,9 @@ use crate::output::{self, safe};
 /// Arguments of `cairn inspect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The checkpoint to read.
-    file: PathBuf,
+    /// The checkpoint to read: a path, or a URL (`s3://bucket/key`,
+    /// `gs://…`, `az://…`, `file:///path`).
+    file: String,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -153,7 +152,7 @@ pub fn print_human(s: &Summary<'_>, out: &mut impl Write) -> std::io::Result<()>
 /// # Errors
 /// A missing file; a damaged header, index or trailer (exit 3).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ck = Checkpoint::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let ck = crate::target::open(&args.file)?;
     let s = summary(&ck);
     if args.json {
         return output::print_json(&s);

@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments and what it does.
 
 pub mod cat;
+pub mod cp;
 pub mod demo;
 pub mod inspect;
 pub mod pack;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cairn::backend::is_url;
 use cairn::{CheckpointWriter, ChunkSpec, Compression, WriterOptions};
 use clap::ArgMatches;
 
@@ -16,8 +17,10 @@ use crate::spec::{ChunkArg, MetaArg, TensorArg};
 /// Arguments of `cairn pack`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The checkpoint to write; replaced atomically if it exists.
-    out: PathBuf,
+    /// The checkpoint to write, replaced atomically if it exists: a path,
+    /// or a URL (`s3://bucket/key`, …), in which case it is packed into a
+    /// temp file first, uploaded, and the upload verified.
+    out: String,
     /// A file stored as an opaque chunk (repeatable).
     #[arg(long = "chunk", value_name = "NAME=PATH")]
     chunks: Vec<ChunkArg>,
@@ -125,9 +128,15 @@ pub fn run(args: Args, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
     if let Some(bytes) = args.frame_size {
         opts = opts.frame_size(bytes);
     }
-    let mut w = CheckpointWriter::create(&args.out, opts)
+    let remote = is_url(&args.out) && !args.out.starts_with("file://");
+    let staging = if remote { Some(tempfile::tempdir().context("creating a temp directory")?) } else { None };
+    let local = match &staging {
+        Some(dir) => dir.path().join("upload.cairn"),
+        None => PathBuf::from(args.out.strip_prefix("file://").unwrap_or(&args.out)),
+    };
+    let mut w = CheckpointWriter::create(&local, opts)
         .map_err(usage_if_invalid)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+        .with_context(|| format!("creating {}", local.display()))?;
     if let Some(step) = args.step {
         w.set_step(step);
     }
@@ -147,15 +156,22 @@ pub fn run(args: Args, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
             .with_context(|| format!("packing chunk {:?} from {}", input.name, input.path.display()))?;
     }
     let digest = w.digest();
-    let path = w.finish().with_context(|| format!("publishing {}", args.out.display()))?;
+    let path = w.finish().with_context(|| format!("publishing {}", local.display()))?;
     drop(bar);
 
     let file_len = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+    let shown = if remote {
+        let from = path.to_string_lossy().into_owned();
+        super::cp::copy_verified(&from, &args.out)?;
+        args.out.clone()
+    } else {
+        path.display().to_string()
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "packed {}: {} chunks, {} bytes in, {} bytes on disk, digest {}",
-        path.display(),
+        shown,
         inputs.len(),
         total_in,
         file_len,

@@ -22,8 +22,9 @@ use crate::progress;
 /// Arguments of `cairn unpack`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The checkpoint to read.
-    file: PathBuf,
+    /// The checkpoint to read: a path, or a URL (`s3://bucket/key`,
+    /// `gs://…`, `az://…`, `file:///path`).
+    file: String,
     /// Directory to write into; created if missing.
     dir: PathBuf,
 }
@@ -102,7 +103,7 @@ fn stream_to(ck: &Checkpoint, name: &str, temp: &Path, bar: &ProgressBar) -> any
 /// # Errors
 /// A refused chunk name; I/O errors; a corrupt chunk (named in the error).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ck = Checkpoint::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let ck = crate::target::open(&args.file)?;
     let mut plan = Vec::with_capacity(ck.chunks().len());
     for c in ck.chunks() {
         let rel = relative_path(&c.name).map_err(|why| {
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "unpacked {} chunks ({}) from {} into {}",
         plan.len(),
         output::bytes(total),
-        args.file.display(),
+        args.file,
         args.dir.display()
     )?;
     Ok(())

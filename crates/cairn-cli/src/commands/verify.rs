@@ -2,7 +2,6 @@
 //! digest.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use cairn::{Checkpoint, VerifyReport};
@@ -14,8 +13,9 @@ use crate::output;
 /// Arguments of `cairn verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The checkpoint to check.
-    file: PathBuf,
+    /// The checkpoint to check: a path, or a URL (`s3://bucket/key`,
+    /// `gs://…`, `az://…`, `file:///path`).
+    file: String,
     /// Print one JSON object instead of a summary line.
     #[arg(long)]
     json: bool,
@@ -101,8 +101,8 @@ fn failure(file: &str, problems: &[ProblemRow]) -> anyhow::Error {
 /// A missing file or I/O error (exit 1); damage (exit 3), after the report
 /// was printed.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let file = args.file.display().to_string();
-    let ck = match Checkpoint::open(&args.file) {
+    let file = args.file.clone();
+    let ck = match Checkpoint::open_url(&args.file) {
         Ok(ck) => ck,
         Err(cairn::Error::Corrupt { what, offset, detail, file: origin }) if args.json => {
             let report = Report::unopenable(file.clone(), &what, offset, &detail);

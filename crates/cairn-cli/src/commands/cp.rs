@@ -1,0 +1,144 @@
+//! `cairn cp SRC DST`: copies a checkpoint between any two places (paths,
+//! `file://`, `s3://`, `gs://`, `az://`), then opens the copy and verifies
+//! every frame and the digest against the source's.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cairn::backend::{is_url, resolve, BackendExt, Location, PutMode};
+use cairn::io::TempFile;
+
+use crate::exit::{usage_if_invalid, Integrity};
+use crate::{output, progress, target};
+
+/// Arguments of `cairn cp`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The checkpoint to copy: a path or a URL.
+    src: String,
+    /// Where to put the copy (replaced atomically if it exists): a path or
+    /// a URL.
+    dst: String,
+}
+
+/// One end of a copy.
+enum End {
+    Path(PathBuf),
+    Object(Location),
+}
+
+fn end(target: &str) -> anyhow::Result<End> {
+    if !is_url(target) {
+        return Ok(End::Path(PathBuf::from(target)));
+    }
+    if let Some(path) = target.strip_prefix("file://") {
+        return Ok(End::Path(PathBuf::from(path)));
+    }
+    Ok(End::Object(resolve(target).map_err(usage_if_invalid).with_context(|| format!("opening {target}"))?))
+}
+
+/// Bytes read at a time, from files and objects alike.
+const BLOCK: usize = 8 << 20;
+
+/// Reads an object front to back in ranged gets of [`BLOCK`] bytes.
+struct ObjectReader {
+    loc: Location,
+    pos: u64,
+    len: u64,
+    buf: bytes::Bytes,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() {
+            if self.pos >= self.len {
+                return Ok(0);
+            }
+            let end = (self.pos + BLOCK as u64).min(self.len);
+            self.buf = self.loc.backend.get_range(&self.loc.key, self.pos..end).map_err(std::io::Error::other)?;
+            if self.buf.is_empty() {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the object ended early"));
+            }
+            self.pos += self.buf.len() as u64;
+        }
+        let n = out.len().min(self.buf.len());
+        let chunk = self.buf.split_to(n);
+        if let Some(dst) = out.get_mut(..n) {
+            dst.copy_from_slice(&chunk);
+        }
+        Ok(n)
+    }
+}
+
+/// Copies the `len` bytes at `src` to `dst`, atomically at the
+/// destination, with a progress bar labelled `label`.
+fn copy_bytes(src: &str, dst: &str, len: u64, label: &str) -> anyhow::Result<()> {
+    let reader: Box<dyn Read> = match end(src)? {
+        End::Path(p) => Box::new(File::open(&p).with_context(|| format!("opening {}", p.display()))?),
+        End::Object(loc) => Box::new(ObjectReader { loc, pos: 0, len, buf: bytes::Bytes::new() }),
+    };
+    let bar = progress::bytes_bar(len, label);
+    let mut reader = bar.wrap_read(reader);
+    match end(dst)? {
+        End::Path(p) => {
+            let temp = TempFile::create(&p).with_context(|| format!("creating {}", p.display()))?;
+            let file = temp.file().context("the temp file is closed")?;
+            let mut buf = vec![0u8; BLOCK];
+            let mut at = 0u64;
+            loop {
+                let n = reader.read(&mut buf).with_context(|| format!("reading {src}"))?;
+                let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else { break };
+                file.write_at(data, at).with_context(|| format!("writing {}", p.display()))?;
+                at += n as u64;
+            }
+            temp.publish().with_context(|| format!("publishing {}", p.display()))?;
+        }
+        End::Object(loc) => {
+            loc.backend
+                .put_from(&loc.key, &mut reader, PutMode::Overwrite)
+                .with_context(|| format!("uploading to {dst}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the checkpoint at `src` to `dst` and verifies the copy: every
+/// frame, and the digest against the source's. Returns the bytes copied
+/// and the digest.
+///
+/// # Errors
+/// Errors opening, reading or writing either end; [`Integrity`] (exit 3)
+/// if the copy does not verify.
+pub fn copy_verified(src: &str, dst: &str) -> anyhow::Result<(u64, [u8; 32])> {
+    let source = target::open(src)?;
+    let (len, digest) = (source.file_len(), source.digest());
+    drop(source);
+    copy_bytes(src, dst, len, "copying")?;
+    let copy = target::open(dst)?;
+    if copy.file_len() != len || copy.digest() != digest {
+        return Err(anyhow::Error::new(Integrity(format!(
+            "the copy at {dst} is not the checkpoint at {src}: {} bytes, digest {}, expected {len} bytes, digest {}",
+            copy.file_len(),
+            output::hex(&copy.digest()),
+            output::hex(&digest)
+        ))));
+    }
+    let report = copy.verify().with_context(|| format!("verifying {dst}"))?;
+    if !report.is_ok() {
+        return Err(anyhow::Error::new(Integrity(format!("the copy at {dst} fails verification: {report:?}"))));
+    }
+    Ok((len, digest))
+}
+
+/// Runs `cairn cp`.
+///
+/// # Errors
+/// As [`copy_verified`].
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (len, digest) = copy_verified(&args.src, &args.dst)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "copied {} to {}: {len} bytes, verified, digest {}", args.src, args.dst, output::hex(&digest))?;
+    Ok(())
+}
