@@ -8,6 +8,7 @@
 //! docs/DURABILITY.md).
 
 mod api;
+pub mod commit;
 mod fault;
 mod key;
 mod latency;
