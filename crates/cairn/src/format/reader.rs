@@ -102,7 +102,7 @@ impl Checkpoint {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_ranged(source: Box<dyn RangeRead>, origin: impl Into<String>) -> Result<Self> {
-        Self::from_source(Source::Ranged(source), origin.into())
+        Self::from_source(Source::Ranged(source, Default::default()), origin.into())
     }
 
     fn from_source(source: Source, origin: String) -> Result<Self> {
@@ -289,11 +289,17 @@ impl Checkpoint {
         }
         let fs = self.header.frame_size as usize;
         let frames = self.frames_of(c)?;
+        // From object storage, one ranged get for the chunk's frames instead
+        // of one per frame.
+        let start = frames.iter().map(|f| f.offset).min().unwrap_or(0);
+        let end = frames.iter().map(|f| f.offset.saturating_add(u64::from(f.stored_len))).max().unwrap_or(0);
+        self.source.prefetch(start..end).map_err(|e| Error::io("reading", self.origin.clone(), e))?;
         let result = dst
             .par_chunks_mut(fs)
             .zip(frames.par_iter())
             .enumerate()
             .try_for_each(|(i, (d, f))| self.read_frame(c, i, f, d));
+        self.source.forget();
         self.stats.wall(wall);
         result
     }

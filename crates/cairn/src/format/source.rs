@@ -32,7 +32,30 @@ pub(crate) enum Source {
     Map(Mmap),
     File { file: File, len: u64 },
     Bytes(Vec<u8>),
-    Ranged(Box<dyn RangeRead>),
+    Ranged(Box<dyn RangeRead>, Prefetched),
+}
+
+/// The longest span a ranged source fetches in one read ahead of a chunk's
+/// frames.
+pub(crate) const PREFETCH_MAX: u64 = 64 << 20;
+
+/// One span of a ranged source read ahead, so that a chunk's frames cost
+/// one round trip instead of one each.
+#[derive(Debug, Default)]
+pub(crate) struct Prefetched(std::sync::Mutex<Option<(u64, std::sync::Arc<Vec<u8>>)>>);
+
+impl Prefetched {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, std::sync::Arc<Vec<u8>>)>> {
+        // Replaced whole under the lock: never half-updated.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes `offset..offset+len` if the span holds them.
+    fn get(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let span = self.lock().clone()?;
+        let start = usize::try_from(offset.checked_sub(span.0)?).ok()?;
+        span.1.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
+    }
 }
 
 fn out_of_range(offset: u64, len: usize, total: u64) -> io::Error {
@@ -48,7 +71,7 @@ impl Source {
             Source::Map(m) => m.len() as u64,
             Source::File { len, .. } => *len,
             Source::Bytes(b) => b.len() as u64,
-            Source::Ranged(r) => r.len(),
+            Source::Ranged(r, _) => r.len(),
         }
     }
 
@@ -57,7 +80,31 @@ impl Source {
         match self {
             Source::Map(m) => Some(m),
             Source::Bytes(b) => Some(b),
-            Source::File { .. } | Source::Ranged(_) => None,
+            Source::File { .. } | Source::Ranged(..) => None,
+        }
+    }
+
+    /// For a ranged source, reads `span` in one go so that reads inside it
+    /// are served from memory, until [`forget`](Self::forget). Spans over
+    /// [`PREFETCH_MAX`] or past the end are not read ahead. Other sources
+    /// need nothing.
+    pub(crate) fn prefetch(&self, span: std::ops::Range<u64>) -> io::Result<()> {
+        let Source::Ranged(r, ahead) = self else { return Ok(()) };
+        let Some(len) = span.end.checked_sub(span.start).filter(|l| *l > 0 && *l <= PREFETCH_MAX) else {
+            return Ok(());
+        };
+        if span.end > r.len() {
+            return Ok(());
+        }
+        let buf = r.read_at(span.start, usize::try_from(len).map_err(io::Error::other)?)?;
+        *ahead.lock() = Some((span.start, std::sync::Arc::new(buf)));
+        Ok(())
+    }
+
+    /// Drops what [`prefetch`](Self::prefetch) read.
+    pub(crate) fn forget(&self) {
+        if let Source::Ranged(_, ahead) = self {
+            *ahead.lock() = None;
         }
     }
 
@@ -78,7 +125,10 @@ impl Source {
                 file.read_exact_at(&mut buf, offset)?;
                 Ok(Cow::Owned(buf))
             }
-            Source::Ranged(r) => {
+            Source::Ranged(r, ahead) => {
+                if let Some(buf) = ahead.get(offset, len) {
+                    return Ok(Cow::Owned(buf));
+                }
                 let buf = r.read_at(offset, len)?;
                 if buf.len() != len {
                     return Err(io::Error::new(
