@@ -16,16 +16,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
 use std::fs::File;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use cairn::backend::{
-    open_checkpoint, Backend, BackendExt, LocalBackend, ObjectBackend, ObjectMeta, ObjectWriter, PutMode, PutResult,
-};
+use cairn::backend::{open_checkpoint, Backend, BackendExt, CountingBackend, LocalBackend, ObjectBackend, PutMode};
 use cairn::{Checkpoint, CheckpointWriter, WriterOptions};
 
 const CHUNK: usize = 16 << 20;
@@ -56,50 +53,6 @@ fn make_checkpoint(path: &Path, chunks: usize) {
         w.add_bytes(&format!("c{i:03}"), &noise(CHUNK, i as u64)).unwrap();
     }
     w.finish().unwrap();
-}
-
-/// Counts the bytes reads return.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Backend>,
-    bytes: AtomicU64,
-    gets: AtomicU64,
-}
-
-impl Backend for Counting {
-    fn url(&self) -> &str {
-        self.inner.url()
-    }
-    fn put(&self, key: &str, data: Bytes, mode: PutMode) -> cairn::Result<PutResult> {
-        self.inner.put(key, data, mode)
-    }
-    fn writer(&self, key: &str, mode: PutMode) -> cairn::Result<Box<dyn ObjectWriter>> {
-        self.inner.writer(key, mode)
-    }
-    fn get_range(&self, key: &str, range: Range<u64>) -> cairn::Result<Bytes> {
-        let b = self.inner.get_range(key, range)?;
-        self.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        Ok(b)
-    }
-    fn get(&self, key: &str) -> cairn::Result<Bytes> {
-        let b = self.inner.get(key)?;
-        self.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        Ok(b)
-    }
-    fn head(&self, key: &str) -> cairn::Result<ObjectMeta> {
-        self.inner.head(key)
-    }
-    fn list(&self, prefix: &str) -> cairn::Result<Vec<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> cairn::Result<()> {
-        self.inner.delete(key)
-    }
-    fn copy(&self, from: &str, to: &str) -> cairn::Result<()> {
-        self.inner.copy(from, to)
-    }
 }
 
 /// Seconds to upload the file at `path` to `key` through the writer.
@@ -138,13 +91,14 @@ fn download(b: &Arc<dyn Backend>, key: &str, len: u64, threads: usize) -> f64 {
 /// Open + read of the middle chunk through ranged gets: seconds, bytes
 /// transferred, gets.
 fn ranged_chunk(b: &Arc<dyn Backend>, key: &str, name: &str) -> (f64, u64, u64) {
-    let counting = Arc::new(Counting { inner: Arc::clone(b), bytes: AtomicU64::new(0), gets: AtomicU64::new(0) });
+    let counting = Arc::new(CountingBackend::new(Arc::clone(b)));
     let t = Instant::now();
     let ck = open_checkpoint(counting.clone(), key).unwrap();
     let data = ck.read(name).unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(data.len(), CHUNK);
-    (secs, counting.bytes.load(Ordering::SeqCst), counting.gets.load(Ordering::SeqCst))
+    let t = counting.traffic();
+    (secs, t.bytes_read, t.gets)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

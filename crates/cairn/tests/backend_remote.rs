@@ -6,67 +6,11 @@
 #[path = "backend/s3_env.rs"]
 mod s3_env;
 
-use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn::backend::{
-    open_checkpoint, Backend, LocalBackend, MemoryBackend, ObjectMeta, ObjectWriter, PutMode, PutResult,
-};
+use cairn::backend::{open_checkpoint, Backend, CountingBackend, LocalBackend, MemoryBackend, PutMode};
 use cairn::{Checkpoint, CheckpointWriter, WriterOptions};
-
-/// Counts the bytes every read returns.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Backend>,
-    bytes: AtomicU64,
-    reads: AtomicU64,
-}
-
-impl Counting {
-    fn took(&self, n: usize) {
-        self.bytes.fetch_add(n as u64, Ordering::SeqCst);
-        self.reads.fetch_add(1, Ordering::SeqCst);
-    }
-    fn reset(&self) -> (u64, u64) {
-        (self.bytes.swap(0, Ordering::SeqCst), self.reads.swap(0, Ordering::SeqCst))
-    }
-}
-
-impl Backend for Counting {
-    fn url(&self) -> &str {
-        self.inner.url()
-    }
-    fn put(&self, key: &str, data: Bytes, mode: PutMode) -> cairn::Result<PutResult> {
-        self.inner.put(key, data, mode)
-    }
-    fn writer(&self, key: &str, mode: PutMode) -> cairn::Result<Box<dyn ObjectWriter>> {
-        self.inner.writer(key, mode)
-    }
-    fn get_range(&self, key: &str, range: Range<u64>) -> cairn::Result<Bytes> {
-        let b = self.inner.get_range(key, range)?;
-        self.took(b.len());
-        Ok(b)
-    }
-    fn get(&self, key: &str) -> cairn::Result<Bytes> {
-        let b = self.inner.get(key)?;
-        self.took(b.len());
-        Ok(b)
-    }
-    fn head(&self, key: &str) -> cairn::Result<ObjectMeta> {
-        self.inner.head(key)
-    }
-    fn list(&self, prefix: &str) -> cairn::Result<Vec<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> cairn::Result<()> {
-        self.inner.delete(key)
-    }
-    fn copy(&self, from: &str, to: &str) -> cairn::Result<()> {
-        self.inner.copy(from, to)
-    }
-}
 
 const CHUNKS: usize = 16;
 const CHUNK: usize = 1 << 20;
@@ -87,12 +31,13 @@ fn checkpoint() -> Vec<u8> {
 fn check_on(inner: Arc<dyn Backend>) {
     let file = checkpoint();
     inner.put("ckpt/x.cairn", Bytes::from(file.clone()), PutMode::Overwrite).unwrap();
-    let counting = Arc::new(Counting { inner, bytes: AtomicU64::new(0), reads: AtomicU64::new(0) });
+    let counting = Arc::new(CountingBackend::new(inner));
     let ck = open_checkpoint(counting.clone(), "ckpt/x.cairn").unwrap();
-    let (opened, _) = counting.reset();
+    let opened = counting.reset().bytes_read;
     assert!(opened < 64 << 10, "opening read {opened} bytes of a {} byte file", file.len());
     assert_eq!(ck.read("c07").unwrap(), chunk(7));
-    let (one, reads) = counting.reset();
+    let t = counting.reset();
+    let (one, reads) = (t.bytes_read, t.gets);
     assert!(one >= CHUNK as u64 && one < CHUNK as u64 + (16 << 10), "reading one 1 MiB chunk transferred {one} bytes");
     assert!(reads <= 2, "{reads} reads for one chunk (its frame table, then its frames in one get)");
     let report = ck.verify().unwrap();

@@ -53,3 +53,18 @@ fn fault_rules_fail_the_operation_they_name() {
     f.clear();
     f.put("d", Bytes::from(vec![0u8; 100]), PutMode::Overwrite).unwrap();
 }
+
+#[test]
+fn counting_sees_reads_and_writes() {
+    let inner: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let c = cairn::backend::CountingBackend::new(inner);
+    c.put("a", Bytes::from(vec![1u8; 100]), PutMode::Overwrite).unwrap();
+    let mut w = c.writer("b", PutMode::Overwrite).unwrap();
+    w.write_all(&[2u8; 50]).unwrap();
+    w.finish().unwrap();
+    assert_eq!(c.get_range("a", 10..30).unwrap().len(), 20);
+    assert_eq!(c.get("b").unwrap().len(), 50);
+    let t = c.reset();
+    assert_eq!((t.gets, t.bytes_read, t.puts, t.bytes_written), (2, 70, 2, 150));
+    assert_eq!(c.traffic(), cairn::backend::Traffic::default());
+}

@@ -1,6 +1,6 @@
 //! Object-level storage behind one small synchronous trait: local disk (on
 //! the io layer), memory, and object storage through `object_store`, with
-//! wrappers that inject faults or latency.
+//! wrappers that inject faults or latency or count the traffic.
 //!
 //! Every backend stores each object atomically: a reader sees the whole old
 //! object or the whole new one. Checkpoints made of several objects are
@@ -9,6 +9,7 @@
 
 mod api;
 pub mod commit;
+mod counting;
 mod fault;
 mod key;
 mod latency;
@@ -19,6 +20,7 @@ mod object;
 mod remote;
 
 pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult};
+pub use counting::{CountingBackend, Traffic};
 pub use fault::FaultBackend;
 pub use key::{check_key, check_prefix, MAX_KEY_LEN};
 pub use latency::LatencyBackend;
