@@ -34,6 +34,7 @@ pub mod backend;
 mod error;
 pub mod format;
 pub mod io;
+pub mod store;
 pub mod wal;
 
 pub use error::{Error, Result};
