@@ -17,8 +17,14 @@ s3_python() {
   fi
 }
 
+# Whether the pinned moto is what s3_python imports (a moto installed in
+# the system's Python, of whatever version, does not count).
+moto_ok() {
+  s3_python -c "import sys, moto.server; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null
+}
+
 install_moto() {
-  if s3_python -c "import moto.server" 2>/dev/null; then
+  if moto_ok; then
     return 0
   fi
   echo "installing moto[server]==$MOTO_VERSION into $MOTO_DIR" >&2
@@ -28,6 +34,10 @@ install_moto() {
   else
     rm -rf "$MOTO_DIR/venv"
     python3 -m pip install --quiet --disable-pip-version-check --target "$MOTO_DIR/pkgs" "moto[server]==$MOTO_VERSION"
+  fi
+  if ! moto_ok; then
+    echo "moto $MOTO_VERSION is not importable after installing it" >&2
+    return 1
   fi
 }
 
