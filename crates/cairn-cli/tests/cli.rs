@@ -2,43 +2,15 @@
 //! damage detection, hostile chunk names, closed pipes and the demo.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
-use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
+mod common;
 
-impl Run {
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.out()))
-    }
-
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "stdout: {}\nstderr: {}", self.out(), self.stderr);
-        self
-    }
-}
-
-fn cairn<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
-}
+use common::cairn;
 
 /// Deterministic bytes, half compressible, half noise.
 fn data(len: usize, seed: u64) -> Vec<u8> {

@@ -3,7 +3,6 @@
 //! damaged logs, a log held by another process, exit codes and closed pipes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
-use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,56 +12,9 @@ use std::time::Duration;
 use cairn::wal::{Wal, WalOptions, WalReader};
 use serde_json::{json, Value};
 
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
+mod common;
 
-impl Run {
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.out()))
-    }
-
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "stdout: {}\nstderr: {}", self.out(), self.stderr);
-        self
-    }
-}
-
-/// Runs `cairn` with `stdin` as its input.
-fn cairn_with<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I, stdin: &[u8]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    // A separate thread, so a child that stops reading (an error) cannot
-    // block the test; its write error is then expected.
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
-}
-
-fn cairn<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Run {
-    cairn_with(args, b"")
-}
+use common::{cairn, cairn_with};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

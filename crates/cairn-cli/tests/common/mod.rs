@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 /// A finished run of the `cairn` binary.
 pub struct Run {
@@ -16,6 +17,10 @@ impl Run {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.out()))
+    }
+
     #[track_caller]
     pub fn expect(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "stdout: {}\nstderr: {}", self.out(), self.stderr);
@@ -23,9 +28,29 @@ impl Run {
     }
 }
 
-/// Runs `cairn` with `args`.
+/// Runs `cairn` with `args` and no input.
 pub fn cairn<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap();
+    cairn_with(args, b"")
+}
+
+/// Runs `cairn` with `stdin` as its input.
+pub fn cairn_with<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I, stdin: &[u8]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
+    // A separate thread, so a child that stops reading (an error) cannot
+    // block the test; its write error is then expected.
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,

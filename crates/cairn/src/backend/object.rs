@@ -203,9 +203,9 @@ impl Backend for ObjectBackend {
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         let path = self.path(key)?;
-        if range.start >= range.end {
-            return check_range(&range, u64::MAX, &locator(&self.url, key)).map(|()| Bytes::new());
-        }
+        // An empty or backward range is refused before any request (the
+        // object's length does not matter for that check).
+        check_range(&range, u64::MAX, &locator(&self.url, key))?;
         let opts = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..GetOptions::default() };
         let got = self.rt.block_on(async {
             let r = self.store.get_opts(&path, opts).await?;
