@@ -46,11 +46,13 @@ start_s3_server() {
   local port
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # Started directly (not through a shell function, which would run in a
-  # subshell) so that $! is the server's own pid.
+  # subshell) so that $! is the server's own pid. scripts/moto-server.py
+  # runs moto.server handling one request at a time, which makes its
+  # conditional puts atomic as S3's are (see that file).
   if [ -x "$MOTO_DIR/venv/bin/python" ]; then
-    "$MOTO_DIR/venv/bin/python" -m moto.server -H 127.0.0.1 -p "$port" > target/moto-server.log 2>&1 &
+    "$MOTO_DIR/venv/bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$port" > target/moto-server.log 2>&1 &
   else
-    PYTHONPATH="$MOTO_DIR/pkgs${PYTHONPATH:+:$PYTHONPATH}" python3 -m moto.server -H 127.0.0.1 -p "$port" \
+    PYTHONPATH="$MOTO_DIR/pkgs${PYTHONPATH:+:$PYTHONPATH}" python3 scripts/moto-server.py -H 127.0.0.1 -p "$port" \
       > target/moto-server.log 2>&1 &
   fi
   S3_SERVER_PID=$!

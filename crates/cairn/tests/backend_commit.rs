@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use bytes::Bytes;
 use cairn::backend::commit::{self, Commit};
 use cairn::backend::{
-    Backend, FaultBackend, LocalBackend, MemoryBackend, ObjectMeta, ObjectWriter, PutMode, PutResult,
+    Backend, FaultBackend, LocalBackend, MemoryBackend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned,
 };
 use cairn::Error;
 
@@ -125,6 +125,9 @@ impl Backend for LostReply {
     }
     fn get(&self, key: &str) -> cairn::Result<Bytes> {
         self.inner.get(key)
+    }
+    fn get_versioned(&self, key: &str) -> cairn::Result<Versioned> {
+        self.inner.get_versioned(key)
     }
     fn head(&self, key: &str) -> cairn::Result<ObjectMeta> {
         self.inner.head(key)

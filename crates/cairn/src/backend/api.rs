@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::error::Result;
 
 /// How a put treats an object already stored under its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum PutMode {
     /// Replace whatever is there.
@@ -22,6 +22,12 @@ pub enum PutMode {
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) and leave the
     /// existing object as it was. Of concurrent creates exactly one wins.
     Create,
+    /// Replace the object only if its current version tag equals this one
+    /// (from [`PutResult::etag`] or [`Versioned::etag`]); if the object
+    /// changed or is missing, fail with
+    /// [`Error::Precondition`](crate::Error::Precondition) and change
+    /// nothing. Of concurrent updates from the same tag exactly one wins.
+    Update(String),
 }
 
 /// What a backend says about a stored object.
@@ -34,14 +40,28 @@ pub struct ObjectMeta {
     /// When it was last written, where the backend knows.
     pub modified: Option<SystemTime>,
     /// An opaque version tag that changes whenever the object is replaced,
-    /// where the backend has one.
+    /// where the backend has one here. Local disk gives none: its tags are
+    /// hashes of the content, computed only by puts and
+    /// [`Backend::get_versioned`], since hashing on every `head` or listing
+    /// would read whole files.
     pub etag: Option<String>,
+}
+
+/// A whole object and the version tag of exactly those bytes, from
+/// [`Backend::get_versioned`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The object's bytes.
+    pub data: Bytes,
+    /// Their version tag, for a later [`PutMode::Update`].
+    pub etag: String,
 }
 
 /// The outcome of a successful put.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PutResult {
-    /// The stored object's version tag, where the backend has one.
+    /// The stored object's version tag, for a later [`PutMode::Update`].
+    /// Memory, local disk and object storage always give one.
     pub etag: Option<String>,
 }
 
@@ -71,6 +91,14 @@ pub trait ObjectWriter: Write + Send {
 ///   avoid storing both `a` and `a/b`.
 /// - A put is atomic: readers see the old object or the complete new one,
 ///   never a part. After `put` returns `Ok` the object is durable.
+/// - Every put returns the stored object's version tag
+///   ([`PutResult::etag`]); [`get_versioned`](Self::get_versioned) returns
+///   the tag of the bytes it read. [`PutMode::Update`] with such a tag is a
+///   compare-and-swap: of updates racing from one tag exactly one wins.
+///   Tags are opaque and may be content hashes (local disk; S3 for objects
+///   put whole), so rewriting an object with the same bytes may give it
+///   its old tag back: an update from that tag then succeeds, which is
+///   safe because the bytes it replaces are the ones its caller read.
 /// - Errors name the backend and the key: [`Error::NotFound`],
 ///   [`Error::AlreadyExists`], [`Error::Precondition`] for refused
 ///   conditions, [`Error::Backend`] for the rest.
@@ -88,7 +116,10 @@ pub trait Backend: Send + Sync + Debug {
     ///
     /// # Errors
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) for
-    /// [`PutMode::Create`] on an existing key; I/O and service errors.
+    /// [`PutMode::Create`] on an existing key;
+    /// [`Error::Precondition`](crate::Error::Precondition) for
+    /// [`PutMode::Update`] on a changed or missing object; I/O and service
+    /// errors.
     fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult>;
 
     /// Opens a writer for a large object, uploaded in parts as it is written
@@ -113,7 +144,18 @@ pub trait Backend: Send + Sync + Debug {
     /// [`Error::NotFound`](crate::Error::NotFound) if there is no such object.
     fn get(&self, key: &str) -> Result<Bytes>;
 
-    /// The object's size and version, without its bytes.
+    /// The whole object and the version tag of exactly the bytes returned,
+    /// for a later [`PutMode::Update`]. (A `get` and a separate `head`
+    /// could see two different versions.)
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) if there is no such
+    /// object; [`Error::Backend`](crate::Error::Backend) if the service
+    /// gives no tag.
+    fn get_versioned(&self, key: &str) -> Result<Versioned>;
+
+    /// The object's size and version, without its bytes (local disk gives
+    /// no version here; see [`ObjectMeta::etag`]).
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) if there is no such object.
@@ -138,6 +180,16 @@ pub trait Backend: Send + Sync + Debug {
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) if `from` is missing.
     fn copy(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Removes what writers that died mid-put left behind (temp files on
+    /// local disk) and returns how many went. Default = nothing to do:
+    /// object stores never expose unfinished uploads.
+    ///
+    /// # Errors
+    /// I/O and service errors.
+    fn sweep_temp_files(&self) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// Conveniences on every [`Backend`].

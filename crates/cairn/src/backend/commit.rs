@@ -77,7 +77,7 @@ fn manifest_key(name: &str) -> String {
     format!("{name}/MANIFEST")
 }
 
-fn new_nonce() -> String {
+pub(crate) fn new_nonce() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let mut h = blake3::Hasher::new();

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult};
+use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 use crate::error::Result;
 
 /// What a [`CountingBackend`] has seen since it was made or last reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Traffic {
-    /// `get` and `get_range` calls that returned data.
+    /// `get`, `get_range` and `get_versioned` calls that returned data.
     pub gets: u64,
     /// Bytes they returned.
     pub bytes_read: u64,
@@ -68,10 +68,10 @@ impl CountingBackend {
         }
     }
 
-    fn read(&self, b: Bytes) -> Bytes {
+    /// Counts a read that returned `len` bytes.
+    fn read(&self, len: usize) {
         self.counters.gets.fetch_add(1, Ordering::SeqCst);
-        self.counters.bytes_read.fetch_add(b.len() as u64, Ordering::SeqCst);
-        b
+        self.counters.bytes_read.fetch_add(len as u64, Ordering::SeqCst);
     }
 }
 
@@ -94,11 +94,21 @@ impl Backend for CountingBackend {
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
-        self.inner.get_range(key, range).map(|b| self.read(b))
+        let b = self.inner.get_range(key, range)?;
+        self.read(b.len());
+        Ok(b)
     }
 
     fn get(&self, key: &str) -> Result<Bytes> {
-        self.inner.get(key).map(|b| self.read(b))
+        let b = self.inner.get(key)?;
+        self.read(b.len());
+        Ok(b)
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        let v = self.inner.get_versioned(key)?;
+        self.read(v.data.len());
+        Ok(v)
     }
 
     fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -115,6 +125,10 @@ impl Backend for CountingBackend {
 
     fn copy(&self, from: &str, to: &str) -> Result<()> {
         self.inner.copy(from, to)
+    }
+
+    fn sweep_temp_files(&self) -> Result<usize> {
+        self.inner.sweep_temp_files()
     }
 }
 

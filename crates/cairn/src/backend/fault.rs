@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult};
+use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 use super::locator;
 use crate::error::{Error, Result};
 
@@ -108,6 +108,11 @@ impl Backend for FaultBackend {
         self.inner.get(key)
     }
 
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        self.op("reading", key)?;
+        self.inner.get_versioned(key)
+    }
+
     fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.op("reading metadata of", key)?;
         self.inner.head(key)
@@ -126,6 +131,10 @@ impl Backend for FaultBackend {
     fn copy(&self, from: &str, to: &str) -> Result<()> {
         self.op("copying", from)?;
         self.inner.copy(from, to)
+    }
+
+    fn sweep_temp_files(&self) -> Result<usize> {
+        self.inner.sweep_temp_files()
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult};
+use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 use crate::error::Result;
 
 /// Passes every call to the backend inside after sleeping a fixed time,
@@ -54,6 +54,11 @@ impl Backend for LatencyBackend {
         self.inner.get(key)
     }
 
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        self.wait();
+        self.inner.get_versioned(key)
+    }
+
     fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.wait();
         self.inner.head(key)
@@ -72,5 +77,9 @@ impl Backend for LatencyBackend {
     fn copy(&self, from: &str, to: &str) -> Result<()> {
         self.wait();
         self.inner.copy(from, to)
+    }
+
+    fn sweep_temp_files(&self) -> Result<usize> {
+        self.inner.sweep_temp_files()
     }
 }

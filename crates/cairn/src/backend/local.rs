@@ -1,6 +1,12 @@
 //! Objects as files under a root directory, on the io layer: each put writes
 //! a temp file beside its target, syncs it, renames it into place and syncs
 //! the directory; a create-only put renames without replacing.
+//!
+//! Version tags are the hex xxh3-128 of an object's bytes, computed by puts
+//! (over the data as it is written) and by `get_versioned` (over the bytes
+//! it read). An update compares the stored object's tag and renames under
+//! the key's lock (see `key_lock.rs`), which overwrites and deletes take
+//! too; create-only puts need none, the no-replace rename being atomic.
 
 use std::io::Write;
 use std::ops::Range;
@@ -8,10 +14,44 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult};
-use super::{check_key, check_prefix, check_range, locator};
+use xxhash_rust::xxh3::Xxh3Default;
+
+use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use super::key_lock::KeyLocks;
+use super::{check_key, check_prefix, check_range, locator, stale_update};
 use crate::error::{Error, Result};
-use crate::io::{create_dir_durable, dir_of, sweep_orphans_in, FsRef, OpenMode, StdFs, TempFile};
+use crate::io::{create_dir_durable, dir_of, sweep_orphans_in, FsFile, FsRef, OpenMode, StdFs, TempFile};
+
+/// How much of a stored object an update hashes at a time.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// The version tag of bytes hashed so far.
+fn tag(hasher: &Xxh3Default) -> String {
+    format!("{:032x}", hasher.digest128())
+}
+
+/// The version tag of `data`.
+fn tag_of(data: &[u8]) -> String {
+    let mut h = Xxh3Default::new();
+    h.update(data);
+    tag(&h)
+}
+
+/// The version tag of a whole open file, read a chunk at a time.
+fn tag_of_file(file: &dyn FsFile) -> std::io::Result<String> {
+    let len = file.len()?;
+    let mut h = Xxh3Default::new();
+    let mut buf = vec![0u8; usize::try_from(len).map_or(HASH_CHUNK, |n| n.min(HASH_CHUNK))];
+    let mut at = 0u64;
+    while at < len {
+        let n = usize::try_from(len - at).map_or(buf.len(), |left| left.min(buf.len()));
+        let Some(chunk) = buf.get_mut(..n) else { break };
+        file.read_exact_at(chunk, at)?;
+        h.update(chunk);
+        at += n as u64;
+    }
+    Ok(tag(&h))
+}
 
 /// A directory of objects on a local (or mounted) file system.
 #[derive(Debug, Clone)]
@@ -19,6 +59,7 @@ pub struct LocalBackend {
     fs: FsRef,
     root: PathBuf,
     url: String,
+    locks: KeyLocks,
 }
 
 impl LocalBackend {
@@ -40,7 +81,9 @@ impl LocalBackend {
 
     /// Opens the directory `root` on `fs`, creating it (durably) if missing,
     /// and removes temp files that dead processes left in it (not below it:
-    /// [`sweep`](Self::sweep) walks the whole tree).
+    /// [`sweep`](Self::sweep) walks the whole tree). Updates, overwrites and
+    /// deletes lock their keys through files in `root/.locks/`, made on the
+    /// first of them, so a root that is only read is never written to.
     ///
     /// # Errors
     /// I/O errors creating or listing the directory.
@@ -49,7 +92,8 @@ impl LocalBackend {
         create_dir_durable(&*fs, &root)?;
         sweep_orphans_in(&*fs, &root)?;
         let url = format!("file://{}", root.display());
-        Ok(LocalBackend { fs, root, url })
+        let locks = KeyLocks::new(fs.clone(), &root);
+        Ok(LocalBackend { fs, root, url, locks })
     }
 
     /// The root directory.
@@ -58,7 +102,9 @@ impl LocalBackend {
     }
 
     /// Removes temp files of dead processes anywhere under the root;
-    /// returns how many went.
+    /// returns how many went. Lock files are never touched: they live in
+    /// `.locks/`, a dot-directory the walk skips, under names that are not
+    /// temp-file names.
     ///
     /// # Errors
     /// I/O errors walking the tree or removing files.
@@ -129,12 +175,47 @@ impl LocalBackend {
         TempFile::create_in(self.fs.clone(), &path)
     }
 
-    fn publish(&self, key: &str, temp: TempFile, mode: PutMode) -> Result<PutResult> {
+    /// Publishes `temp` (holding bytes whose tag is `etag`) under `key`.
+    fn publish(&self, key: &str, temp: TempFile, mode: &PutMode, etag: String) -> Result<PutResult> {
+        if !matches!(mode, PutMode::Create) {
+            // Synced before the lock, so that it is held for a rename, not
+            // for writing back a large object (the publish's own sync then
+            // finds nothing to do).
+            if let Some(file) = temp.file() {
+                file.sync_all().map_err(|e| Error::io("syncing", temp.temp_path(), e))?;
+            }
+        }
         let published = match mode {
             PutMode::Create => temp.publish_new(),
-            PutMode::Overwrite => temp.publish(),
+            PutMode::Overwrite => {
+                let _held = self.locks.lock(key)?;
+                temp.publish()
+            }
+            PutMode::Update(expected) => {
+                let _held = self.locks.lock(key)?;
+                match self.current_tag(key)? {
+                    Some(current) if current == *expected => temp.publish(),
+                    // Dropping the temp file removes it.
+                    current => return Err(stale_update(&self.url, key, expected, current.is_some())),
+                }
+            }
         };
-        published.map(|_| PutResult::default()).map_err(|e| self.rename_error(key, e))
+        published.map(|_| PutResult { etag: Some(etag) }).map_err(|e| self.rename_error(key, e))
+    }
+
+    /// The tag of the object now stored under `key`, `None` if there is
+    /// none. Reads the whole object; callers hold the key's lock, so it
+    /// cannot change meanwhile.
+    fn current_tag(&self, key: &str) -> Result<Option<String>> {
+        let path = self.path(key)?;
+        match self.fs.stat(&path) {
+            Ok(st) if st.is_dir => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading metadata of", &path, e)),
+        }
+        let file = self.fs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
+        tag_of_file(&*file).map(Some).map_err(|e| Error::io("reading", &path, e))
     }
 }
 
@@ -148,12 +229,19 @@ impl Backend for LocalBackend {
         if let Some(file) = temp.file() {
             file.write_at(&data, 0).map_err(|e| Error::io("writing", temp.temp_path(), e))?;
         }
-        self.publish(key, temp, mode)
+        self.publish(key, temp, &mode, tag_of(&data))
     }
 
     fn writer(&self, key: &str, mode: PutMode) -> Result<Box<dyn ObjectWriter>> {
         let temp = self.temp_for(key)?;
-        Ok(Box::new(LocalWriter { backend: self.clone(), key: key.to_string(), mode, temp, written: 0 }))
+        Ok(Box::new(LocalWriter {
+            backend: self.clone(),
+            key: key.to_string(),
+            mode,
+            temp,
+            written: 0,
+            hasher: Xxh3Default::new(),
+        }))
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
@@ -175,6 +263,13 @@ impl Backend for LocalBackend {
         let file =
             self.fs.open(&path, OpenMode::Read).map_err(|e| self.rename_error(key, Error::io("opening", &path, e)))?;
         Ok(Bytes::from(file.read_all().map_err(|e| Error::io("reading", &path, e))?))
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        // One open file: a put renames a new file over the name and never
+        // changes this one, so the bytes and their tag are of one version.
+        let data = self.get(key)?;
+        Ok(Versioned { etag: tag_of(&data), data })
     }
 
     fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -212,6 +307,8 @@ impl Backend for LocalBackend {
 
     fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
+        // Not between an update's compare and its rename.
+        let _held = self.locks.lock(key)?;
         match self.fs.remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -224,6 +321,10 @@ impl Backend for LocalBackend {
     fn copy(&self, from: &str, to: &str) -> Result<()> {
         let data = self.get(from)?;
         self.put(to, data, PutMode::Overwrite).map(|_| ())
+    }
+
+    fn sweep_temp_files(&self) -> Result<usize> {
+        self.sweep()
     }
 }
 
@@ -243,6 +344,8 @@ struct LocalWriter {
     mode: PutMode,
     temp: TempFile,
     written: u64,
+    /// Hashes what was written so far, for the tag.
+    hasher: Xxh3Default,
 }
 
 impl Write for LocalWriter {
@@ -251,6 +354,7 @@ impl Write for LocalWriter {
             return Err(std::io::Error::other("the object writer is finished"));
         };
         file.write_at(data, self.written)?;
+        self.hasher.update(data);
         self.written += data.len() as u64;
         Ok(data.len())
     }
@@ -262,8 +366,8 @@ impl Write for LocalWriter {
 
 impl ObjectWriter for LocalWriter {
     fn finish(self: Box<Self>) -> Result<PutResult> {
-        let LocalWriter { backend, key, mode, temp, .. } = *self;
-        backend.publish(&key, temp, mode)
+        let LocalWriter { backend, key, mode, temp, hasher, .. } = *self;
+        backend.publish(&key, temp, &mode, tag(&hasher))
     }
 
     fn abort(self: Box<Self>) -> Result<()> {

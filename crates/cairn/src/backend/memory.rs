@@ -8,15 +8,22 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult};
-use super::{check_key, check_prefix, locator, slice_range};
+use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use super::{check_key, check_prefix, locator, slice_range, stale_update};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
 struct Object {
     data: Bytes,
     modified: SystemTime,
+    /// Unique across the store's lifetime, so a tag never comes back.
     version: u64,
+}
+
+impl Object {
+    fn etag(&self) -> String {
+        format!("{:x}", self.version)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -43,12 +50,7 @@ impl MemoryBackend {
     }
 
     fn meta(key: &str, o: &Object) -> ObjectMeta {
-        ObjectMeta {
-            key: key.to_string(),
-            size: o.data.len() as u64,
-            modified: Some(o.modified),
-            etag: Some(format!("{:x}", o.version)),
-        }
+        ObjectMeta { key: key.to_string(), size: o.data.len() as u64, modified: Some(o.modified), etag: Some(o.etag()) }
     }
 
     fn missing(&self, key: &str) -> Error {
@@ -68,14 +70,24 @@ impl Backend for MemoryBackend {
 
     fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult> {
         check_key(key)?;
+        // The check and the insert are under one lock: that is what makes
+        // create and update atomic.
         let mut objects = self.objects();
-        if mode == PutMode::Create && objects.map.contains_key(key) {
-            return Err(Error::AlreadyExists { what: locator(self.url(), key) });
+        let current = objects.map.get(key);
+        match &mode {
+            PutMode::Create if current.is_some() => {
+                return Err(Error::AlreadyExists { what: locator(self.url(), key) });
+            }
+            PutMode::Update(expected) if current.map(Object::etag).as_ref() != Some(expected) => {
+                return Err(stale_update(self.url(), key, expected, current.is_some()));
+            }
+            _ => {}
         }
         objects.next_version += 1;
-        let version = objects.next_version;
-        objects.map.insert(key.to_string(), Object { data, modified: SystemTime::now(), version });
-        Ok(PutResult { etag: Some(format!("{version:x}")) })
+        let o = Object { data, modified: SystemTime::now(), version: objects.next_version };
+        let etag = o.etag();
+        objects.map.insert(key.to_string(), o);
+        Ok(PutResult { etag: Some(etag) })
     }
 
     fn writer(&self, key: &str, mode: PutMode) -> Result<Box<dyn ObjectWriter>> {
@@ -90,6 +102,11 @@ impl Backend for MemoryBackend {
 
     fn get(&self, key: &str) -> Result<Bytes> {
         Ok(self.lookup(key)?.data)
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        let o = self.lookup(key)?;
+        Ok(Versioned { etag: o.etag(), data: o.data })
     }
 
     fn head(&self, key: &str) -> Result<ObjectMeta> {

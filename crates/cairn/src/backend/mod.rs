@@ -12,6 +12,7 @@ pub mod commit;
 mod counting;
 mod fault;
 mod key;
+mod key_lock;
 mod latency;
 mod local;
 mod memory;
@@ -19,7 +20,7 @@ mod memory;
 mod object;
 mod remote;
 
-pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult};
+pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 pub use counting::{CountingBackend, Traffic};
 pub use fault::FaultBackend;
 pub use key::{check_key, check_prefix, MAX_KEY_LEN};
@@ -29,6 +30,8 @@ pub use memory::MemoryBackend;
 #[cfg(feature = "cloud")]
 pub use object::{ObjectBackend, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE};
 pub use remote::{is_url, open_checkpoint, resolve, Location};
+
+pub(crate) use commit::new_nonce;
 
 use std::ops::Range;
 
@@ -43,6 +46,17 @@ pub(crate) fn locator(url: &str, key: &str) -> String {
     } else {
         format!("{url}/{key}")
     }
+}
+
+/// The refusal of a [`PutMode::Update`] from version `expected` of `key`,
+/// which has changed since (`exists`) or is gone.
+pub(crate) fn stale_update(url: &str, key: &str, expected: &str, exists: bool) -> Error {
+    let detail = if exists {
+        format!("the object changed since version {expected}")
+    } else {
+        format!("no object to update (expected version {expected})")
+    };
+    Error::Precondition { what: locator(url, key), detail }
 }
 
 /// Bytes `range` of `data`, cut at its end, as [`Backend::get_range`]

@@ -4,8 +4,11 @@
 //!
 //! - Credentials, region and endpoint come from the environment the way
 //!   `object_store`'s builders read it (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
-//! - S3 create-only puts are conditional puts (`If-None-Match: *`), unless
-//!   `AWS_CONDITIONAL_PUT` says otherwise.
+//! - S3 create-only puts are conditional puts (`If-None-Match: *`), and
+//!   updates are puts with `If-Match: <etag>`, unless `AWS_CONDITIONAL_PUT`
+//!   says otherwise. Version tags are the service's ETags. (GCS matches
+//!   generations, not ETags, which `object_store` refuses to update by:
+//!   updates work on S3 and Azure.)
 //! - Large objects written through [`Backend::writer`] go up as multipart
 //!   uploads with several parts in flight; nothing is visible until the
 //!   upload completes, and an upload that fails or is dropped is aborted.
@@ -17,11 +20,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path as StorePath;
-use object_store::{GetOptions, GetRange, ObjectStore, PutOptions, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, PutOptions, PutPayload, UpdateVersion, WriteMultipart};
 use tokio::runtime::Runtime;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult};
-use super::{check_key, check_prefix, check_range, locator};
+use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use super::{check_key, check_prefix, check_range, locator, stale_update};
 use crate::error::{Error, Result};
 
 /// Part size of multipart uploads unless set otherwise: above S3's 5 MiB
@@ -169,6 +172,24 @@ impl ObjectBackend {
         }
     }
 
+    /// Maps the error of an update of `key` from version `expected`.
+    /// `object_store` reports a missing object as a failed precondition
+    /// (S3's 404 included) and gives up on repeated 409 conflicts (S3's
+    /// answer to racing conditional puts) as "already exists": all are
+    /// the update losing.
+    fn update_error(&self, key: &str, expected: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => stale_update(&self.url, key, expected, false),
+            object_store::Error::Precondition { source, .. } | object_store::Error::AlreadyExists { source, .. } => {
+                Error::Precondition {
+                    what: locator(&self.url, key),
+                    detail: format!("the object changed or is gone since version {expected}: {source}"),
+                }
+            }
+            other => self.error("uploading", key, other),
+        }
+    }
+
     fn meta(&self, m: object_store::ObjectMeta) -> Option<ObjectMeta> {
         let full = m.location.as_ref();
         let key =
@@ -184,15 +205,21 @@ impl Backend for ObjectBackend {
 
     fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult> {
         let path = self.path(key)?;
-        let mode = match mode {
+        let store_mode = match &mode {
             PutMode::Overwrite => object_store::PutMode::Overwrite,
             PutMode::Create => object_store::PutMode::Create,
+            PutMode::Update(etag) => {
+                object_store::PutMode::Update(UpdateVersion { e_tag: Some(etag.clone()), version: None })
+            }
         };
-        let opts = PutOptions { mode, ..PutOptions::default() };
-        let r = self
-            .rt
-            .block_on(self.store.put_opts(&path, PutPayload::from(data), opts))
-            .map_err(|e| self.error("uploading", key, e))?;
+        let opts = PutOptions { mode: store_mode, ..PutOptions::default() };
+        let put = self.store.put_opts(&path, PutPayload::from(data), opts);
+        let r = self.rt.block_on(put).map_err(|e| match &mode {
+            PutMode::Update(expected) => self.update_error(key, expected, e),
+            _ => self.error("uploading", key, e),
+        })?;
+        // S3, GCS and Azure always send one (object_store fails the put
+        // otherwise).
         Ok(PutResult { etag: r.e_tag })
     }
 
@@ -231,6 +258,27 @@ impl Backend for ObjectBackend {
                 r.bytes().await
             })
             .map_err(|e| self.error("reading", key, e))
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        let path = self.path(key)?;
+        // One request: the ETag is the one of the body it returns.
+        let (etag, data) = self
+            .rt
+            .block_on(async {
+                let r = self.store.get(&path).await?;
+                let etag = r.meta.e_tag.clone();
+                Ok::<_, object_store::Error>((etag, r.bytes().await?))
+            })
+            .map_err(|e| self.error("reading", key, e))?;
+        let Some(etag) = etag else {
+            return Err(Error::Backend {
+                op: "reading the version tag of",
+                what: locator(&self.url, key),
+                source: "the service returned the object without an ETag".into(),
+            });
+        };
+        Ok(Versioned { data, etag })
     }
 
     fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -276,9 +324,9 @@ impl Backend for ObjectBackend {
 }
 
 /// An object being uploaded: buffered until it outgrows one part, then a
-/// multipart upload with parts in flight. Create-only uploads stay buffered
-/// and go up as one conditional put, since multipart completion cannot be
-/// made conditional here.
+/// multipart upload with parts in flight. Create-only and update uploads
+/// stay buffered and go up as one conditional put, since multipart
+/// completion cannot be made conditional here.
 struct Upload {
     backend: ObjectBackend,
     key: String,
@@ -328,7 +376,8 @@ impl ObjectWriter for Upload {
     fn finish(mut self: Box<Self>) -> Result<PutResult> {
         let data = Bytes::from(std::mem::take(&mut self.buf));
         let Some(mut parts) = self.parts.take() else {
-            return self.backend.put(&self.key, data, self.mode);
+            let mode = std::mem::take(&mut self.mode);
+            return self.backend.put(&self.key, data, mode);
         };
         let b = &self.backend;
         let r = b.rt.block_on(async {

@@ -1,8 +1,8 @@
 //! The conformance suite every backend runs: put/get/list/delete semantics,
-//! create-only races, ranged reads at the edges, large objects through the
-//! writer, `NotFound` told apart from other errors, failed uploads that
-//! leave nothing visible, and listings that never show objects being
-//! written.
+//! create-only races, compare-and-swap updates (and racing ones that lose
+//! nothing), ranged reads at the edges, large objects through the writer,
+//! `NotFound` told apart from other errors, failed uploads that leave
+//! nothing visible, and listings that never show objects being written.
 //!
 //! Each check takes a fresh, empty backend. `conformance_tests!(make)`
 //! expands to one `#[test]` per check, `make` being a function returning
@@ -15,7 +15,7 @@ use std::io::Write;
 use std::sync::{Arc, Barrier};
 
 use bytes::Bytes;
-use cairn::backend::{Backend, BackendExt, FaultBackend, PutMode};
+use cairn::backend::{Backend, BackendExt, FaultBackend, PutMode, PutResult, Versioned};
 use cairn::Error;
 
 /// Deterministic bytes, different for each seed.
@@ -101,6 +101,104 @@ pub fn create_race_has_one_winner(b: Arc<dyn Backend>) {
     assert_eq!(b.get("race/manifest").unwrap(), data(64 + w as usize, w));
 }
 
+/// The version tag a put must return.
+fn tag(r: cairn::Result<PutResult>) -> String {
+    r.unwrap().etag.expect("a put returned no version tag")
+}
+
+fn assert_precondition(r: cairn::Result<impl std::fmt::Debug>, key: &str) {
+    match r {
+        Err(Error::Precondition { what, .. }) => assert!(what.ends_with(key), "{what:?} does not name {key:?}"),
+        other => panic!("expected Precondition for {key}, got {other:?}"),
+    }
+}
+
+pub fn update_swaps_only_from_the_current_tag(b: Arc<dyn Backend>) {
+    let first = tag(b.put("idx", Bytes::from(data(100, 1)), PutMode::Overwrite));
+    let v = b.get_versioned("idx").unwrap();
+    assert_eq!(v, Versioned { data: Bytes::from(data(100, 1)), etag: first.clone() });
+    let second = tag(b.put("idx", Bytes::from(data(50, 2)), PutMode::Update(first.clone())));
+    assert_ne!(second, first);
+    assert_eq!(b.get("idx").unwrap(), data(50, 2));
+    // A stale tag is refused and changes nothing.
+    assert_precondition(b.put("idx", Bytes::from(data(10, 3)), PutMode::Update(first.clone())), "idx");
+    assert_eq!(b.get_versioned("idx").unwrap(), Versioned { data: Bytes::from(data(50, 2)), etag: second.clone() });
+    // So is any tag for a missing object, and a deleted one.
+    assert_precondition(b.put("missing", Bytes::from(data(10, 4)), PutMode::Update(second.clone())), "missing");
+    assert_not_found(b.get("missing"), "missing");
+    assert_not_found(b.get_versioned("missing"), "missing");
+    b.delete("idx").unwrap();
+    assert_precondition(b.put("idx", Bytes::from(data(10, 5)), PutMode::Update(second)), "idx");
+    assert_not_found(b.get("idx"), "idx");
+    // A create's tag works too.
+    let created = tag(b.put("c", Bytes::from(data(30, 6)), PutMode::Create));
+    tag(b.put("c", Bytes::from(data(31, 7)), PutMode::Update(created)));
+    assert_eq!(b.get("c").unwrap(), data(31, 7));
+    assert_eq!(keys(&*b, ""), ["c"]);
+}
+
+/// 8 threads each add 1 to a counter 25 times by compare-and-swap, retrying
+/// on a lost race: no increment may be lost.
+pub fn racing_updates_lose_nothing(b: Arc<dyn Backend>) {
+    const THREADS: usize = 8;
+    const EACH: u64 = 25;
+    b.put("counter", Bytes::from_static(b"0"), PutMode::Overwrite).unwrap();
+    let start = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (b, start) = (Arc::clone(&b), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                let mut lost = 0u64;
+                for _ in 0..EACH {
+                    loop {
+                        let v = b.get_versioned("counter").unwrap();
+                        let n: u64 = std::str::from_utf8(&v.data).unwrap().parse().unwrap();
+                        match b.put("counter", Bytes::from((n + 1).to_string()), PutMode::Update(v.etag)) {
+                            Ok(_) => break,
+                            Err(Error::Precondition { .. }) => lost += 1,
+                            Err(e) => panic!("update failed: {e}"),
+                        }
+                    }
+                }
+                lost
+            })
+        })
+        .collect();
+    let lost: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let total = b.get("counter").unwrap();
+    assert_eq!(
+        std::str::from_utf8(&total).unwrap(),
+        (THREADS as u64 * EACH).to_string(),
+        "updates were lost ({lost} races lost and retried)"
+    );
+}
+
+pub fn update_through_the_writer(b: Arc<dyn Backend>) {
+    let mut w = b.writer("w", PutMode::Create).unwrap();
+    w.write_all(&data(10, 1)).unwrap();
+    let created = tag(w.finish());
+    let mut w = b.writer("w", PutMode::Update(created.clone())).unwrap();
+    for piece in data(100_000, 2).chunks(33_333) {
+        w.write_all(piece).unwrap();
+    }
+    let updated = tag(w.finish());
+    assert_ne!(updated, created);
+    assert_eq!(b.get_versioned("w").unwrap(), Versioned { data: Bytes::from(data(100_000, 2)), etag: updated });
+    // A writer from a stale tag is refused at finish and changes nothing.
+    let mut w = b.writer("w", PutMode::Update(created)).unwrap();
+    w.write_all(&data(20, 3)).unwrap();
+    assert_precondition(w.finish(), "w");
+    assert_eq!(b.get("w").unwrap(), data(100_000, 2));
+    // An overwriting writer's tag is the object's.
+    let mut w = b.writer("w", PutMode::Overwrite).unwrap();
+    w.write_all(&data(40, 4)).unwrap();
+    let overwritten = tag(w.finish());
+    tag(b.put("w", Bytes::from(data(5, 5)), PutMode::Update(overwritten)));
+    assert_eq!(b.get("w").unwrap(), data(5, 5));
+    assert_eq!(keys(&*b, ""), ["w"]);
+}
+
 pub fn ranged_reads_at_the_edges(b: Arc<dyn Backend>) {
     let obj = data(10_000, 7);
     b.put("r", Bytes::from(obj.clone()), PutMode::Overwrite).unwrap();
@@ -158,12 +256,15 @@ pub fn large_object_through_the_writer(b: Arc<dyn Backend>) {
     for piece in obj.chunks(3_333_331) {
         w.write_all(piece).unwrap();
     }
-    w.finish().unwrap();
+    let etag = tag(w.finish());
     assert_eq!(b.head("big/object").unwrap().size, obj.len() as u64);
     let got = b.get("big/object").unwrap();
     assert!(got == obj, "the large object came back different");
     let mid = b.get_range("big/object", (12 << 20) - 5..(12 << 20) + 5).unwrap();
     assert_eq!(mid, obj[(12 << 20) - 5..(12 << 20) + 5]);
+    // The tag of an object uploaded in parts works for an update.
+    tag(b.put("big/object", Bytes::from_static(b"small"), PutMode::Update(etag)));
+    assert_eq!(b.get("big/object").unwrap(), &b"small"[..]);
 }
 
 pub fn unfinished_uploads_stay_invisible(b: Arc<dyn Backend>) {
@@ -227,6 +328,21 @@ macro_rules! conformance_tests {
         fn create_race_has_one_winner() {
             let Some((b, _guard)) = $make() else { return };
             conformance::create_race_has_one_winner(b);
+        }
+        #[test]
+        fn update_swaps_only_from_the_current_tag() {
+            let Some((b, _guard)) = $make() else { return };
+            conformance::update_swaps_only_from_the_current_tag(b);
+        }
+        #[test]
+        fn racing_updates_lose_nothing() {
+            let Some((b, _guard)) = $make() else { return };
+            conformance::racing_updates_lose_nothing(b);
+        }
+        #[test]
+        fn update_through_the_writer() {
+            let Some((b, _guard)) = $make() else { return };
+            conformance::update_through_the_writer(b);
         }
         #[test]
         fn ranged_reads_at_the_edges() {
