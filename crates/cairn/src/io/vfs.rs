@@ -261,8 +261,14 @@ pub fn create_dir_durable(fs: &dyn Fs, dir: &Path) -> crate::Result<()> {
     let mut missing = Vec::new();
     let mut cur = dir;
     loop {
-        match fs.list_dir(cur) {
-            Ok(_) => break,
+        // A stat, not a listing: this runs before every put, in
+        // directories that may hold many entries.
+        match fs.stat(cur) {
+            Ok(st) if st.is_dir => break,
+            Ok(_) => {
+                let e = io::Error::new(io::ErrorKind::AlreadyExists, "a file is in the way of a directory");
+                return Err(crate::Error::io("creating directory", cur, e));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 missing.push(cur);
                 match cur.parent() {
@@ -270,7 +276,7 @@ pub fn create_dir_durable(fs: &dyn Fs, dir: &Path) -> crate::Result<()> {
                     _ => break,
                 }
             }
-            Err(e) => return Err(crate::Error::io("listing", cur, e)),
+            Err(e) => return Err(crate::Error::io("reading metadata of", cur, e)),
         }
     }
     for d in missing.iter().rev() {
