@@ -80,7 +80,7 @@ impl Hardware {
             simd: simd_features(),
             gpus: Vec::new(),
             memory_bytes,
-            hostname: read("/proc/sys/kernel/hostname"),
+            hostname: Some(host_name().to_string()).filter(|h| !h.is_empty()),
             kernel: read("/proc/sys/kernel/osrelease"),
         }
     }
@@ -100,6 +100,14 @@ impl Hardware {
         }
         b.finish()
     }
+}
+
+/// This machine's host name, read once; empty if unknown.
+pub(crate) fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    })
 }
 
 /// The SIMD features of a fixed list that this CPU has, sorted.

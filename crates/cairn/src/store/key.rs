@@ -21,9 +21,10 @@ impl Key {
     }
 
     /// A key from a fingerprint (of a configuration, of the hardware, or
-    /// both combined); shown as its hex.
+    /// both combined); shown as its hex, and the same key as
+    /// `Key::new(&fp.to_hex())`, so the hex shown in listings finds it.
     pub fn from_fingerprint(fp: &Fingerprint) -> Self {
-        Key { shown: fp.to_hex(), id: Fingerprint::builder().fingerprint("store key fingerprint", fp).finish() }
+        Self::new(&fp.to_hex())
     }
 
     /// The string the key was made from (a fingerprint's hex for
@@ -37,13 +38,13 @@ impl Key {
         &self.id
     }
 
-    /// Where the key's objects go: `keys/<2 hex>/<62 hex>`, spread over 256
-    /// directories so none grows huge on local disk. Always a valid backend
-    /// key.
-    pub fn storage_prefix(&self) -> String {
+    /// Where the key's objects go below the store's folders: `<2 hex>/<62
+    /// hex>` of its hash, spread over 256 directories so none grows huge
+    /// on local disk. Always a valid part of a backend key.
+    pub fn hash_path(&self) -> String {
         let hex = self.id.to_hex();
         let (head, tail) = hex.split_at(2);
-        format!("keys/{head}/{tail}")
+        format!("{head}/{tail}")
     }
 }
 
@@ -70,9 +71,9 @@ mod tests {
         let long = "x".repeat(10_000);
         for name in ["../../etc/passwd", "/abs", "a/b", "", ".", "con", "nul\0byte", "é ü 中", "a\\b", &long] {
             let k = Key::new(name);
-            let p = k.storage_prefix();
+            let p = k.hash_path();
             check_key(&p).unwrap();
-            assert_eq!(p.len(), "keys/".len() + 2 + 1 + 62, "{p}");
+            assert_eq!(p.len(), 2 + 1 + 62, "{p}");
             assert_eq!(k.name(), name);
         }
     }
@@ -84,7 +85,7 @@ mod tests {
         let fp = Fingerprint::builder().u64("width", 256).finish();
         let k = Key::from_fingerprint(&fp);
         assert_eq!(k.name(), fp.to_hex());
-        // The same hex as a plain string names a different key.
-        assert_ne!(k.id(), Key::new(&fp.to_hex()).id());
+        // The hex shown in listings names the same key.
+        assert_eq!(k, Key::new(&fp.to_hex()));
     }
 }

@@ -1,14 +1,46 @@
-//! The keyed checkpoint store's building blocks: fingerprints of
-//! configurations and of the hardware, and keys made from them or from any
-//! string, stable across platforms and releases and never used raw in a
-//! path; entry descriptions and the rules that select the best or latest.
+//! The keyed checkpoint store: many checkpoints per key (a configuration,
+//! a machine, a run), the best, the latest or a given one found through
+//! one index read, on any backend, by many threads and processes at once.
+//!
+//! - Keys are any string or a [`Fingerprint`] of a configuration and of the
+//!   [`Hardware`]; they are hashed, never used raw in a path.
+//! - [`Store::save_with`], [`save_bytes`](Store::save_bytes) and
+//!   [`save_file`](Store::save_file) add an entry with its objective,
+//!   iteration, kind and metadata; [`Store::lookup`] finds one by
+//!   [`Select`], verified, falling back past damaged entries, which are
+//!   quarantined.
+//! - Retention ([`Retention`]) runs after each save; eviction (a byte
+//!   budget, least recently used first, and a TTL) runs when due, from the
+//!   indexes alone; [`Store::gc`] also cleans up what crashes left.
+//! - Every index update is a compare-and-swap put (file locks on local
+//!   disk, ETag conditions on object storage), so concurrent writers never
+//!   lose an entry; the layout and the protocol are in `layout.rs` and
+//!   docs/STORE.md.
 
+mod cache;
+mod docs;
 mod fingerprint;
+mod gc;
+mod handle;
 mod hardware;
+mod index;
 mod key;
+mod layout;
+mod lease;
+mod lookup;
+mod options;
+mod remove;
+mod retention;
 mod select;
+mod verify;
 
+pub use cache::CacheStats;
 pub use fingerprint::{Fingerprint, FingerprintBuilder, FINGERPRINT_CONTEXT};
+pub use gc::{GcOptions, GcReport, Removed};
+pub use handle::{default_location, Found, SaveInfo, Store};
 pub use hardware::{Gpu, Hardware};
 pub use key::Key;
-pub use select::{rank, select, Direction, EntryInfo, EntryKind, Select};
+pub use lease::Lease;
+pub use options::{Retention, StoreOptions};
+pub use select::{candidates, rank, select, Direction, EntryInfo, EntryKind, Select};
+pub use verify::{EntryProblem, RepairReport, StoreReport};

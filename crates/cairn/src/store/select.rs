@@ -47,6 +47,14 @@ pub struct EntryInfo {
     pub pinned: bool,
     /// User metadata.
     pub metadata: BTreeMap<String, String>,
+    /// BLAKE3 of the stored checkpoint, in hex: every read is checked
+    /// against it.
+    #[serde(default)]
+    pub digest: String,
+    /// When the entry was last read or saved, in nanoseconds since the
+    /// Unix epoch (updated at most once per the store's touch interval).
+    #[serde(default)]
+    pub last_used: u64,
 }
 
 /// Which entry of a key to take.
@@ -105,6 +113,23 @@ pub fn select<'a>(entries: &'a [EntryInfo], how: &Select, dir: Direction) -> Opt
     }
 }
 
+/// Every entry `how` can pick, the one [`select`] picks first and then the
+/// ones to fall back to in order: for `Best` the next best, for `Latest`
+/// the next newest, for an id none.
+pub fn candidates<'a>(entries: &'a [EntryInfo], how: &Select, dir: Direction) -> Vec<&'a EntryInfo> {
+    let mut out: Vec<&EntryInfo> = match how {
+        Select::Id(_) => return select(entries, how, dir).into_iter().collect(),
+        _ => entries.iter().collect(),
+    };
+    let by_rank = *how == Select::Best && entries.iter().any(|e| score(e, dir).is_some());
+    if by_rank {
+        out.sort_by(|a, b| rank(b, a, dir));
+    } else {
+        out.sort_by(|a, b| newer(b, a));
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -120,6 +145,8 @@ mod tests {
             bytes: 0,
             pinned: false,
             metadata: BTreeMap::new(),
+            digest: String::new(),
+            last_used: created_at,
         }
     }
 
@@ -197,6 +224,23 @@ mod tests {
             for b in &v {
                 assert_eq!(rank(a, b, Direction::Minimize), rank(b, a, Direction::Minimize).reverse());
             }
+        }
+    }
+
+    #[test]
+    fn candidates_start_with_the_selected_entry_and_fall_back_in_rank_order() {
+        let v = [e("a", Some(0.5), C, 1), e("b", Some(0.2), C, 2), e("c", None, F, 3), e("d", Some(0.2), F, 0)];
+        let ids =
+            |how: &Select| candidates(&v, how, Direction::Minimize).iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&Select::Best), ["d", "b", "a", "c"]);
+        assert_eq!(ids(&Select::Latest), ["c", "b", "a", "d"]);
+        assert_eq!(ids(&Select::Id("a".into())), ["a"]);
+        assert!(ids(&Select::Id("zz".into())).is_empty());
+        for how in [Select::Best, Select::Latest] {
+            assert_eq!(
+                candidates(&v, &how, Direction::Minimize).first().map(|x| &x.id),
+                select(&v, &how, Direction::Minimize).map(|x| &x.id)
+            );
         }
     }
 }

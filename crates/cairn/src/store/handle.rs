@@ -1,0 +1,477 @@
+//! [`Store`]: checkpoints kept by key on any backend, many entries per key,
+//! with the best, the latest or a given entry found through one index read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::docs::{decode, encode, InfoDoc, UsageDoc, DOC_VERSION, MAX_SMALL_DOC_BYTES};
+use super::key::Key;
+use super::layout::{self, hash_path, now_ns};
+use super::options::StoreOptions;
+use super::select::{EntryInfo, EntryKind};
+use crate::backend::{self, Backend, BackendExt, LocalBackend, PutMode};
+use crate::error::{Error, Result};
+use crate::format::{Checkpoint, CheckpointWriter, WriterOptions};
+
+/// What a save records about the new entry besides its data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SaveInfo {
+    pub(crate) objective: Option<f64>,
+    pub(crate) iteration: Option<u64>,
+    pub(crate) kind: EntryKind,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) pinned: bool,
+}
+
+impl SaveInfo {
+    /// An intermediate checkpoint.
+    pub fn checkpoint() -> Self {
+        Self::default()
+    }
+
+    /// A final result.
+    pub fn final_result() -> Self {
+        SaveInfo { kind: EntryKind::Final, ..Self::default() }
+    }
+
+    /// The score reached (a loss, an accuracy); must not be NaN.
+    #[must_use]
+    pub fn objective(mut self, x: f64) -> Self {
+        self.objective = Some(x);
+        self
+    }
+
+    /// The step or iteration saved at.
+    #[must_use]
+    pub fn iteration(mut self, n: u64) -> Self {
+        self.iteration = Some(n);
+        self
+    }
+
+    /// Checkpoint or final result. Default = checkpoint.
+    #[must_use]
+    pub fn kind(mut self, kind: EntryKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// A user metadata pair.
+    #[must_use]
+    pub fn meta(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.metadata.insert(k.into(), v.into());
+        self
+    }
+
+    /// Saves the entry pinned: never removed by retention or eviction.
+    #[must_use]
+    pub fn pinned(mut self, on: bool) -> Self {
+        self.pinned = on;
+        self
+    }
+}
+
+/// What this handle knows of the store's size between collections.
+#[derive(Debug, Default)]
+pub(crate) struct UsageState {
+    /// Bytes the last collection counted, if known.
+    pub base: Option<u64>,
+    /// Bytes saved less bytes removed through this handle since.
+    pub net: i64,
+    pub saves_since_pass: u64,
+    pub last_pass: u64,
+}
+
+/// A keyed checkpoint store over a [`Backend`].
+///
+/// ```
+/// use cairn::store::{Key, SaveInfo, Select, Store, StoreOptions};
+/// # fn main() -> Result<(), cairn::Error> {
+/// let store = Store::open(std::sync::Arc::new(cairn::backend::MemoryBackend::new()), "", StoreOptions::default())?;
+/// let key = Key::new("resnet50/lr=0.1");
+/// for (step, loss) in [(100, 0.9), (200, 0.4), (300, 0.6)] {
+///     store.save_with(&key, SaveInfo::checkpoint().iteration(step).objective(loss), Default::default(), |w| {
+///         w.add_tensor("w", &[2], &[loss as f32, 1.0])
+///     })?;
+/// }
+/// let best = store.lookup(&key, &Select::Best)?.expect("an entry");
+/// assert_eq!(best.info.iteration, Some(200));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) backend: Arc<dyn Backend>,
+    /// Prepended to every key: `""` or `"some/prefix/"`.
+    pub(crate) prefix: String,
+    pub(crate) opts: StoreOptions,
+    pub(crate) usage: Mutex<UsageState>,
+    pub(crate) cache: super::cache::EntryCache,
+}
+
+/// A found entry: its info and the opened, verified checkpoint.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The entry's info.
+    pub info: EntryInfo,
+    /// The checkpoint, read whole and checked against the digest recorded
+    /// when it was saved.
+    pub checkpoint: Arc<Checkpoint>,
+}
+
+impl Store {
+    /// Opens the store under `prefix` (`""` for the backend's root) of
+    /// `backend`. Nothing is created until the first save.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a prefix that is not a valid key
+    /// prefix; errors reading the usage summary.
+    pub fn open(backend: Arc<dyn Backend>, prefix: &str, opts: StoreOptions) -> Result<Self> {
+        let prefix = prefix.trim_matches('/');
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        backend::check_prefix(&prefix)?;
+        let cache = super::cache::EntryCache::new(opts.cache_bytes);
+        let store = Store { backend, prefix, opts, usage: Mutex::new(UsageState::default()), cache };
+        let base = store.read_usage()?.map(|u| u.bytes);
+        store.usage_state().base = base;
+        Ok(store)
+    }
+
+    /// Opens a store at a directory or a URL (`s3://bucket/prefix`,
+    /// `file:///srv/store`, `memory://` is not shared and so refused).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); bad URLs and unreachable directories.
+    pub fn open_url(url: &str, opts: StoreOptions) -> Result<Self> {
+        if backend::is_url(url) {
+            let loc = backend::resolve(url)?;
+            Self::open(loc.backend, &loc.key, opts)
+        } else {
+            Self::open(Arc::new(LocalBackend::open(url)?), "", opts)
+        }
+    }
+
+    /// Opens the default store: `$CAIRN_HOME` (a directory or URL) if set,
+    /// else `cairn/` in the user's cache directory (`~/.cache/cairn` on
+    /// Linux).
+    ///
+    /// # Errors
+    /// As [`open_url`](Self::open_url); [`Error::InvalidArgument`] when
+    /// there is neither `$CAIRN_HOME` nor a cache directory.
+    pub fn open_default(opts: StoreOptions) -> Result<Self> {
+        Self::open_url(&default_location()?, opts)
+    }
+
+    /// The backend and prefix, as a URL for messages.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.backend.url().trim_end_matches('/'), self.prefix)
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    /// The backend key of a store key.
+    pub(crate) fn k(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub(crate) fn usage_state(&self) -> std::sync::MutexGuard<'_, UsageState> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_usage(&self) -> Result<Option<UsageDoc>> {
+        let k = self.k(layout::USAGE);
+        match self.backend.get(&k) {
+            Ok(b) => Ok(decode::<UsageDoc>(&b, MAX_SMALL_DOC_BYTES, &k).ok()),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn write_usage(&self, entries: u64, bytes: u64) -> Result<()> {
+        let doc = UsageDoc { version: DOC_VERSION, entries, bytes, at: now_ns() };
+        self.backend.put(&self.k(layout::USAGE), encode(&doc)?, PutMode::Overwrite)?;
+        let mut u = self.usage_state();
+        u.base = Some(bytes);
+        u.net = 0;
+        Ok(())
+    }
+
+    /// Saves a checkpoint held in memory (its complete bytes) as a new
+    /// entry of `key`; returns the entry.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a NaN objective; [`Error::Corrupt`]
+    /// if `data` is not a readable checkpoint; backend errors.
+    pub fn save_bytes(&self, key: &Key, data: impl Into<Bytes>, info: SaveInfo) -> Result<EntryInfo> {
+        let data: Bytes = data.into();
+        check_info(&info)?;
+        // A structural check (header, index, trailer) before anything is stored.
+        Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "the checkpoint to save")?;
+        let digest = blake3::hash(&data).to_hex().to_string();
+        let len = data.len() as u64;
+        self.commit_entry(key, info, len, digest, |data_key| {
+            self.backend.put(data_key, data, PutMode::Create).map(|_| ())
+        })
+    }
+
+    /// Saves a checkpoint file as a new entry of `key`, after verifying it
+    /// completely; the file is streamed, not held in memory.
+    ///
+    /// # Errors
+    /// As [`save_bytes`](Self::save_bytes); [`Error::Corrupt`] when the
+    /// file fails verification; I/O errors reading it.
+    pub fn save_file(&self, key: &Key, path: impl AsRef<Path>, info: SaveInfo) -> Result<EntryInfo> {
+        let path = path.as_ref();
+        check_info(&info)?;
+        let report = Checkpoint::open(path)?.verify()?;
+        if let Some(p) = report.problems.first() {
+            return Err(Error::Corrupt {
+                file: path.display().to_string(),
+                what: p.what.clone(),
+                offset: p.offset,
+                detail: format!("{} ({} problems in all)", p.detail, report.problems.len()),
+            });
+        }
+        let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let mut reader = HashingReader { inner: file, hasher: blake3::Hasher::new(), len: 0 };
+        self.commit_entry_streamed(key, info, |data_key| {
+            self.backend.put_from(data_key, &mut reader, PutMode::Create)?;
+            Ok((reader.len, reader.hasher.finalize().to_hex().to_string()))
+        })
+    }
+
+    /// Saves a checkpoint written by `write` (into memory, then stored) as
+    /// a new entry of `key`.
+    ///
+    /// # Errors
+    /// `write`'s errors; as [`save_bytes`](Self::save_bytes).
+    pub fn save_with(
+        &self,
+        key: &Key,
+        info: SaveInfo,
+        opts: WriterOptions,
+        write: impl FnOnce(&mut CheckpointWriter<Vec<u8>>) -> Result<()>,
+    ) -> Result<EntryInfo> {
+        let mut w = CheckpointWriter::in_memory(opts)?;
+        if let Some(step) = info.iteration {
+            w.set_step(step);
+        }
+        write(&mut w)?;
+        self.save_bytes(key, w.finish()?, info)
+    }
+
+    /// Stores data through `put_data` and commits it as an entry whose
+    /// length and digest are known up front.
+    fn commit_entry(
+        &self,
+        key: &Key,
+        info: SaveInfo,
+        len: u64,
+        digest: String,
+        put_data: impl FnOnce(&str) -> Result<()>,
+    ) -> Result<EntryInfo> {
+        self.commit_entry_streamed(key, info, |k| put_data(k).map(|()| (len, digest)))
+    }
+
+    /// The save protocol: data (create-only, under a fresh id), then the
+    /// info object (create-only: from here the entry exists), then the
+    /// key's index, then retention and, when due, eviction.
+    fn commit_entry_streamed(
+        &self,
+        key: &Key,
+        info: SaveInfo,
+        put_data: impl FnOnce(&str) -> Result<(u64, String)>,
+    ) -> Result<EntryInfo> {
+        let hp = hash_path(key);
+        let created_at = now_ns();
+        let id = layout::new_id(created_at);
+        // Held until the index names the entry; released on every path.
+        let lease = self.take_lease(&hp, &id)?;
+        let (bytes, digest) = put_data(&self.k(&layout::data_key(&hp, &id)))?;
+        let entry = EntryInfo {
+            id: id.clone(),
+            objective: info.objective,
+            iteration: info.iteration,
+            kind: info.kind,
+            created_at,
+            bytes,
+            pinned: info.pinned,
+            metadata: info.metadata,
+            digest,
+            last_used: created_at,
+        };
+        let doc =
+            InfoDoc { version: DOC_VERSION, key: key.name().to_string(), entry: entry.clone(), quarantined: None };
+        self.backend.put(&self.k(&layout::info_key(&hp, &id)), encode(&doc)?, PutMode::Create)?;
+        let index = self.update_index(&hp, key.name(), |ix| {
+            if ix.entries.iter().any(|e| e.id == id) {
+                return false;
+            }
+            ix.entries.push(entry.clone());
+            true
+        })?;
+        lease.release()?;
+        {
+            let mut u = self.usage_state();
+            u.net = u.net.saturating_add(i64::try_from(bytes).unwrap_or(i64::MAX));
+            u.saves_since_pass += 1;
+        }
+        self.apply_retention(&hp, &index.entries)?;
+        self.evict_if_due()?;
+        Ok(entry)
+    }
+
+    /// The entries of `key`, in the order they were saved.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn entries(&self, key: &Key) -> Result<Vec<EntryInfo>> {
+        let mut v = self.read_index(&hash_path(key))?.map(|(ix, _)| ix.entries).unwrap_or_default();
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    /// Every key with at least one entry, with its entries (in the order
+    /// saved), sorted by key.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn list(&self) -> Result<Vec<(String, Vec<EntryInfo>)>> {
+        let mut out = Vec::new();
+        for hp in self.index_paths()? {
+            if let Some((mut ix, _)) = self.read_index(&hp)? {
+                if ix.entries.is_empty() {
+                    continue;
+                }
+                ix.entries.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+                out.push((ix.key, ix.entries));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The hash paths of every key that has an index.
+    pub(crate) fn index_paths(&self) -> Result<Vec<String>> {
+        let root = self.k(layout::INDEX);
+        Ok(self
+            .backend
+            .list(&root)?
+            .into_iter()
+            .filter_map(|m| m.key.strip_prefix(&self.prefix).and_then(layout::split_index_key))
+            .collect())
+    }
+
+    /// Pins or unpins an entry: pinned entries are never removed by
+    /// retention, eviction or `rm`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the key has no such entry; backend errors.
+    pub fn pin(&self, key: &Key, id: &str, pinned: bool) -> Result<EntryInfo> {
+        let hp = hash_path(key);
+        let mut found = None;
+        self.update_index(&hp, key.name(), |ix| {
+            found = ix.entries.iter_mut().find(|e| e.id == id).map(|e| {
+                e.pinned = pinned;
+                e.clone()
+            });
+            found.is_some()
+        })?;
+        let Some(entry) = found else {
+            return Err(Error::NotFound { what: format!("{}: entry {id} of key {key:?}", self.url()), source: None });
+        };
+        // The info object follows, so that a rebuilt index keeps the pin.
+        let doc =
+            InfoDoc { version: DOC_VERSION, key: key.name().to_string(), entry: entry.clone(), quarantined: None };
+        self.backend.put(&self.k(&layout::info_key(&hp, id)), encode(&doc)?, PutMode::Overwrite)?;
+        Ok(entry)
+    }
+
+    /// Removes entry `id` of `key`, or every entry of `key` when `id` is
+    /// `None`; pinned entries stay. Returns the entries removed.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an id the key does not have; backend errors.
+    pub fn remove(&self, key: &Key, id: Option<&str>) -> Result<Vec<EntryInfo>> {
+        let hp = hash_path(key);
+        let entries = self.read_index(&hp)?.map(|(ix, _)| ix.entries).unwrap_or_default();
+        let ids: Vec<String> = match id {
+            Some(id) => {
+                let Some(e) = entries.iter().find(|e| e.id == id) else {
+                    return Err(Error::NotFound {
+                        what: format!("{}: entry {id} of key {key:?}", self.url()),
+                        source: None,
+                    });
+                };
+                if e.pinned {
+                    return Err(Error::InvalidArgument(format!("entry {id} of key {key:?} is pinned; unpin it first")));
+                }
+                vec![e.id.clone()]
+            }
+            None => entries.iter().filter(|e| !e.pinned).map(|e| e.id.clone()).collect(),
+        };
+        self.remove_entries(&hp, &ids, "removed")
+    }
+}
+
+fn check_info(info: &SaveInfo) -> Result<()> {
+    if info.objective.is_some_and(f64::is_nan) {
+        return Err(Error::InvalidArgument("an entry's objective must not be NaN".into()));
+    }
+    Ok(())
+}
+
+/// Where the default store lives: `$CAIRN_HOME`, else `<cache dir>/cairn`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when neither is known.
+pub fn default_location() -> Result<String> {
+    if let Some(home) = std::env::var_os("CAIRN_HOME").filter(|h| !h.is_empty()) {
+        return home.into_string().map_err(|h| {
+            Error::InvalidArgument(format!("CAIRN_HOME is not valid UTF-8: {}", PathBuf::from(h).display()))
+        });
+    }
+    let Some(cache) = dirs::cache_dir() else {
+        return Err(Error::InvalidArgument("no cache directory is known here; set CAIRN_HOME".into()));
+    };
+    Ok(cache.join("cairn").display().to_string())
+}
+
+/// A checkpoint held in memory, read by range.
+#[derive(Debug)]
+pub(crate) struct BytesSource(pub Bytes);
+
+impl crate::format::RangeRead for BytesSource {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        self.0
+            .get(start..start.saturating_add(len))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"))
+    }
+}
+
+/// Hashes and counts what passes through.
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = buf.get(..n).unwrap_or_default();
+        self.hasher.update(got);
+        self.len += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,179 @@
+//! A key's index: read it, update it by compare-and-swap, and rebuild it
+//! from the entries' own info objects when it is lost or damaged.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::docs::{decode, encode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
+use super::handle::Store;
+use super::layout::{self, split_entry_key};
+use crate::backend::PutMode;
+use crate::error::{Error, Result};
+
+/// Updates that lose this many races in a row give up.
+const MAX_ATTEMPTS: u32 = 10_000;
+
+impl Store {
+    /// A key's index and its version tag, `None` if the key has none. A
+    /// damaged index is moved aside and rebuilt.
+    pub(crate) fn read_index(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
+        let k = self.k(&layout::index_key(hp));
+        let v = match self.backend.get_versioned(&k) {
+            Ok(v) => v,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k) {
+            Ok(doc) => Ok(Some((doc, v.etag))),
+            Err(e) if e.is_corruption() => {
+                self.rebuild_index(hp, Some((&v.data, &v.etag)), &e.to_string())?;
+                self.read_index(hp)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies `change` to the key's index (an empty one if it has none)
+    /// and stores the result only if nobody changed the index meanwhile,
+    /// retrying from a fresh read until that holds. `change` returns
+    /// whether it changed anything; when not, nothing is written.
+    pub(crate) fn update_index(
+        &self,
+        hp: &str,
+        key_name: &str,
+        mut change: impl FnMut(&mut IndexDoc) -> bool,
+    ) -> Result<IndexDoc> {
+        let k = self.k(&layout::index_key(hp));
+        let mut backoff = Duration::from_micros(50);
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut doc, mode) = match self.read_index(hp)? {
+                Some((doc, etag)) => (doc, PutMode::Update(etag)),
+                None => (IndexDoc::new(key_name), PutMode::Create),
+            };
+            if !change(&mut doc) {
+                return Ok(doc);
+            }
+            match self.backend.put(&k, encode(&doc)?, mode) {
+                Ok(_) => return Ok(doc),
+                Err(Error::Precondition { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. }) => {
+                    // Lost a race: another writer updated the index first.
+                    std::thread::sleep(jitter(backoff));
+                    backoff = (backoff * 2).min(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Precondition {
+            what: format!("{}/{k}", self.backend.url()),
+            detail: format!("the index kept changing: {MAX_ATTEMPTS} updates in a row lost a race"),
+        })
+    }
+
+    /// Rebuilds a key's index from its entries' info objects, keeping what
+    /// a readable old index knew of use times. A damaged index
+    /// (`damaged`: its bytes and tag) is copied into quarantine first.
+    /// Returns the number of entries indexed.
+    pub(crate) fn rebuild_index(&self, hp: &str, damaged: Option<(&[u8], &str)>, why: &str) -> Result<usize> {
+        let k = self.k(&layout::index_key(hp));
+        if let Some((bytes, _)) = damaged {
+            let aside = self.k(&format!("{}index-{}", layout::QUARANTINE, layout::new_id(layout::now_ns())));
+            let aside = format!("{aside}-{}", hp.replace('/', ""));
+            self.backend.put(&aside, bytes::Bytes::copy_from_slice(bytes), PutMode::Create)?;
+            log::warn!("{}/{k}: damaged index moved to {aside} and rebuilt: {why}", self.backend.url());
+        }
+        let infos = self.infos_of(hp)?;
+        let Some(key_name) = infos.first().map(|d| d.key.clone()) else {
+            // Nothing to index: an empty index replaces the damaged one.
+            let doc = IndexDoc::new("");
+            let mode = damaged.map_or(PutMode::Overwrite, |(_, etag)| PutMode::Update(etag.to_string()));
+            return match self.backend.put(&k, encode(&doc)?, mode) {
+                Ok(_) | Err(Error::Precondition { .. }) => Ok(0),
+                Err(e) => Err(e),
+            };
+        };
+        let mut by_id: HashMap<String, super::EntryInfo> =
+            infos.into_iter().map(|d| (d.entry.id.clone(), d.entry)).collect();
+        let n = by_id.len();
+        let mut first = damaged.map(|(_, etag)| etag.to_string());
+        let mut backoff = Duration::from_micros(50);
+        for _ in 0..MAX_ATTEMPTS {
+            // Keep use times (and pins) from a readable index.
+            let current = if first.is_some() { None } else { self.get_index_raw(hp)? };
+            let mode = match (&first, &current) {
+                (Some(etag), _) => PutMode::Update(etag.clone()),
+                (None, Some((doc, etag))) => {
+                    for e in &doc.entries {
+                        if let Some(mine) = by_id.get_mut(&e.id) {
+                            mine.last_used = mine.last_used.max(e.last_used);
+                        }
+                    }
+                    PutMode::Update(etag.clone())
+                }
+                (None, None) => PutMode::Create,
+            };
+            let mut doc = IndexDoc::new(&key_name);
+            doc.entries = by_id.values().cloned().collect();
+            doc.entries.sort_by(|a, b| a.id.cmp(&b.id));
+            match self.backend.put(&k, encode(&doc)?, mode) {
+                Ok(_) => return Ok(n),
+                Err(Error::Precondition { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. }) => {
+                    first = None;
+                    std::thread::sleep(jitter(backoff));
+                    backoff = (backoff * 2).min(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Precondition {
+            what: format!("{}/{k}", self.backend.url()),
+            detail: "the index kept changing".into(),
+        })
+    }
+
+    /// The index as stored, `None` if missing or unreadable.
+    fn get_index_raw(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
+        let k = self.k(&layout::index_key(hp));
+        match self.backend.get_versioned(&k) {
+            Ok(v) => Ok(decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k).ok().map(|d| (d, v.etag))),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The readable info objects of a key's committed entries; unreadable
+    /// ones are logged and skipped.
+    pub(crate) fn infos_of(&self, hp: &str) -> Result<Vec<InfoDoc>> {
+        let root = self.k(layout::ENTRIES);
+        let mut out = Vec::new();
+        for m in self.backend.list(&self.k(&layout::entry_prefix(hp)))? {
+            let Some((_, _, "info")) = split_entry_key(&m.key, &root) else { continue };
+            match self.read_info(&m.key) {
+                Ok(Some(doc)) => out.push(doc),
+                Ok(None) => {}
+                Err(e) if e.is_corruption() => {
+                    log::warn!("{}/{}: unreadable entry info: {e}", self.backend.url(), m.key)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// An info object by its full backend key; `None` if missing.
+    pub(crate) fn read_info(&self, full_key: &str) -> Result<Option<InfoDoc>> {
+        match self.backend.get(full_key) {
+            Ok(b) => decode::<InfoDoc>(&b, MAX_SMALL_DOC_BYTES, full_key).map(Some),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `d` scaled by a random factor in [0.5, 1.5), so racing writers spread out.
+pub(crate) fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(layout::now_ns());
+    let f = 0.5 + (h.finish() % 1000) as f64 / 1000.0;
+    d.mul_f64(f)
+}

@@ -1,0 +1,158 @@
+//! Leases: a reader's claim that keeps an entry's data from being removed
+//! while it reads it in pieces. A lease is a small object with an expiry;
+//! it goes when released (or dropped), and a collection removes leases
+//! that expired or whose holder on this host has died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::docs::{decode, encode, LeaseDoc, DOC_VERSION, MAX_SMALL_DOC_BYTES};
+use super::handle::Store;
+use super::key::Key;
+use super::layout::{self, hash_path, now_ns};
+use crate::backend::{Backend, BackendExt, PutMode};
+use crate::error::{Error, Result};
+
+/// A held lease on one entry; released on drop.
+#[derive(Debug)]
+pub struct Lease {
+    backend: Arc<dyn Backend>,
+    object: String,
+    ttl: Duration,
+    released: bool,
+}
+
+impl Lease {
+    /// Extends the lease by the store's lease TTL from now.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn renew(&self) -> Result<()> {
+        self.backend.put(&self.object, lease_doc(self.ttl)?, PutMode::Overwrite).map(|_| ())
+    }
+
+    /// Gives the lease up.
+    ///
+    /// # Errors
+    /// Backend errors (the lease then expires by itself).
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.backend.delete(&self.object)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self.backend.delete(&self.object);
+        }
+    }
+}
+
+fn lease_doc(ttl: Duration) -> Result<bytes::Bytes> {
+    let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+    encode(&LeaseDoc { version: DOC_VERSION, expires_at: now_ns().saturating_add(ttl), holder: holder() })
+}
+
+/// `host:pid`, so a collection on the same host can tell a dead holder.
+fn holder() -> String {
+    format!("{}:{}", super::hardware::host_name(), std::process::id())
+}
+
+/// Whether a lease is still in force at `now`.
+fn live(doc: &LeaseDoc, now: u64) -> bool {
+    if doc.expires_at <= now {
+        return false;
+    }
+    match doc.holder.rsplit_once(':') {
+        Some((host, pid)) if host == super::hardware::host_name() => pid.parse::<i32>().map_or(true, process_alive),
+        _ => true,
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // Signal 0 checks existence without sending anything.
+    // SAFETY: kill with signal 0 has no effect on the target.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+impl Store {
+    /// Takes a lease on entry `id` of `key`: until it is released or
+    /// expires (after the store's lease TTL), no retention, eviction or
+    /// collection removes the entry's data.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the entry does not exist (or is being
+    /// removed); backend errors.
+    pub fn lease(&self, key: &Key, id: &str) -> Result<Lease> {
+        let hp = hash_path(key);
+        let lease = self.take_lease(&hp, id)?;
+        // Removal deletes the info before it checks leases: if the info is
+        // still here, any removal to come will see this lease.
+        if !self.backend.exists(&self.k(&layout::info_key(&hp, id)))? {
+            return Err(Error::NotFound { what: format!("{}: entry {id} of key {key:?}", self.url()), source: None });
+        }
+        Ok(lease)
+    }
+
+    /// Puts a lease object on entry `id` of the key at `hp`. A save takes
+    /// one on its new id before it writes the data, so that a collection
+    /// never takes the data of a save in progress for an orphan, and knows
+    /// the data of a save whose process died for one.
+    pub(crate) fn take_lease(&self, hp: &str, id: &str) -> Result<Lease> {
+        let object = self.k(&format!("{}{}", layout::lease_prefix(hp, id), crate::backend::new_nonce()));
+        self.backend.put(&object, lease_doc(self.opts.lease_ttl)?, PutMode::Create)?;
+        Ok(Lease { backend: self.backend.clone(), object, ttl: self.opts.lease_ttl, released: false })
+    }
+
+    /// The leases of entry `id` of the key at `hp`: how many are live, and
+    /// whether any has a dead holder or has expired.
+    pub(crate) fn lease_states(&self, hp: &str, id: &str, now: u64) -> Result<(usize, bool)> {
+        let (mut live_n, mut stale) = (0, false);
+        for m in self.backend.list(&self.k(&layout::lease_prefix(hp, id)))? {
+            match self.read_lease(&m.key)? {
+                Some(d) if live(&d, now) => live_n += 1,
+                Some(_) => stale = true,
+                None => {}
+            }
+        }
+        Ok((live_n, stale))
+    }
+
+    /// How many live leases entry `id` of the key at `hp` has.
+    pub(crate) fn live_leases(&self, hp: &str, id: &str, now: u64) -> Result<usize> {
+        self.lease_states(hp, id, now).map(|(n, _)| n)
+    }
+
+    /// A lease object; `None` if gone or unreadable (an unreadable lease
+    /// holds nothing).
+    fn read_lease(&self, full_key: &str) -> Result<Option<LeaseDoc>> {
+        match self.backend.get(full_key) {
+            Ok(b) => Ok(decode::<LeaseDoc>(&b, MAX_SMALL_DOC_BYTES, full_key).ok()),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every live lease as `(hash path, id)`; removes the stale ones.
+    /// Returns the live set and how many stale leases went.
+    pub(crate) fn sweep_leases(&self, now: u64) -> Result<(std::collections::HashSet<(String, String)>, usize)> {
+        let root = self.k(layout::LEASES);
+        let mut live_set = std::collections::HashSet::new();
+        let mut stale = 0;
+        for m in self.backend.list(&root)? {
+            let Some((hp, id, _)) = layout::split_entry_key(&m.key, &root) else { continue };
+            match self.read_lease(&m.key)? {
+                Some(d) if live(&d, now) => {
+                    live_set.insert((hp, id.to_string()));
+                }
+                _ => {
+                    self.backend.delete(&m.key)?;
+                    stale += 1;
+                }
+            }
+        }
+        Ok((live_set, stale))
+    }
+}

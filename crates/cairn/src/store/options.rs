@@ -1,0 +1,167 @@
+//! How a store behaves: the objective's direction, the retention policy
+//! applied on every save, the eviction budget and TTL, and the timings of
+//! leases and use tracking.
+
+use std::time::Duration;
+
+use super::select::Direction;
+
+/// Which entries of a key to keep. Rules compose: an entry older than
+/// `max_age` goes; of the rest, when any of `keep_last`, `keep_best` and
+/// `keep_every` is set, an entry stays if at least one of them keeps it.
+/// Pinned entries always stay. The default keeps everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retention {
+    pub(crate) keep_last: Option<usize>,
+    pub(crate) keep_best: Option<usize>,
+    pub(crate) keep_every: Option<u64>,
+    pub(crate) max_age: Option<Duration>,
+}
+
+impl Retention {
+    /// Keeps everything (the default).
+    pub fn keep_all() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the `n` newest entries.
+    #[must_use]
+    pub fn keep_last(mut self, n: usize) -> Self {
+        self.keep_last = Some(n);
+        self
+    }
+
+    /// Keeps the `k` best entries (by the rules of [`Select::Best`](super::Select::Best)).
+    #[must_use]
+    pub fn keep_best(mut self, k: usize) -> Self {
+        self.keep_best = Some(k);
+        self
+    }
+
+    /// Keeps entries whose iteration is a multiple of `steps` (0 keeps none
+    /// by this rule).
+    #[must_use]
+    pub fn keep_every(mut self, steps: u64) -> Self {
+        self.keep_every = Some(steps);
+        self
+    }
+
+    /// Removes entries saved longer than `age` ago.
+    #[must_use]
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Whether the policy keeps everything.
+    pub fn is_keep_all(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Options of [`Store::open`](super::Store::open).
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub(crate) direction: Direction,
+    pub(crate) retention: Retention,
+    pub(crate) max_bytes: Option<u64>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) touch_interval: Duration,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) orphan_grace: Duration,
+    pub(crate) eviction_interval: u64,
+    pub(crate) cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            direction: Direction::Minimize,
+            retention: Retention::default(),
+            max_bytes: None,
+            ttl: None,
+            touch_interval: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(600),
+            orphan_grace: Duration::from_secs(3600),
+            eviction_interval: 1000,
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Whether lower or higher objectives are better. Default = minimise.
+    #[must_use]
+    pub fn direction(mut self, d: Direction) -> Self {
+        self.direction = d;
+        self
+    }
+
+    /// The retention policy applied to a key after each save to it.
+    /// Default = keep everything.
+    #[must_use]
+    pub fn retention(mut self, r: Retention) -> Self {
+        self.retention = r;
+        self
+    }
+
+    /// A budget for the bytes of all entries: past it, the least recently
+    /// used unpinned entries are evicted. Checked after saves from what the
+    /// last collection counted plus what this handle saved since, so it
+    /// costs no scan per save; other processes' saves count from their
+    /// next collection. Default = none.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Evicts unpinned entries not used (saved or read) for `ttl`, in an
+    /// eviction pass that runs at most every tenth of `ttl` or every
+    /// [`eviction_interval`](Self::eviction_interval) saves. Default = none.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How stale an entry's last-use time may get before a read records
+    /// it again (each record is an index update). Default = 60 s.
+    #[must_use]
+    pub fn touch_interval(mut self, d: Duration) -> Self {
+        self.touch_interval = d;
+        self
+    }
+
+    /// How long a lease holds an entry against removal unless released or
+    /// renewed. Default = 10 min.
+    #[must_use]
+    pub fn lease_ttl(mut self, d: Duration) -> Self {
+        self.lease_ttl = d;
+        self
+    }
+
+    /// How old data of an unfinished save must be before a collection
+    /// removes it (younger data may belong to a save in progress).
+    /// Default = 1 h.
+    #[must_use]
+    pub fn orphan_grace(mut self, d: Duration) -> Self {
+        self.orphan_grace = d;
+        self
+    }
+
+    /// Saves between eviction passes when a TTL is set. Default = 1000.
+    #[must_use]
+    pub fn eviction_interval(mut self, saves: u64) -> Self {
+        self.eviction_interval = saves.max(1);
+        self
+    }
+
+    /// The memory budget of the cache of opened checkpoints
+    /// ([`Store::get`](super::Store::get)); 0 turns it off. Default = 256 MiB.
+    #[must_use]
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+}

@@ -1,0 +1,363 @@
+//! The store suite every backend runs: selection, retention, eviction,
+//! quarantine and fallback, index loss and damage, leases, crash leftovers
+//! and concurrent savers. `store_tests!(make)` expands to one `#[test]` per
+//! check; `make` returns a fresh backend and a guard, or `None` when the
+//! backend is not available here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn::backend::{Backend, PutMode};
+use cairn::store::{Direction, EntryKind, GcOptions, Key, Retention, SaveInfo, Select, Store, StoreOptions};
+use cairn::{CheckpointWriter, WriterOptions};
+
+/// What a test's `make` returns besides the backend.
+pub type Guard = Box<dyn std::any::Any>;
+
+/// A small checkpoint whose tensor holds `value`.
+pub fn ckpt(value: f32) -> Bytes {
+    let mut w = CheckpointWriter::in_memory(WriterOptions::default()).unwrap();
+    w.add_tensor("w", &[64], &[value; 64]).unwrap();
+    Bytes::from(w.finish().unwrap())
+}
+
+fn value(found: &cairn::store::Found) -> f32 {
+    found.checkpoint.read_tensor::<f32>("w").unwrap()[0]
+}
+
+fn open(b: &Arc<dyn Backend>, opts: StoreOptions) -> Store {
+    Store::open(b.clone(), "store", opts).unwrap()
+}
+
+fn ids(store: &Store, key: &Key) -> Vec<String> {
+    store.entries(key).unwrap().into_iter().map(|e| e.id).collect()
+}
+
+pub fn selection_best_latest_and_by_id(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("cfg-a");
+    let a = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint().objective(0.5).iteration(1)).unwrap();
+    let best = store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint().objective(0.1).iteration(2)).unwrap();
+    let last = store.save_bytes(&key, ckpt(3.0), SaveInfo::checkpoint().objective(0.9).iteration(3)).unwrap();
+    assert_eq!(value(&store.lookup(&key, &Select::Best).unwrap().unwrap()), 2.0);
+    assert_eq!(store.lookup(&key, &Select::Best).unwrap().unwrap().info.id, best.id);
+    assert_eq!(store.lookup(&key, &Select::Latest).unwrap().unwrap().info.id, last.id);
+    assert_eq!(value(&store.lookup(&key, &Select::Id(a.id.clone())).unwrap().unwrap()), 1.0);
+    assert!(store.lookup(&key, &Select::Id("nope".into())).unwrap().is_none());
+    assert!(store.lookup(&Key::new("other"), &Select::Best).unwrap().is_none());
+    // The direction is a store setting.
+    let max = open(&b, StoreOptions::default().direction(Direction::Maximize));
+    assert_eq!(max.lookup(&key, &Select::Best).unwrap().unwrap().info.id, last.id);
+    // A final result beats a checkpoint of equal objective.
+    let fin = store.save_bytes(&key, ckpt(4.0), SaveInfo::final_result().objective(0.1)).unwrap();
+    let got = store.lookup(&key, &Select::Best).unwrap().unwrap();
+    assert_eq!((got.info.id.as_str(), got.info.kind), (fin.id.as_str(), EntryKind::Final));
+    // With no objective anywhere, Best is Latest.
+    let plain = Key::new("cfg-b");
+    store.save_bytes(&plain, ckpt(1.0), SaveInfo::checkpoint()).unwrap();
+    let newest = store.save_bytes(&plain, ckpt(2.0), SaveInfo::checkpoint()).unwrap();
+    assert_eq!(store.lookup(&plain, &Select::Best).unwrap().unwrap().info.id, newest.id);
+    // NaN objectives are refused.
+    assert!(store.save_bytes(&plain, ckpt(1.0), SaveInfo::checkpoint().objective(f64::NAN)).is_err());
+    // Not a checkpoint: refused before anything is stored.
+    assert!(store.save_bytes(&plain, Bytes::from_static(b"not a checkpoint"), SaveInfo::checkpoint()).is_err());
+    assert_eq!(store.entries(&plain).unwrap().len(), 2);
+    let listed = store.list().unwrap();
+    assert_eq!(listed.iter().map(|(k, v)| (k.as_str(), v.len())).collect::<Vec<_>>(), [("cfg-a", 4), ("cfg-b", 2)]);
+}
+
+pub fn retention_after_each_save_spares_pinned(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default().retention(Retention::default().keep_last(2).keep_best(1)));
+    let key = Key::new("run");
+    let pinned = store.save_bytes(&key, ckpt(0.0), SaveInfo::checkpoint().objective(5.0).pinned(true)).unwrap();
+    let best = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint().objective(0.1)).unwrap();
+    let mut last = Vec::new();
+    for i in 0..5 {
+        last.push(
+            store
+                .save_bytes(&key, ckpt(2.0 + i as f32), SaveInfo::checkpoint().objective(1.0 + f64::from(i)))
+                .unwrap()
+                .id,
+        );
+    }
+    let mut want = vec![pinned.id, best.id];
+    want.extend(last.iter().rev().take(2).rev().cloned());
+    want.sort();
+    let mut got = ids(&store, &key);
+    got.sort();
+    assert_eq!(got, want);
+    // Removed entries leave no objects behind.
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.entries, 4);
+    assert_eq!(report.orphans, 0);
+    assert!(report.unindexed.is_empty());
+}
+
+pub fn gc_evicts_least_recently_used_past_the_budget_and_by_ttl(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default().touch_interval(Duration::ZERO));
+    let keys: Vec<Key> = (0..3).map(|i| Key::new(&format!("k{i}"))).collect();
+    let mut all = Vec::new();
+    for round in 0..3 {
+        for k in &keys {
+            all.push((k.clone(), store.save_bytes(k, ckpt(round as f32), SaveInfo::checkpoint()).unwrap()));
+        }
+    }
+    let size = all[0].1.bytes;
+    // The oldest entry is read, so it becomes the most recently used.
+    let (k0, first) = all[0].clone();
+    std::thread::sleep(Duration::from_millis(5));
+    store.lookup(&k0, &Select::Id(first.id.clone())).unwrap().unwrap();
+    let report = store.gc(&GcOptions::default().max_bytes(size * 5)).unwrap();
+    assert_eq!(report.removed.len(), 4, "{report:?}");
+    assert!(report.removed.iter().all(|r| r.reason == "budget"));
+    let mut evicted: Vec<&str> = report.removed.iter().map(|r| r.id.as_str()).collect();
+    evicted.sort_unstable();
+    let mut expected: Vec<&str> = all[1..5].iter().map(|(_, e)| e.id.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(evicted, expected);
+    assert_eq!((report.entries, report.bytes), (5, size * 5));
+    assert!(store.lookup(&k0, &Select::Id(first.id.clone())).unwrap().is_some());
+    // TTL: an hour later, everything unused for 30 minutes goes, except a pinned entry.
+    let (k8, last) = all[8].clone();
+    store.pin(&k8, &last.id, true).unwrap();
+    let later = last.created_at + 3_600_000_000_000;
+    let report = store.gc(&GcOptions::default().ttl(Duration::from_secs(1800)).at(later)).unwrap();
+    assert_eq!(report.removed.len(), 4);
+    assert!(report.removed.iter().all(|r| r.reason == "ttl"));
+    assert_eq!(store.list().unwrap().iter().map(|(_, v)| v.len()).sum::<usize>(), 1);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+pub fn budget_is_enforced_after_saves_without_a_scan_per_save(b: Arc<dyn Backend>) {
+    let size = ckpt(0.0).len() as u64;
+    let store = open(&b, StoreOptions::default().max_bytes(Some(size * 4)));
+    let key = Key::new("budget");
+    for i in 0..10 {
+        store.save_bytes(&key, ckpt(i as f32), SaveInfo::checkpoint().iteration(i)).unwrap();
+    }
+    let left = store.entries(&key).unwrap();
+    assert!(left.len() <= 4, "{} entries kept", left.len());
+    assert_eq!(left.last().unwrap().iteration, Some(9), "the newest entry was evicted");
+}
+
+pub fn damaged_entries_are_quarantined_and_lookup_falls_back(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("flaky");
+    let good = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint().objective(0.5)).unwrap();
+    let best = store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint().objective(0.1)).unwrap();
+    // Flip one byte of the best entry's data.
+    let data_key = format!("store/entries/{}/{}.data", key.hash_path(), best.id);
+    let mut bytes = b.get(&data_key).unwrap().to_vec();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    b.put(&data_key, Bytes::from(bytes.clone()), PutMode::Overwrite).unwrap();
+    let report = store.verify().unwrap();
+    assert!(!report.is_clean());
+    assert_eq!(report.corrupt.len(), 1);
+    assert_eq!(report.corrupt[0].id, best.id);
+    // The lookup never returns the damaged data: it moves it aside and falls back.
+    let found = store.lookup(&key, &Select::Best).unwrap().unwrap();
+    assert_eq!(found.info.id, good.id);
+    assert_eq!(value(&found), 1.0);
+    let q = store.quarantined().unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!((q[0].key.as_str(), q[0].id.as_str()), ("flaky", best.id.as_str()));
+    assert!(q[0].detail.contains("BLAKE3"), "{}", q[0].detail);
+    // The evidence is kept byte for byte.
+    let kept = b.get(&format!("store/quarantine/{}/{}.data", key.hash_path(), best.id)).unwrap();
+    assert_eq!(kept.as_ref(), bytes.as_slice());
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.quarantined.len(), 1);
+    // Asked for by id, a damaged entry is an error, not data (a handle
+    // that cached the entry while it was intact would answer from memory).
+    let store = open(&b, StoreOptions::default().cache_bytes(0));
+    let data_key = format!("store/entries/{}/{}.data", key.hash_path(), good.id);
+    b.put(&data_key, Bytes::from_static(b"garbage"), PutMode::Overwrite).unwrap();
+    let err = store.lookup(&key, &Select::Id(good.id.clone())).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(store.lookup(&key, &Select::Best).unwrap().is_none());
+}
+
+pub fn lost_or_damaged_indexes_are_rebuilt(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("idx");
+    let mut saved = Vec::new();
+    for i in 0..4 {
+        saved.push(store.save_bytes(&key, ckpt(i as f32), SaveInfo::checkpoint().objective(f64::from(i))).unwrap().id);
+    }
+    store.pin(&key, &saved[3], true).unwrap();
+    let index_key = format!("store/index/{}", key.hash_path());
+    // Damaged: the lookup rebuilds it (and keeps the damaged copy).
+    b.put(&index_key, Bytes::from_static(b"{\"version\":1,\"key\":"), PutMode::Overwrite).unwrap();
+    assert!(!store.verify().unwrap().is_clean());
+    assert_eq!(value(&store.lookup(&key, &Select::Best).unwrap().unwrap()), 0.0);
+    let mut got = ids(&store, &key);
+    got.sort();
+    assert_eq!(got, saved);
+    assert!(store.entries(&key).unwrap().iter().any(|e| e.pinned && e.id == saved[3]), "the pin was lost");
+    assert!(b.list("store/quarantine/").unwrap().iter().any(|m| m.key.contains("index-")));
+    // Lost: repair brings it back.
+    b.delete(&index_key).unwrap();
+    assert!(store.lookup(&key, &Select::Best).unwrap().is_none());
+    let report = store.verify().unwrap();
+    assert_eq!(report.unindexed.len(), 4);
+    let rep = store.repair().unwrap();
+    assert_eq!(rep.entries, 4);
+    assert_eq!(ids(&store, &key).len(), 4);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+pub fn crash_leftovers_are_cleaned_or_adopted(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default().orphan_grace(Duration::ZERO));
+    let key = Key::new("crashy");
+    let kept = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint()).unwrap();
+    let hp = key.hash_path();
+    // A save that died after its data: an orphan.
+    b.put(&format!("store/entries/{hp}/0000000000000001-deadbeef0000.data"), ckpt(9.0), PutMode::Create).unwrap();
+    // A save that died after its info, before the index: committed, unindexed.
+    let info = b.get(&format!("store/entries/{hp}/{}.info", kept.id)).unwrap();
+    let twin = "0000000000000002-feedface0000";
+    b.put(
+        &format!("store/entries/{hp}/{twin}.data"),
+        b.get(&format!("store/entries/{hp}/{}.data", kept.id)).unwrap(),
+        PutMode::Create,
+    )
+    .unwrap();
+    let info = String::from_utf8(info.to_vec()).unwrap().replace(&kept.id, twin);
+    b.put(&format!("store/entries/{hp}/{twin}.info"), Bytes::from(info), PutMode::Create).unwrap();
+    // A removal that died after the info went: still indexed.
+    let half = store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint()).unwrap();
+    b.delete(&format!("store/entries/{hp}/{}.info", half.id)).unwrap();
+    // A lease whose holder is long gone.
+    b.put(
+        &format!("store/leases/{hp}/{}.stale", kept.id),
+        Bytes::from_static(b"{\"version\":1,\"expires_at\":1,\"holder\":\"x:1\"}"),
+        PutMode::Create,
+    )
+    .unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "crash leftovers are not damage: {report:?}");
+    assert_eq!((report.orphans, report.unindexed.len()), (1, 1));
+    let gc = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!((gc.orphans, gc.adopted, gc.finished_removals, gc.stale_leases), (1, 1, 1, 1), "{gc:?}");
+    let mut got = ids(&store, &key);
+    got.sort();
+    assert_eq!(got, [twin.to_string(), kept.id.clone()]);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean() && report.unindexed.is_empty() && report.orphans == 0, "{report:?}");
+    assert!(b.list(&format!("store/entries/{hp}/{}.", half.id)).unwrap().is_empty());
+    assert!(b.list("store/leases/").unwrap().is_empty());
+}
+
+pub fn leased_entries_are_not_removed(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("leased");
+    let a = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint()).unwrap();
+    let lease = store.lease(&key, &a.id).unwrap();
+    store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint()).unwrap();
+    let report = store.gc(&GcOptions::default().retention(Retention::default().keep_last(1))).unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert!(store.remove(&key, Some(&a.id)).unwrap().is_empty());
+    assert_eq!(store.entries(&key).unwrap().len(), 2);
+    lease.renew().unwrap();
+    lease.release().unwrap();
+    let report = store.gc(&GcOptions::default().retention(Retention::default().keep_last(1))).unwrap();
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(report.removed[0].id, a.id);
+    assert!(store.lease(&key, &a.id).is_err(), "a removed entry cannot be leased");
+    assert!(b.list("store/leases/").unwrap().is_empty());
+}
+
+pub fn remove_and_pin(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("../../etc/passwd");
+    let a = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint().meta("run", "7")).unwrap();
+    let c = store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint()).unwrap();
+    store.pin(&key, &a.id, true).unwrap();
+    assert!(store.pin(&key, "missing", true).is_err());
+    assert!(store.remove(&key, Some(&a.id)).is_err(), "a pinned entry was removed");
+    let removed = store.remove(&key, None).unwrap();
+    assert_eq!(removed.iter().map(|e| &e.id).collect::<Vec<_>>(), [&c.id]);
+    let left = store.entries(&key).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].metadata.get("run").map(String::as_str), Some("7"));
+    // The hostile key never reached a path.
+    for m in b.list("").unwrap() {
+        assert!(!m.key.contains("etc") && !m.key.contains(".."), "{}", m.key);
+    }
+    assert_eq!(store.list().unwrap()[0].0, "../../etc/passwd");
+}
+
+pub fn concurrent_savers_lose_nothing(b: Arc<dyn Backend>) {
+    let store = Arc::new(open(&b, StoreOptions::default()));
+    let threads = 8;
+    let per = 12;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..per)
+                    .map(|i| {
+                        let key = Key::new(&format!("shared-{}", (t + i) % 3));
+                        store.save_bytes(&key, ckpt(i as f32), SaveInfo::checkpoint().iteration(i as u64)).unwrap().id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut saved: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    saved.sort();
+    let mut listed: Vec<String> =
+        store.list().unwrap().into_iter().flat_map(|(_, v)| v.into_iter().map(|e| e.id)).collect();
+    listed.sort();
+    assert_eq!(listed, saved);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean() && report.unindexed.is_empty(), "{report:?}");
+    assert_eq!(report.entries, (threads * per) as u64);
+}
+
+pub fn cache_answers_repeated_lookups(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("hot");
+    store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint()).unwrap();
+    for _ in 0..5 {
+        assert_eq!(value(&store.lookup(&key, &Select::Latest).unwrap().unwrap()), 1.0);
+    }
+    let s = store.cache_stats();
+    assert_eq!((s.hits, s.misses, s.entries), (4, 1, 1));
+    assert!((s.hit_rate() - 0.8).abs() < 1e-9);
+    let off = open(&b, StoreOptions::default().cache_bytes(0));
+    off.lookup(&key, &Select::Latest).unwrap().unwrap();
+    assert_eq!(off.cache_stats(), cairn::store::CacheStats::default());
+}
+
+#[macro_export]
+macro_rules! store_tests {
+    ($make:expr) => {
+        $crate::store_tests!(@each $make;
+            selection_best_latest_and_by_id,
+            retention_after_each_save_spares_pinned,
+            gc_evicts_least_recently_used_past_the_budget_and_by_ttl,
+            budget_is_enforced_after_saves_without_a_scan_per_save,
+            damaged_entries_are_quarantined_and_lookup_falls_back,
+            lost_or_damaged_indexes_are_rebuilt,
+            crash_leftovers_are_cleaned_or_adopted,
+            leased_entries_are_not_removed,
+            remove_and_pin,
+            concurrent_savers_lose_nothing,
+            cache_answers_repeated_lookups
+        );
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some((b, _guard)) = $make() else { return };
+                suite::$name(b);
+            }
+        )*
+    };
+}
