@@ -1,7 +1,8 @@
 //! The `cairn` command-line tool: pack files into a checkpoint, unpack,
 //! print or inspect one, verify it end to end, copy it between local disk
-//! and object storage, run a demo, and append to, dump or verify a
-//! write-ahead log. Every command that takes a checkpoint FILE also takes a
+//! and object storage, run a demo, append to, dump or verify a
+//! write-ahead log, and save, find, list, collect and verify checkpoints in
+//! a keyed store. Every command that takes a checkpoint FILE also takes a
 //! URL (`s3://bucket/key`, `gs://…`, `az://…`, `file:///path`).
 //!
 //! Exit codes, the same for every command:
@@ -11,10 +12,11 @@
 //! | 0 | success (also: stdout closed early, e.g. `cairn cat f x \| head`) |
 //! | 1 | runtime error: missing file, chunk or log, I/O failure, a chunk name `unpack` refuses to write, a log another process holds |
 //! | 2 | usage error: bad arguments, `NAME=PATH` specs, dtypes, shapes that do not match their file |
-//! | 3 | integrity failure: stored data is damaged; the message names the damaged chunk, part or log record |
+//! | 3 | integrity failure: stored data is damaged; the message names the damaged chunk, part, log record or store entry |
 
 mod commands;
 mod exit;
+mod logger;
 mod output;
 mod progress;
 mod spec;
@@ -24,7 +26,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{cat, cp, demo, inspect, pack, unpack, verify, wal};
+use commands::{cat, cp, demo, inspect, pack, store, unpack, verify, wal};
 
 /// Durable, verified checkpoint files.
 #[derive(Debug, Parser)]
@@ -54,9 +56,12 @@ enum Command {
     Demo(demo::Args),
     /// Append to, dump or verify a write-ahead log directory.
     Wal(wal::Args),
+    /// Save, find, list, collect and verify checkpoints in a keyed store.
+    Store(store::Args),
 }
 
 fn main() -> ExitCode {
+    logger::install();
     // Parsing through `ArgMatches` keeps the positions of repeated options,
     // which `pack` needs to store chunks in command-line order.
     let matches = Cli::command().get_matches();
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Cp(args) => cp::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Wal(args) => wal::run(args),
+        Command::Store(args) => store::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod cp;
 pub mod demo;
 pub mod inspect;
 pub mod pack;
+pub mod store;
 pub mod unpack;
 pub mod verify;
 pub mod wal;

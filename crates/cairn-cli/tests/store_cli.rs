@@ -1,0 +1,156 @@
+//! `cairn store …` end to end on a store directory: put, get, ls (human and
+//! JSON), pin, rm, gc, verify (exit 3 on damage), repair; and 8 processes
+//! saving 100 entries each to overlapping keys, after which every entry is
+//! listed and valid.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{cairn, noise};
+
+/// Packs a small checkpoint of `seed`'s bytes at `path`.
+fn checkpoint(dir: &Path, name: &str, seed: u64) -> String {
+    let data = dir.join(format!("{name}.bin"));
+    std::fs::write(&data, noise(4096, seed)).unwrap();
+    let out = dir.join(format!("{name}.cairn"));
+    cairn(["pack".as_ref(), out.as_os_str(), "--chunk".as_ref(), format!("x={}", data.display()).as_ref()]).expect(0);
+    out.display().to_string()
+}
+
+fn store(root: &Path, args: &[&str]) -> common::Run {
+    let mut all = vec!["store".to_string(), "--root".into(), root.display().to_string()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    cairn(all)
+}
+
+#[test]
+fn put_get_ls_pin_rm_gc_verify_repair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let a = checkpoint(tmp.path(), "a", 1);
+    let b = checkpoint(tmp.path(), "b", 2);
+    let id_a = store(&root, &["put", "run/1", &a, "--objective", "0.5", "--iteration", "10", "--meta", "lr=0.1"])
+        .expect(0)
+        .out();
+    let id_b =
+        store(&root, &["put", "run/1", &b, "--objective", "0.2", "--iteration", "20", "--final"]).expect(0).out();
+    let (id_a, id_b) = (id_a.trim().to_string(), id_b.trim().to_string());
+    assert_ne!(id_a, id_b);
+
+    // ls --json: the contract's fields.
+    let ls = store(&root, &["ls", "--json"]).expect(0).json();
+    let rows = ls.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for field in ["key", "id", "objective", "iteration", "kind", "bytes", "created_at", "pinned"] {
+        assert!(rows.iter().all(|r| r.get(field).is_some()), "ls --json lacks {field}: {ls}");
+    }
+    let b_row = rows.iter().find(|r| r["id"] == id_b.as_str()).unwrap();
+    assert_eq!(
+        (b_row["key"].as_str(), b_row["kind"].as_str(), b_row["iteration"].as_u64()),
+        (Some("run/1"), Some("final"), Some(20))
+    );
+    assert_eq!(b_row["objective"].as_f64(), Some(0.2));
+    assert_eq!(b_row["bytes"].as_u64(), Some(std::fs::metadata(&b).unwrap().len()));
+    let human = store(&root, &["ls", "run/1"]).expect(0).out();
+    assert!(human.contains(&id_a) && human.contains("final"), "{human}");
+
+    // get: best by default, --latest, --id; the bytes are the file saved.
+    let out = tmp.path().join("out.cairn");
+    store(&root, &["get", "run/1", out.to_str().unwrap()]).expect(0);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&b).unwrap());
+    store(&root, &["get", "run/1", out.to_str().unwrap(), "--id", &id_a]).expect(0);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&a).unwrap());
+    store(&root, &["get", "run/1", out.to_str().unwrap(), "--latest"]).expect(0);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&b).unwrap());
+    store(&root, &["get", "nope", out.to_str().unwrap()]).expect(1);
+
+    // pin, then rm of the whole key keeps the pinned entry.
+    store(&root, &["pin", "run/1", &id_a]).expect(0);
+    assert!(store(&root, &["ls", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == id_a.as_str() && r["pinned"] == true));
+    store(&root, &["rm", "run/1", &id_a]).expect(2);
+    let rm = store(&root, &["rm", "run/1"]).expect(0).out();
+    assert!(rm.contains(&id_b) && !rm.contains(&id_a), "{rm}");
+    store(&root, &["pin", "run/1", &id_a, "--off"]).expect(0);
+
+    // gc with flags; bad sizes are usage errors.
+    let c = checkpoint(tmp.path(), "c", 3);
+    for _ in 0..3 {
+        store(&root, &["put", "run/2", &c]).expect(0);
+    }
+    let gc = store(&root, &["gc", "--keep-last", "1", "--json"]).expect(0).json();
+    assert_eq!(gc["removed"].as_array().unwrap().len(), 2, "{gc}");
+    assert_eq!(gc["entries"].as_u64(), Some(2));
+    store(&root, &["gc", "--max-bytes", "lots"]).expect(2);
+    store(&root, &["gc", "--max-bytes", "1KiB", "--ttl", "1h"]).expect(0);
+    assert_eq!(store(&root, &["ls", "--json"]).json().as_array().unwrap().len(), 0);
+
+    // verify: clean, then damaged (exit 3), then repaired.
+    let d = checkpoint(tmp.path(), "d", 4);
+    let id_d = store(&root, &["put", "k", &d]).expect(0).out().trim().to_string();
+    let v = store(&root, &["verify", "--json"]).expect(0).json();
+    assert_eq!((v["ok"].as_bool(), v["entries"].as_u64()), (Some(true), Some(1)));
+    let hp = cairn::store::Key::new("k").hash_path();
+    let data = root.join("entries").join(&hp).join(format!("{id_d}.data"));
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&data, &bytes).unwrap();
+    let v = store(&root, &["verify", "--json"]).expect(3).json();
+    assert_eq!(v["corrupt"][0]["id"].as_str(), Some(id_d.as_str()));
+    store(&root, &["verify"]).expect(3);
+    // A lookup refuses the damaged entry, quarantines it, and warns.
+    let get = store(&root, &["get", "k", out.to_str().unwrap()]);
+    get.expect(1);
+    assert!(get.stderr.contains("warning") && get.stderr.contains("moved"), "{}", get.stderr);
+    let v = store(&root, &["verify", "--json"]).expect(0).json();
+    assert_eq!(v["quarantined"][0]["id"].as_str(), Some(id_d.as_str()));
+    // A lost index comes back with repair.
+    store(&root, &["put", "k", &d]).expect(0);
+    std::fs::remove_file(root.join("index").join(&hp)).unwrap();
+    assert_eq!(store(&root, &["ls", "--json"]).json().as_array().unwrap().len(), 0);
+    store(&root, &["repair"]).expect(0);
+    assert_eq!(store(&root, &["ls", "--json"]).json().as_array().unwrap().len(), 1);
+    store(&root, &["verify"]).expect(0);
+}
+
+#[test]
+fn eight_processes_saving_to_overlapping_keys_lose_nothing() {
+    const PROCS: usize = 8;
+    const SAVES: usize = 100;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let files: Vec<String> = (0..4).map(|i| checkpoint(tmp.path(), &format!("f{i}"), i)).collect();
+    let workers: Vec<_> = (0..PROCS)
+        .map(|p| {
+            let root = root.clone();
+            let files = files.clone();
+            std::thread::spawn(move || {
+                (0..SAVES)
+                    .map(|i| {
+                        let key = format!("key-{}", (p + i) % 5);
+                        let run = store(&root, &["put", &key, &files[i % 4], "--iteration", &i.to_string()]);
+                        run.expect(0);
+                        run.out().trim().to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut saved: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    saved.sort();
+    let ls = store(&root, &["ls", "--json"]).expect(0).json();
+    let mut listed: Vec<String> =
+        ls.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    listed.sort();
+    assert_eq!(listed.len(), PROCS * SAVES);
+    assert_eq!(listed, saved);
+    let v = store(&root, &["verify", "--json"]).expect(0).json();
+    assert_eq!(v["entries"].as_u64(), Some((PROCS * SAVES) as u64));
+    assert_eq!(v["unindexed"].as_array().unwrap().len(), 0);
+}
