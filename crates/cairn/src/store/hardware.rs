@@ -4,8 +4,10 @@
 //! one of them differ from results measured with another: the architecture,
 //! the operating system, the CPU vendor and model, the number of logical
 //! CPUs this process may use, the SIMD features detected at run time, and
-//! each GPU's model and memory (none are listed until GPU detection is
-//! built in).
+//! each GPU's model and memory. GPUs are read through NVML when the crate
+//! is built with the `nvml` feature; NVIDIA's library is loaded at run time,
+//! so a machine without it, without a driver or without a GPU simply lists
+//! none (as does a build without the feature).
 //!
 //! What is kept as metadata only, because it changes without changing what
 //! the machine computes or how fast: the host name, the kernel release and
@@ -78,7 +80,7 @@ impl Hardware {
             cpu_model: field(&["model name", "Model", "cpu model"]),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             simd: simd_features(),
-            gpus: Vec::new(),
+            gpus: gpus(),
             memory_bytes,
             hostname: Some(host_name().to_string()).filter(|h| !h.is_empty()),
             kernel: read("/proc/sys/kernel/osrelease"),
@@ -100,6 +102,26 @@ impl Hardware {
         }
         b.finish()
     }
+}
+
+/// The NVIDIA GPUs NVML reports, in device order; none when NVML cannot
+/// be loaded or reports an error (no driver, no permission, no GPU).
+#[cfg(feature = "nvml")]
+fn gpus() -> Vec<Gpu> {
+    let Ok(nvml) = nvml_wrapper::Nvml::init() else { return Vec::new() };
+    let count = nvml.device_count().unwrap_or(0);
+    (0..count)
+        .filter_map(|i| {
+            let d = nvml.device_by_index(i).ok()?;
+            Some(Gpu { model: d.name().ok()?, memory_bytes: d.memory_info().map(|m| m.total).unwrap_or(0) })
+        })
+        .collect()
+}
+
+/// Without the `nvml` feature no GPU is detected.
+#[cfg(not(feature = "nvml"))]
+fn gpus() -> Vec<Gpu> {
+    Vec::new()
 }
 
 /// This machine's host name, read once; empty if unknown.
