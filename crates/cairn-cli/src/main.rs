@@ -52,7 +52,7 @@ enum Command {
     Verify(verify::Args),
     /// Copy a checkpoint between paths and object storage URLs, verifying the copy.
     Cp(cp::Args),
-    /// Generate, pack, inspect and verify a small example checkpoint.
+    /// Train a small model, checkpointing into a keyed store; resumes where it stopped.
     Demo(demo::Args),
     /// Append to, dump or verify a write-ahead log directory.
     Wal(wal::Args),

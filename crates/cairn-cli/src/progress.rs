@@ -37,3 +37,20 @@ pub fn bytes_bar(total: u64, label: &str) -> Bar {
     bar.set_message(label.to_string());
     Bar(bar)
 }
+
+/// A bar over `total` steps, starting at `done`, with a message (say, the
+/// current loss); hidden when stderr is not a terminal.
+pub fn steps_bar(done: u64, total: u64) -> Bar {
+    if !std::io::stderr().is_terminal() {
+        return Bar(ProgressBar::hidden());
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let template = "{msg} [{bar:32}] step {pos}/{len} {per_sec} eta {eta}";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_position(done);
+    // The steps done before a resume say nothing about this run's speed.
+    bar.reset_eta();
+    Bar(bar)
+}

@@ -1,0 +1,77 @@
+//! The training state as a store entry: the weights and Adam's moments as
+//! tensors, the step, the configuration and the losses as JSON.
+
+use anyhow::{anyhow, Context};
+use cairn::store::{EntryInfo, EntryKind, Found, Key, SaveInfo, Store};
+use cairn::{Compression, WriterOptions};
+use serde::{Deserialize, Serialize};
+
+use super::model::{Config, Train};
+
+/// Chunk names.
+const WEIGHTS: &str = "weights";
+const M: &str = "m";
+const V: &str = "v";
+const CONFIG: &str = "config";
+const PROGRESS: &str = "progress";
+
+/// Where training stood when an entry was saved.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Steps done.
+    pub step: u64,
+    /// The last mini-batch loss.
+    pub train_loss: f64,
+    /// The held-out loss: the entry's objective.
+    pub eval_loss: f64,
+}
+
+/// Saves `t` as a new entry of `key`, a checkpoint or a final result, with
+/// the held-out loss as its objective.
+pub fn save(
+    store: &Store,
+    key: &Key,
+    kind: EntryKind,
+    cfg: &Config,
+    t: &Train,
+    p: Progress,
+) -> anyhow::Result<EntryInfo> {
+    let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
+    // Zstd at its fastest level: float noise barely compresses, so higher
+    // levels would only cost time; the shuffle groups exponent bytes,
+    // which is what does compress.
+    let opts = WriterOptions::default().compression(Compression::Zstd(1)).shuffle(true);
+    let shape = cfg.shape();
+    store
+        .save_with(key, info, opts, |w| {
+            w.add_tensor(WEIGHTS, &shape, &t.weights)?;
+            w.add_tensor(M, &shape, &t.m)?;
+            w.add_tensor(V, &shape, &t.v)?;
+            w.add_json(CONFIG, cfg)?;
+            w.add_json(PROGRESS, &p)
+        })
+        .with_context(|| format!("saving step {} to {}", t.step, store.url()))
+}
+
+/// The training state of a found entry, checked against `cfg`.
+pub fn load(found: &Found, cfg: &Config) -> anyhow::Result<(Train, Progress)> {
+    let ck = &found.checkpoint;
+    let id = &found.info.id;
+    let saved: Config = ck.read_json(CONFIG).with_context(|| format!("reading the configuration of entry {id}"))?;
+    if saved != *cfg {
+        return Err(anyhow!("entry {id} was saved by another configuration: {saved:?}"));
+    }
+    let progress: Progress = ck.read_json(PROGRESS).with_context(|| format!("reading the progress of entry {id}"))?;
+    let read = |name: &str| -> anyhow::Result<Vec<f32>> {
+        let v: Vec<f32> = ck.read_tensor(name).with_context(|| format!("reading {name:?} of entry {id}"))?;
+        if v.len() != cfg.params() {
+            return Err(anyhow!("entry {id}: {name:?} holds {} values, not {}", v.len(), cfg.params()));
+        }
+        Ok(v)
+    };
+    let step = ck.step().unwrap_or(progress.step);
+    if step != progress.step {
+        return Err(anyhow!("entry {id}: saved at step {step} but its progress says {}", progress.step));
+    }
+    Ok((Train { step, weights: read(WEIGHTS)?, m: read(M)?, v: read(V)? }, progress))
+}
