@@ -15,8 +15,11 @@
 //! - `CAIRN_BENCH_DIR`: where the temp directory goes (default: `target/`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
+#[path = "shared/dir.rs"]
+mod dir;
+
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -123,20 +126,10 @@ struct Row {
     bytes: u64,
 }
 
-fn bench_dir() -> PathBuf {
-    match std::env::var_os("CAIRN_BENCH_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let cwd = std::env::current_dir().unwrap();
-            cwd.ancestors().map(|a| a.join("target")).find(|t| t.is_dir()).unwrap_or(cwd)
-        }
-    }
-}
-
 fn main() {
     let chunks = env_usize("CAIRN_BENCH_CHUNKS", 64).max(2);
     let reps = env_usize("CAIRN_BENCH_REPS", 3).max(1);
-    let tmp = tempfile::Builder::new().prefix("cairn-backend-bench-").tempdir_in(bench_dir()).unwrap();
+    let tmp = tempfile::Builder::new().prefix("cairn-backend-bench-").tempdir_in(dir::bench_dir()).unwrap();
     let src = tmp.path().join("source.cairn");
     let t = Instant::now();
     make_checkpoint(&src, chunks);

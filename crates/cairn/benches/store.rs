@@ -8,16 +8,19 @@
 //! saving a checkpoint (64 KiB) to a probe key that keeps its last 10
 //! entries (so each save also removes one), then looking up the latest
 //! entry with the cache off, so the data is read and verified each time.
+//! The stores take turns, one pair each per round.
 //!
 //! Environment: `CAIRN_BENCH_SIZES` (default `10,1000,100000`),
 //! `CAIRN_BENCH_ITERS` (timed save + lookup pairs, default 200),
 //! `CAIRN_BENCH_DIR` (default: the workspace's `target/`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
+#[path = "shared/dir.rs"]
+mod dir;
 #[path = "store/nosync_fs.rs"]
 mod nosync_fs;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,16 +33,6 @@ const PER_KEY: usize = 100;
 
 fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().parse().unwrap()).collect()
-}
-
-fn bench_dir() -> PathBuf {
-    match std::env::var_os("CAIRN_BENCH_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let cwd = std::env::current_dir().unwrap();
-            cwd.ancestors().map(|a| a.join("target")).find(|t| t.is_dir()).unwrap_or(cwd)
-        }
-    }
 }
 
 fn checkpoint(len: usize, seed: u32) -> Bytes {
@@ -83,21 +76,25 @@ struct Row {
 fn main() {
     let sizes = env_list("CAIRN_BENCH_SIZES", "10,1000,100000");
     let iters = env_list("CAIRN_BENCH_ITERS", "200")[0].max(10);
-    let tmp = tempfile::Builder::new().prefix("cairn-store-bench-").tempdir_in(bench_dir()).unwrap();
+    let tmp = tempfile::Builder::new().prefix("cairn-store-bench-").tempdir_in(dir::bench_dir()).unwrap();
     let probe_data = checkpoint(64 << 10, 7);
-    let mut rows = Vec::new();
+    // Fill every store first, then time them in turns, round by round, so
+    // the disk's slow and fast moments fall on all of them alike.
+    let mut stores = Vec::new();
     for &n in &sizes {
         let root = tmp.path().join(format!("s{n}"));
         let took = fill(&root, n);
         eprintln!("store of {n} entries filled in {:.1} s", took.as_secs_f64());
         let opts = StoreOptions::default().cache_bytes(0).retention(Retention::default().keep_last(10));
         let store = Store::open(Arc::new(LocalBackend::open(&root).unwrap()), "", opts).unwrap();
-        let probe = Key::new("probe");
         for i in 0..10 {
-            store.save_bytes(&probe, probe_data.clone(), SaveInfo::checkpoint().iteration(i)).unwrap();
+            store.save_bytes(&Key::new("probe"), probe_data.clone(), SaveInfo::checkpoint().iteration(i)).unwrap();
         }
-        let (mut saves, mut lookups, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..iters {
+        stores.push((n, store, Vec::new(), Vec::new(), Vec::new()));
+    }
+    let probe = Key::new("probe");
+    for i in 0..iters {
+        for (_, store, saves, lookups, pairs) in &mut stores {
             let t = Instant::now();
             let e =
                 store.save_bytes(&probe, probe_data.clone(), SaveInfo::checkpoint().iteration(100 + i as u64)).unwrap();
@@ -110,6 +107,9 @@ fn main() {
             lookups.push(looked.as_secs_f64() * 1e3);
             pairs.push((saved + looked).as_secs_f64() * 1e3);
         }
+    }
+    let mut rows = Vec::new();
+    for (n, store, mut saves, mut lookups, mut pairs) in stores {
         let t = Instant::now();
         let report = store.gc(&GcOptions::default().retention(Retention::keep_all())).unwrap();
         let gc = t.elapsed().as_secs_f64();

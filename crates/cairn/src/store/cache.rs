@@ -1,6 +1,6 @@
 //! The in-process cache of opened checkpoints, on `moka`: a memory budget
-//! weighed in checkpoint bytes, TinyLFU admission with LRU eviction, and
-//! hit and miss counts.
+//! weighed in checkpoint bytes, TinyLFU admission with LRU eviction, an
+//! optional idle TTL, and hit and miss counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,12 +40,15 @@ pub(crate) struct EntryCache {
 }
 
 impl EntryCache {
-    pub fn new(budget: u64) -> Self {
+    pub fn new(budget: u64, ttl: Option<std::time::Duration>) -> Self {
         let inner = (budget > 0).then(|| {
-            moka::sync::Cache::builder()
+            let b = moka::sync::Cache::builder()
                 .max_capacity(budget)
-                .weigher(|_: &(String, String), c: &Arc<Checkpoint>| u32::try_from(c.file_len()).unwrap_or(u32::MAX))
-                .build()
+                .weigher(|_: &(String, String), c: &Arc<Checkpoint>| u32::try_from(c.file_len()).unwrap_or(u32::MAX));
+            match ttl {
+                Some(t) => b.time_to_idle(t).build(),
+                None => b.build(),
+            }
         });
         EntryCache { inner, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
     }

@@ -140,7 +140,10 @@ impl Store {
         }
         let (leased, _) = self.sweep_leases(now)?;
         let mut report = GcReport::default();
-        self.evict(now, &Retention::keep_all(), self.opts.max_bytes, self.opts.ttl, &leased, &mut report)
+        // Down to a low watermark, so that the saves after a pass do not
+        // each find the store over its budget and start another.
+        let target = self.opts.max_bytes.map(low_watermark);
+        self.evict(now, &Retention::keep_all(), target, self.opts.ttl, &leased, &mut report)
     }
 
     /// Retention per key, then TTL and budget over the store, from the
@@ -287,4 +290,9 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// What an automatic pass evicts down to: 90 % of the budget.
+fn low_watermark(max_bytes: u64) -> u64 {
+    max_bytes / 10 * 9
 }

@@ -131,7 +131,7 @@ impl Store {
         let prefix = prefix.trim_matches('/');
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         backend::check_prefix(&prefix)?;
-        let cache = super::cache::EntryCache::new(opts.cache_bytes);
+        let cache = super::cache::EntryCache::new(opts.cache_bytes, opts.cache_ttl);
         let store = Store { backend, prefix, opts, usage: Mutex::new(UsageState::default()), cache };
         let base = store.read_usage()?.map(|u| u.bytes);
         store.usage_state().base = base;

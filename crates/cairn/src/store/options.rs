@@ -71,6 +71,7 @@ pub struct StoreOptions {
     pub(crate) orphan_grace: Duration,
     pub(crate) eviction_interval: u64,
     pub(crate) cache_bytes: u64,
+    pub(crate) cache_ttl: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -85,6 +86,7 @@ impl Default for StoreOptions {
             orphan_grace: Duration::from_secs(3600),
             eviction_interval: 1000,
             cache_bytes: 256 << 20,
+            cache_ttl: None,
         }
     }
 }
@@ -106,10 +108,11 @@ impl StoreOptions {
     }
 
     /// A budget for the bytes of all entries: past it, the least recently
-    /// used unpinned entries are evicted. Checked after saves from what the
-    /// last collection counted plus what this handle saved since, so it
-    /// costs no scan per save; other processes' saves count from their
-    /// next collection. Default = none.
+    /// used unpinned entries are evicted, down to 90 % of it. Checked after
+    /// saves from what the last pass counted plus what this handle saved
+    /// since, so it costs no scan per save, and a pass runs once per tenth
+    /// of the budget saved; other processes' saves count from the next
+    /// pass. Default = none.
     #[must_use]
     pub fn max_bytes(mut self, bytes: Option<u64>) -> Self {
         self.max_bytes = bytes;
@@ -162,6 +165,14 @@ impl StoreOptions {
     #[must_use]
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// Drops a cached checkpoint this long after it was last used, whatever
+    /// the budget. Default = none (only the budget evicts).
+    #[must_use]
+    pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.cache_ttl = ttl;
         self
     }
 }

@@ -140,6 +140,19 @@ pub fn budget_is_enforced_after_saves_without_a_scan_per_save(b: Arc<dyn Backend
     let left = store.entries(&key).unwrap();
     assert!(left.len() <= 4, "{} entries kept", left.len());
     assert_eq!(left.last().unwrap().iteration, Some(9), "the newest entry was evicted");
+    // In a full store a pass evicts down to 90 % of the budget, so the
+    // saves after it fit without a pass of their own: the count climbs
+    // back to the budget between passes instead of sitting at it.
+    let store = open(&b, StoreOptions::default().max_bytes(Some(size * 40)));
+    let key = Key::new("watermark");
+    let mut counts = Vec::new();
+    for i in 0..80 {
+        store.save_bytes(&key, ckpt(i as f32), SaveInfo::checkpoint()).unwrap();
+        counts.push(store.entries(&key).unwrap().len());
+    }
+    let tail = &counts[45..];
+    assert!(tail.iter().all(|&n| n <= 40), "{counts:?}");
+    assert!(tail.contains(&36) && tail.contains(&40), "no hysteresis: {counts:?}");
 }
 
 pub fn damaged_entries_are_quarantined_and_lookup_falls_back(b: Arc<dyn Backend>) {
@@ -329,6 +342,12 @@ pub fn cache_answers_repeated_lookups(b: Arc<dyn Backend>) {
     let s = store.cache_stats();
     assert_eq!((s.hits, s.misses, s.entries), (4, 1, 1));
     assert!((s.hit_rate() - 0.8).abs() < 1e-9);
+    // An idle TTL drops what was not used for that long.
+    let short = open(&b, StoreOptions::default().cache_ttl(Some(Duration::from_millis(50))));
+    short.lookup(&key, &Select::Latest).unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    short.lookup(&key, &Select::Latest).unwrap().unwrap();
+    assert_eq!((short.cache_stats().hits, short.cache_stats().misses), (0, 2));
     let off = open(&b, StoreOptions::default().cache_bytes(0));
     off.lookup(&key, &Select::Latest).unwrap().unwrap();
     assert_eq!(off.cache_stats(), cairn::store::CacheStats::default());
