@@ -277,7 +277,10 @@ impl Store {
                 // Asked after the listing: a save leases its id before it
                 // writes data, so a save in progress shows here.
                 let (live, stale) = self.lease_states(hp, id, now)?;
-                if live == 0 && (stale || age > grace) {
+                // A save that finished since the listing released its
+                // lease after committing: its info is there now.
+                let committed = || self.backend.exists(&self.k(&layout::info_key(hp, id)));
+                if live == 0 && (stale || age > grace) && !committed()? {
                     self.backend.delete(&self.k(&layout::data_key(hp, id)))?;
                     report.orphans += 1;
                 }

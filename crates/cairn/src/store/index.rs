@@ -1,7 +1,6 @@
 //! A key's index: read it, update it by compare-and-swap, and rebuild it
 //! from the entries' own info objects when it is lost or damaged.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use super::docs::{decode, encode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
@@ -73,6 +72,12 @@ impl Store {
     /// a readable old index knew of use times. A damaged index
     /// (`damaged`: its bytes and tag) is copied into quarantine first.
     /// Returns the number of entries indexed.
+    ///
+    /// The index's version is read before the info objects are listed and
+    /// the rebuilt index is put only over that version: a removal that
+    /// deletes an info after the listing updates the index too, so the
+    /// put fails and the rebuild starts again, instead of bringing the
+    /// removed entry back.
     pub(crate) fn rebuild_index(&self, hp: &str, damaged: Option<(&[u8], &str)>, why: &str) -> Result<usize> {
         let k = self.k(&layout::index_key(hp));
         if let Some((bytes, _)) = damaged {
@@ -81,43 +86,28 @@ impl Store {
             self.backend.put(&aside, bytes::Bytes::copy_from_slice(bytes), PutMode::Create)?;
             log::warn!("{}/{k}: damaged index moved to {aside} and rebuilt: {why}", self.backend.url());
         }
-        let infos = self.infos_of(hp)?;
-        let Some(key_name) = infos.first().map(|d| d.key.clone()) else {
-            // Nothing to index: an empty index replaces the damaged one.
-            let doc = IndexDoc::new("");
-            let mode = damaged.map_or(PutMode::Overwrite, |(_, etag)| PutMode::Update(etag.to_string()));
-            return match self.backend.put(&k, encode(&doc)?, mode) {
-                Ok(_) | Err(Error::Precondition { .. }) => Ok(0),
-                Err(e) => Err(e),
-            };
-        };
-        let mut by_id: HashMap<String, super::EntryInfo> =
-            infos.into_iter().map(|d| (d.entry.id.clone(), d.entry)).collect();
-        let n = by_id.len();
-        let mut first = damaged.map(|(_, etag)| etag.to_string());
+        let mut known: Option<(Option<IndexDoc>, String)> = damaged.map(|(_, etag)| (None, etag.to_string()));
         let mut backoff = Duration::from_micros(50);
-        for _ in 0..MAX_ATTEMPTS {
-            // Keep use times (and pins) from a readable index.
-            let current = if first.is_some() { None } else { self.get_index_raw(hp)? };
-            let mode = match (&first, &current) {
-                (Some(etag), _) => PutMode::Update(etag.clone()),
-                (None, Some((doc, etag))) => {
-                    for e in &doc.entries {
-                        if let Some(mine) = by_id.get_mut(&e.id) {
-                            mine.last_used = mine.last_used.max(e.last_used);
-                        }
-                    }
-                    PutMode::Update(etag.clone())
-                }
-                (None, None) => PutMode::Create,
+        for attempt in 0..MAX_ATTEMPTS {
+            let current = if attempt == 0 && known.is_some() { known.take() } else { self.get_index_any(hp)? };
+            let infos = self.infos_of(hp)?;
+            let (old, mode) = match current {
+                Some((doc, etag)) => (doc, PutMode::Update(etag)),
+                None => (None, PutMode::Create),
             };
-            let mut doc = IndexDoc::new(&key_name);
-            doc.entries = by_id.values().cloned().collect();
+            let key_name = infos.first().map(|d| d.key.clone()).or_else(|| old.as_ref().map(|d| d.key.clone()));
+            let mut doc = IndexDoc::new(&key_name.unwrap_or_default());
+            doc.entries = infos.into_iter().map(|d| d.entry).collect();
+            // Keep use times from a readable index.
+            for e in &mut doc.entries {
+                if let Some(was) = old.as_ref().and_then(|o| o.entries.iter().find(|x| x.id == e.id)) {
+                    e.last_used = e.last_used.max(was.last_used);
+                }
+            }
             doc.entries.sort_by(|a, b| a.id.cmp(&b.id));
             match self.backend.put(&k, encode(&doc)?, mode) {
-                Ok(_) => return Ok(n),
+                Ok(_) => return Ok(doc.entries.len()),
                 Err(Error::Precondition { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. }) => {
-                    first = None;
                     std::thread::sleep(jitter(backoff));
                     backoff = (backoff * 2).min(Duration::from_millis(20));
                 }
@@ -130,11 +120,12 @@ impl Store {
         })
     }
 
-    /// The index as stored, `None` if missing or unreadable.
-    fn get_index_raw(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
+    /// The index as stored and its version tag, its content `None` if
+    /// unreadable; `None` if there is no index.
+    fn get_index_any(&self, hp: &str) -> Result<Option<(Option<IndexDoc>, String)>> {
         let k = self.k(&layout::index_key(hp));
         match self.backend.get_versioned(&k) {
-            Ok(v) => Ok(decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k).ok().map(|d| (d, v.etag))),
+            Ok(v) => Ok(Some((decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k).ok(), v.etag))),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::docs::{decode, InfoDoc, MAX_SMALL_DOC_BYTES};
 use super::handle::Store;
 use super::layout::{self, split_entry_key};
+use crate::backend::BackendExt;
 use crate::error::Result;
 use crate::format::Checkpoint;
 
@@ -126,7 +127,13 @@ impl Store {
                         }
                     }
                     Err(err) if err.is_corruption() => r.corrupt.push(problem(err.to_string())),
-                    Err(crate::Error::NotFound { .. }) => r.missing.push(problem("its data is missing".into())),
+                    Err(crate::Error::NotFound { .. }) => {
+                        // Removed since the index was read: not damage.
+                        let still = self.backend.exists(&self.k(&layout::info_key(&hp, &e.id)))?;
+                        if still {
+                            r.missing.push(problem("its data is missing".into()));
+                        }
+                    }
                     Err(err) => return Err(err),
                 }
             }

@@ -332,6 +332,56 @@ pub fn concurrent_savers_lose_nothing(b: Arc<dyn Backend>) {
     assert_eq!(report.entries, (threads * per) as u64);
 }
 
+pub fn saves_with_retention_racing_collections_stay_clean(b: Arc<dyn Backend>) {
+    let opts = StoreOptions::default().retention(Retention::default().keep_last(2)).orphan_grace(Duration::ZERO);
+    let store = Arc::new(open(&b, opts));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut passes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || passes == 0 {
+                store.gc(&GcOptions::default()).unwrap();
+                passes += 1;
+            }
+            passes
+        })
+    };
+    let savers: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut newest = Vec::new();
+                for i in 0..15 {
+                    let key = Key::new(&format!("race-{}", (t + i) % 2));
+                    newest.push((
+                        key.clone(),
+                        store.save_bytes(&key, ckpt(i as f32), SaveInfo::checkpoint()).unwrap().id,
+                    ));
+                }
+                newest
+            })
+        })
+        .collect();
+    let saved: Vec<(Key, String)> = savers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let passes = collector.join().unwrap();
+    assert!(passes >= 1);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    store.gc(&GcOptions::default()).unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.is_clean() && report.unindexed.is_empty() && report.orphans == 0, "{report:?}");
+    // Each key keeps its two newest entries, and the newest save survives.
+    for k in ["race-0", "race-1"] {
+        let key = Key::new(k);
+        let ids: Vec<String> = store.entries(&key).unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 2, "{k}: {ids:?}");
+        let newest = saved.iter().filter(|(kk, _)| kk == &key).map(|(_, id)| id).max().unwrap();
+        assert!(ids.contains(newest), "{k}: newest {newest} lost, have {ids:?}");
+    }
+}
+
 pub fn cache_answers_repeated_lookups(b: Arc<dyn Backend>) {
     let store = open(&b, StoreOptions::default());
     let key = Key::new("hot");
@@ -367,6 +417,7 @@ macro_rules! store_tests {
             leased_entries_are_not_removed,
             remove_and_pin,
             concurrent_savers_lose_nothing,
+            saves_with_retention_racing_collections_stay_clean,
             cache_answers_repeated_lookups
         );
     };
