@@ -38,12 +38,21 @@ impl Store {
             self.backend.delete(&self.k(&layout::info_key(hp, id)))?;
         }
         let mut removed = Vec::new();
-        self.update_index(hp, "", |ix| {
-            removed = ix.entries.iter().filter(|e| ids.contains(&&e.id)).cloned().collect();
+        let mut pinned_since = Vec::new();
+        let index = self.update_index(hp, "", |ix| {
+            // An entry pinned since the caller chose it stays.
+            let chosen = |e: &EntryInfo| ids.contains(&&e.id);
+            pinned_since = ix.entries.iter().filter(|e| chosen(e) && e.pinned).cloned().collect();
+            removed = ix.entries.iter().filter(|e| chosen(e) && !e.pinned).cloned().collect();
             let before = ix.entries.len();
-            ix.entries.retain(|e| !ids.contains(&&e.id));
+            ix.entries.retain(|e| !chosen(e) || e.pinned);
             ix.entries.len() != before
         })?;
+        for e in &pinned_since {
+            let doc = InfoDoc { version: DOC_VERSION, key: index.key.clone(), entry: e.clone(), quarantined: None };
+            self.backend.put(&self.k(&layout::info_key(hp, &e.id)), encode(&doc)?, PutMode::Overwrite)?;
+        }
+        let ids: Vec<&String> = ids.into_iter().filter(|id| !pinned_since.iter().any(|e| &&e.id == id)).collect();
         // A reader may have taken a lease since: its data stays, and a
         // later collection removes it as an orphan once the lease is gone.
         let leased_now = self.leased_among(hp, &ids.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
@@ -104,5 +113,40 @@ impl Store {
         self.backend.delete(&data)?;
         self.cache.forget(hp, &entry.id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::{BackendExt, MemoryBackend};
+    use crate::store::{Key, SaveInfo, StoreOptions};
+
+    fn ckpt() -> bytes::Bytes {
+        let mut w = crate::CheckpointWriter::in_memory(crate::WriterOptions::default()).unwrap();
+        w.add_bytes("x", b"abc").unwrap();
+        bytes::Bytes::from(w.finish().unwrap())
+    }
+
+    #[test]
+    fn an_entry_pinned_after_it_was_chosen_for_removal_stays_whole() {
+        let b = Arc::new(MemoryBackend::new());
+        let store = Store::open(b.clone(), "", StoreOptions::default()).unwrap();
+        let key = Key::new("k");
+        let a = store.save_bytes(&key, ckpt(), SaveInfo::checkpoint()).unwrap();
+        let c = store.save_bytes(&key, ckpt(), SaveInfo::checkpoint()).unwrap();
+        // Retention chose both; then `a` was pinned, before the removal ran.
+        store.pin(&key, &a.id, true).unwrap();
+        let hp = key.hash_path();
+        let removed = store.remove_entries(&hp, &[a.id.clone(), c.id.clone()], "test").unwrap();
+        assert_eq!(removed.iter().map(|e| &e.id).collect::<Vec<_>>(), [&c.id]);
+        assert!(b.exists(&layout::info_key(&hp, &a.id)).unwrap(), "the pinned entry's info was not put back");
+        assert!(b.exists(&layout::data_key(&hp, &a.id)).unwrap(), "the pinned entry's data went");
+        assert!(!b.exists(&layout::data_key(&hp, &c.id)).unwrap());
+        let report = store.verify().unwrap();
+        assert!(report.is_clean() && report.unindexed.is_empty(), "{report:?}");
     }
 }
