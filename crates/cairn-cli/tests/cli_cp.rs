@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{cairn, noise};
 
@@ -23,15 +22,6 @@ fn pack(dir: &Path, out: &str) -> (Vec<u8>, Vec<u8>) {
 
 /// A fresh prefix in the S3 test bucket, or `None` when there is no server
 /// (a failure under CI).
-fn s3_prefix() -> Option<String> {
-    let Ok(base) = std::env::var("CAIRN_TEST_S3_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but CAIRN_TEST_S3_URL is not: the S3 tests must run");
-        eprintln!("CAIRN_TEST_S3_URL is not set: skipping the S3 part");
-        return None;
-    };
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    Some(format!("{}/cli-{}-{nanos:x}", base.trim_end_matches('/'), std::process::id()))
-}
 
 #[test]
 fn cp_between_paths_and_file_urls_verifies_the_copy() {
@@ -62,7 +52,7 @@ fn cp_between_paths_and_file_urls_verifies_the_copy() {
 
 #[test]
 fn every_file_command_takes_an_s3_url() {
-    let Some(prefix) = s3_prefix() else { return };
+    let Some(prefix) = common::s3_prefix("cli") else { return };
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.cairn");
     let (a, b) = pack(dir.path(), src.to_str().unwrap());

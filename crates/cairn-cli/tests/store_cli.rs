@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{cairn, noise};
+use common::{cairn, cairn_env, noise};
 
 /// Packs a small checkpoint of `seed`'s bytes at `path`.
 fn checkpoint(dir: &Path, name: &str, seed: u64) -> String {
@@ -153,4 +153,43 @@ fn eight_processes_saving_to_overlapping_keys_lose_nothing() {
     let v = store(&root, &["verify", "--json"]).expect(0).json();
     assert_eq!(v["entries"].as_u64(), Some((PROCS * SAVES) as u64));
     assert_eq!(v["unindexed"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn store_commands_and_demo_on_s3() {
+    let Some(url) = common::s3_prefix("store") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let a = checkpoint(tmp.path(), "a", 1);
+    let b = checkpoint(tmp.path(), "b", 2);
+    let s3 = |args: &[&str]| {
+        let mut all = vec!["store".to_string(), "--url".into(), url.clone()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        cairn(all)
+    };
+    s3(&["put", "k", &a, "--objective", "2"]).expect(0);
+    let id_b = s3(&["put", "k", &b, "--objective", "1"]).expect(0).out().trim().to_string();
+    assert_eq!(s3(&["ls", "--json"]).expect(0).json().as_array().unwrap().len(), 2);
+    let out = tmp.path().join("best.cairn");
+    s3(&["get", "k", out.to_str().unwrap()]).expect(0);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&b).unwrap());
+    s3(&["verify"]).expect(0);
+    let gc = s3(&["gc", "--keep-last", "1", "--json"]).expect(0).json();
+    assert_eq!(gc["entries"].as_u64(), Some(1));
+    assert_eq!(s3(&["ls", "--json"]).json()[0]["id"].as_str(), Some(id_b.as_str()));
+    s3(&["rm", "k"]).expect(0);
+    // The demo on object storage: its metrics log goes to the (here
+    // temporary) user cache directory, its checkpoints to the bucket.
+    let cache = tmp.path().join("cache");
+    let env: [(&str, &std::ffi::OsStr); 1] = [("XDG_CACHE_HOME", cache.as_os_str())];
+    let demo = url.clone() + "/demo";
+    let args = ["demo", "--url", demo.as_str(), "--steps", "20", "--every", "10", "--size", "32"];
+    let first = cairn_env(args, b"", &env);
+    first.expect(0);
+    assert!(first.out().contains("starting fresh"), "{}", first.out());
+    let again = cairn_env(args, b"", &env);
+    again.expect(0);
+    assert!(again.out().contains("run complete"), "{}", again.out());
+    assert!(cache.join("cairn-demo-metrics").is_dir());
+    let v = cairn(["store", "--url", demo.as_str(), "verify", "--json"]).expect(0).json();
+    assert_eq!(v["entries"].as_u64(), Some(2), "{v}");
 }

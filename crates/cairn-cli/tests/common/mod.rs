@@ -35,8 +35,15 @@ pub fn cairn<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Run {
 
 /// Runs `cairn` with `stdin` as its input.
 pub fn cairn_with<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I, stdin: &[u8]) -> Run {
+    cairn_env(args, stdin, &[])
+}
+
+/// Runs `cairn` with `stdin` as its input and `env` added to its
+/// environment.
+pub fn cairn_env<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I, stdin: &[u8], env: &[(&str, &OsStr)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -56,6 +63,18 @@ pub fn cairn_with<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I, stdin: &[
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into(),
     }
+}
+
+/// A fresh prefix under `CAIRN_TEST_S3_URL` for one test, or `None` when
+/// it is not set (a failure under CI, which must run the S3 tests).
+pub fn s3_prefix(name: &str) -> Option<String> {
+    let Ok(base) = std::env::var("CAIRN_TEST_S3_URL") else {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but CAIRN_TEST_S3_URL is not: the S3 tests must run");
+        eprintln!("CAIRN_TEST_S3_URL is not set: skipping the S3 part");
+        return None;
+    };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    Some(format!("{}/{name}-{}-{nanos:x}", base.trim_end_matches('/'), std::process::id()))
 }
 
 /// Deterministic bytes that do not compress.
