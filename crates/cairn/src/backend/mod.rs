@@ -32,6 +32,7 @@ pub use object::{ObjectBackend, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE};
 pub use remote::{is_url, open_checkpoint, resolve, Location};
 
 pub(crate) use commit::new_nonce;
+pub(crate) use remote::bucket_backend;
 
 use std::ops::Range;
 

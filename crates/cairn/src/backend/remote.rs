@@ -86,14 +86,24 @@ pub fn resolve(url: &str) -> Result<Location> {
     open_bucket(scheme, bucket, key, url)
 }
 
-#[cfg(feature = "cloud")]
-fn open_bucket(scheme: &str, bucket: &str, key: &str, _url: &str) -> Result<Location> {
-    let backend: Arc<dyn Backend> = Arc::new(super::ObjectBackend::open(&format!("{scheme}://{bucket}"))?);
-    Ok(Location { backend, key: key.to_string() })
+fn open_bucket(scheme: &str, bucket: &str, key: &str, url: &str) -> Result<Location> {
+    Ok(Location { backend: bucket_backend(scheme, bucket, url)?, key: key.to_string() })
 }
 
+/// The object storage backend of `scheme://bucket` (`url` names it in
+/// errors).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when object storage is not built in;
+/// configuration errors of the service.
+#[cfg(feature = "cloud")]
+pub(crate) fn bucket_backend(scheme: &str, bucket: &str, _url: &str) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(super::ObjectBackend::open(&format!("{scheme}://{bucket}"))?))
+}
+
+/// Without object storage built in, every bucket URL is refused.
 #[cfg(not(feature = "cloud"))]
-fn open_bucket(scheme: &str, _bucket: &str, _key: &str, url: &str) -> Result<Location> {
+pub(crate) fn bucket_backend(scheme: &str, _bucket: &str, url: &str) -> Result<Arc<dyn Backend>> {
     Err(Error::InvalidArgument(format!(
         "{url:?}: scheme {scheme:?} needs object storage support (build with feature s3, gcs or azure)"
     )))

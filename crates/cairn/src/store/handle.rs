@@ -138,17 +138,30 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens a store at a directory or a URL (`s3://bucket/prefix`,
-    /// `file:///srv/store`, `memory://` is not shared and so refused).
+    /// Opens a store at a directory or a URL: `s3://bucket/prefix` (or a
+    /// whole bucket, `s3://bucket`), `gs://…`, `az://…`, `file:///srv/store`.
     ///
     /// # Errors
-    /// As [`open`](Self::open); bad URLs and unreachable directories.
+    /// As [`open`](Self::open); [`Error::InvalidArgument`] for bad URLs and
+    /// for `memory://`, which nothing else could see (use [`open`](Self::open)
+    /// with a [`MemoryBackend`](crate::backend::MemoryBackend)); errors
+    /// creating the directory.
     pub fn open_url(url: &str, opts: StoreOptions) -> Result<Self> {
-        if backend::is_url(url) {
-            let loc = backend::resolve(url)?;
-            Self::open(loc.backend, &loc.key, opts)
-        } else {
-            Self::open(Arc::new(LocalBackend::open(url)?), "", opts)
+        let Some((scheme, rest)) = url.split_once("://").filter(|_| backend::is_url(url)) else {
+            return Self::open(Arc::new(LocalBackend::open(url)?), "", opts);
+        };
+        match scheme {
+            "file" => Self::open(Arc::new(LocalBackend::open(rest)?), "", opts),
+            "memory" => Err(Error::InvalidArgument(format!(
+                "{url:?}: a memory store is private to one handle; open it with Store::open and a MemoryBackend"
+            ))),
+            _ => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(Error::InvalidArgument(format!("{url:?}: no bucket")));
+                }
+                Self::open(backend::bucket_backend(scheme, bucket, url)?, prefix, opts)
+            }
         }
     }
 
