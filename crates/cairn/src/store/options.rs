@@ -161,7 +161,7 @@ impl StoreOptions {
     }
 
     /// The memory budget of the cache of opened checkpoints
-    /// ([`Store::get`](super::Store::get)); 0 turns it off. Default = 256 MiB.
+    /// ([`Store::lookup`](super::Store::lookup)); 0 turns it off. Default = 256 MiB.
     #[must_use]
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
