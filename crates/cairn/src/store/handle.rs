@@ -304,7 +304,7 @@ impl Store {
         let id = layout::new_id(created_at);
         // Held until the index names the entry; released on every path.
         let lease = self.take_lease(&hp, &id)?;
-        let (bytes, digest) = put_data(&self.k(&layout::data_key(&hp, &id)))?;
+        let (bytes, digest) = self.renewing(&lease, || put_data(&self.k(&layout::data_key(&hp, &id))))?;
         let entry = EntryInfo {
             id: id.clone(),
             objective: info.objective,
@@ -336,6 +336,32 @@ impl Store {
         self.apply_retention(&hp, &index.entries)?;
         self.evict_if_due()?;
         Ok(entry)
+    }
+
+    /// Runs `work` (an upload that may outlast the lease TTL) while a
+    /// thread renews `lease` every third of the TTL, so that a collection
+    /// never takes the data of a long save for an orphan.
+    fn renewing<T>(&self, lease: &super::Lease, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let every = self.opts.lease_ttl / 3;
+        if every.is_zero() {
+            return work();
+        }
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let renewer = s.spawn(|| loop {
+                std::thread::park_timeout(every);
+                if done.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                if let Err(e) = lease.renew() {
+                    log::warn!("{}: renewing a save's lease: {e}", self.url());
+                }
+            });
+            let result = work();
+            done.store(true, std::sync::atomic::Ordering::Release);
+            renewer.thread().unpark();
+            result
+        })
     }
 
     /// The entries of `key`, in the order they were saved.
