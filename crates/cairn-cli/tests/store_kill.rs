@@ -103,10 +103,15 @@ fn sigkill_during_saves_and_gc_leaves_a_store_that_verifies_clean() {
         assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
     }
     // Retention keeps each key's two newest: the newest acknowledged save
-    // of each key is never among those removed.
+    // of each key is there, unless two newer saves (committed, then killed
+    // before they could say so) pushed it out.
     for k in ["k0", "k1", "k2"] {
         if let Some((_, newest)) = acked.iter().filter(|(key, _)| key == k).max_by(|a, b| a.1.cmp(&b.1)) {
-            assert!(listed.iter().any(|(_, id)| id == newest), "acknowledged {newest} of {k} is gone");
+            let newer = listed.iter().filter(|(key, id)| key == k && id > newest).count();
+            assert!(
+                newer >= 2 || listed.iter().any(|(_, id)| id == newest),
+                "acknowledged {newest} of {k} is gone; listed {listed:?}"
+            );
         }
     }
 }

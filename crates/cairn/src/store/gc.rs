@@ -112,8 +112,10 @@ impl Store {
         // Before the lease sweep: a stale lease on uncommitted data marks
         // a save whose process died.
         self.reconcile(now, &mut report)?;
-        let (leased, stale) = self.sweep_leases(now)?;
-        report.stale_leases = stale;
+        let sweep = self.sweep_leases(now)?;
+        report.stale_leases = sweep.stale;
+        report.orphans += sweep.orphans;
+        let leased = sweep.live;
         let retention = opts.retention.as_ref().unwrap_or(&self.opts.retention);
         let max_bytes = opts.max_bytes.or(self.opts.max_bytes);
         let ttl = opts.ttl.or(self.opts.ttl);
@@ -138,7 +140,7 @@ impl Store {
         if !due {
             return Ok(());
         }
-        let (leased, _) = self.sweep_leases(now)?;
+        let leased = self.sweep_leases(now)?.live;
         let mut report = GcReport::default();
         // Down to a low watermark, so that the saves after a pass do not
         // each find the store over its budget and start another.

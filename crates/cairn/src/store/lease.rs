@@ -13,6 +13,16 @@ use super::layout::{self, hash_path, now_ns};
 use crate::backend::{Backend, BackendExt, PutMode};
 use crate::error::{Error, Result};
 
+/// What a sweep of the leases found and removed.
+pub(crate) struct LeaseSweep {
+    /// Entries with a live lease, as `(hash path, id)`.
+    pub live: std::collections::HashSet<(String, String)>,
+    /// Stale leases removed.
+    pub stale: usize,
+    /// Uncommitted data of dead saves removed with their leases.
+    pub orphans: usize,
+}
+
 /// A held lease on one entry; released on drop.
 #[derive(Debug)]
 pub struct Lease {
@@ -23,6 +33,11 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// The lease's object key.
+    pub(crate) fn object(&self) -> &str {
+        &self.object
+    }
+
     /// Extends the lease by the store's lease TTL from now.
     ///
     /// # Errors
@@ -109,8 +124,23 @@ impl Store {
     /// The leases of entry `id` of the key at `hp`: how many are live, and
     /// whether any has a dead holder or has expired.
     pub(crate) fn lease_states(&self, hp: &str, id: &str, now: u64) -> Result<(usize, bool)> {
+        self.lease_states_except(hp, id, now, None)
+    }
+
+    /// As [`lease_states`](Self::lease_states), not counting the lease
+    /// object `except` (the caller's own).
+    pub(crate) fn lease_states_except(
+        &self,
+        hp: &str,
+        id: &str,
+        now: u64,
+        except: Option<&str>,
+    ) -> Result<(usize, bool)> {
         let (mut live_n, mut stale) = (0, false);
         for m in self.backend.list(&self.k(&layout::lease_prefix(hp, id)))? {
+            if Some(m.key.as_str()) == except {
+                continue;
+            }
             match self.read_lease(&m.key)? {
                 Some(d) if live(&d, now) => live_n += 1,
                 Some(_) => stale = true,
@@ -135,12 +165,15 @@ impl Store {
         }
     }
 
-    /// Every live lease as `(hash path, id)`; removes the stale ones.
-    /// Returns the live set and how many stale leases went.
-    pub(crate) fn sweep_leases(&self, now: u64) -> Result<(std::collections::HashSet<(String, String)>, usize)> {
+    /// Every live lease as `(hash path, id)`; removes the stale ones, and
+    /// with a stale lease on uncommitted data, that data too: it is what a
+    /// save whose process died left (once its lease is gone nothing would
+    /// mark it as such). Returns the live set and how many stale leases
+    /// and orphan data objects went.
+    pub(crate) fn sweep_leases(&self, now: u64) -> Result<LeaseSweep> {
         let root = self.k(layout::LEASES);
         let mut live_set = std::collections::HashSet::new();
-        let mut stale = 0;
+        let (mut stale, mut orphans) = (0, 0);
         for m in self.backend.list(&root)? {
             let Some((hp, id, _)) = layout::split_entry_key(&m.key, &root) else { continue };
             match self.read_lease(&m.key)? {
@@ -148,11 +181,18 @@ impl Store {
                     live_set.insert((hp, id.to_string()));
                 }
                 _ => {
+                    if !self.backend.exists(&self.k(&layout::info_key(&hp, id)))? {
+                        let data = self.k(&layout::data_key(&hp, id));
+                        if self.backend.exists(&data)? {
+                            self.backend.delete(&data)?;
+                            orphans += 1;
+                        }
+                    }
                     self.backend.delete(&m.key)?;
                     stale += 1;
                 }
             }
         }
-        Ok((live_set, stale))
+        Ok(LeaseSweep { live: live_set, stale, orphans })
     }
 }

@@ -34,6 +34,13 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        // The remover's own leases mark the data as garbage should it die
+        // before deleting it: a stale lease on data without info is what
+        // a collection removes at once (see `sweep_leases`).
+        let mut markers = Vec::with_capacity(ids.len());
+        for id in &ids {
+            markers.push((id.to_string(), self.take_lease(hp, id)?));
+        }
         for id in &ids {
             self.backend.delete(&self.k(&layout::info_key(hp, id)))?;
         }
@@ -55,10 +62,16 @@ impl Store {
         let ids: Vec<&String> = ids.into_iter().filter(|id| !pinned_since.iter().any(|e| &&e.id == id)).collect();
         // A reader may have taken a lease since: its data stays, and a
         // later collection removes it as an orphan once the lease is gone.
-        let leased_now = self.leased_among(hp, &ids.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        for id in ids.iter().filter(|id| !leased_now.contains(id.as_str())) {
-            self.backend.delete(&self.k(&layout::data_key(hp, id)))?;
-            self.cache.forget(hp, id);
+        let now = now_ns();
+        for id in &ids {
+            let mine = markers.iter().find(|(of, _)| of == *id).map(|(_, m)| m.object());
+            if self.lease_states_except(hp, id, now, mine)?.0 == 0 {
+                self.backend.delete(&self.k(&layout::data_key(hp, id)))?;
+                self.cache.forget(hp, id);
+            }
+        }
+        for (_, m) in markers {
+            m.release()?;
         }
         for e in &removed {
             log::debug!("{}: entry {} of {hp} removed ({why})", self.url(), e.id);
