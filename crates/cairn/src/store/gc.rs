@@ -161,12 +161,11 @@ impl Store {
     ) -> Result<()> {
         let mut indexes: Vec<(String, IndexDoc)> = Vec::new();
         for hp in self.index_paths()? {
-            let Some((ix, _)) = self.read_index(&hp)? else { continue };
+            let Some((mut ix, _)) = self.read_index(&hp)? else { continue };
             let ids = victims(&ix.entries, retention, self.opts.direction, now);
             let ids: Vec<String> = ids.into_iter().filter(|id| !leased.contains(&(hp.clone(), id.clone()))).collect();
             let removed = if ids.is_empty() { Vec::new() } else { self.remove_entries(&hp, &ids, "retention")? };
             let gone: HashSet<&str> = removed.iter().map(|e| e.id.as_str()).collect();
-            let mut ix = ix.clone();
             ix.entries.retain(|e| !gone.contains(e.id.as_str()));
             report.removed.extend(removed.iter().map(|e| Removed {
                 key: ix.key.clone(),

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::docs::{decode, encode, InfoDoc, UsageDoc, DOC_VERSION, MAX_SMALL_DOC_BYTES};
 use super::key::Key;
-use super::layout::{self, hash_path, now_ns};
+use super::layout::{self, now_ns};
 use super::options::StoreOptions;
 use super::select::{EntryInfo, EntryKind};
 use crate::backend::{self, Backend, BackendExt, LocalBackend, PutMode};
@@ -299,7 +299,7 @@ impl Store {
         info: SaveInfo,
         put_data: impl FnOnce(&str) -> Result<(u64, String)>,
     ) -> Result<EntryInfo> {
-        let hp = hash_path(key);
+        let hp = key.hash_path();
         let created_at = now_ns();
         let id = layout::new_id(created_at);
         // Held until the index names the entry; released on every path.
@@ -369,7 +369,7 @@ impl Store {
     /// # Errors
     /// Backend errors.
     pub fn entries(&self, key: &Key) -> Result<Vec<EntryInfo>> {
-        let mut v = self.read_index(&hash_path(key))?.map(|(ix, _)| ix.entries).unwrap_or_default();
+        let mut v = self.read_index(&key.hash_path())?.map(|(ix, _)| ix.entries).unwrap_or_default();
         v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(v)
     }
@@ -411,7 +411,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] if the key has no such entry; backend errors.
     pub fn pin(&self, key: &Key, id: &str, pinned: bool) -> Result<EntryInfo> {
-        let hp = hash_path(key);
+        let hp = key.hash_path();
         let mut found = None;
         self.update_index(&hp, key.name(), |ix| {
             found = ix.entries.iter_mut().find(|e| e.id == id).map(|e| {
@@ -436,7 +436,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] for an id the key does not have; backend errors.
     pub fn remove(&self, key: &Key, id: Option<&str>) -> Result<Vec<EntryInfo>> {
-        let hp = hash_path(key);
+        let hp = key.hash_path();
         let entries = self.read_index(&hp)?.map(|(ix, _)| ix.entries).unwrap_or_default();
         let ids: Vec<String> = match id {
             Some(id) => {

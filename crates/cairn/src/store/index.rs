@@ -42,18 +42,31 @@ impl Store {
         key_name: &str,
         mut change: impl FnMut(&mut IndexDoc) -> bool,
     ) -> Result<IndexDoc> {
-        let k = self.k(&layout::index_key(hp));
-        let mut backoff = Duration::from_micros(50);
-        for _ in 0..MAX_ATTEMPTS {
+        self.swap_index(hp, || {
             let (mut doc, mode) = match self.read_index(hp)? {
                 Some((doc, etag)) => (doc, PutMode::Update(etag)),
                 None => (IndexDoc::new(key_name), PutMode::Create),
             };
             if !change(&mut doc) {
-                return Ok(doc);
+                return Ok(Attempt::Done(doc));
             }
-            match self.backend.put(&k, encode(&doc)?, mode) {
-                Ok(_) => return Ok(doc),
+            Ok(Attempt::Put(encode(&doc)?, mode, doc))
+        })
+    }
+
+    /// Runs `attempt` until the conditional put of the key's index it asks
+    /// for wins, backing off with jitter after each lost race; returns the
+    /// value of the attempt that won, or that stopped without a put.
+    fn swap_index<T>(&self, hp: &str, mut attempt: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
+        let k = self.k(&layout::index_key(hp));
+        let mut backoff = Duration::from_micros(50);
+        for _ in 0..MAX_ATTEMPTS {
+            let (body, mode, value) = match attempt()? {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Put(body, mode, value) => (body, mode, value),
+            };
+            match self.backend.put(&k, body, mode) {
+                Ok(_) => return Ok(value),
                 Err(Error::Precondition { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. }) => {
                     // Lost a race: another writer updated the index first.
                     std::thread::sleep(jitter(backoff));
@@ -87,9 +100,11 @@ impl Store {
             log::warn!("{}/{k}: damaged index moved to {aside} and rebuilt: {why}", self.backend.url());
         }
         let mut known: Option<(Option<IndexDoc>, String)> = damaged.map(|(_, etag)| (None, etag.to_string()));
-        let mut backoff = Duration::from_micros(50);
-        for attempt in 0..MAX_ATTEMPTS {
-            let current = if attempt == 0 && known.is_some() { known.take() } else { self.get_index_any(hp)? };
+        self.swap_index(hp, || {
+            let current = match known.take() {
+                Some(k) => Some(k),
+                None => self.get_index_any(hp)?,
+            };
             let infos = self.infos_of(hp)?;
             let (old, mode) = match current {
                 Some((doc, etag)) => (doc, PutMode::Update(etag)),
@@ -105,18 +120,7 @@ impl Store {
                 }
             }
             doc.entries.sort_by(|a, b| a.id.cmp(&b.id));
-            match self.backend.put(&k, encode(&doc)?, mode) {
-                Ok(_) => return Ok(doc.entries.len()),
-                Err(Error::Precondition { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. }) => {
-                    std::thread::sleep(jitter(backoff));
-                    backoff = (backoff * 2).min(Duration::from_millis(20));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Precondition {
-            what: format!("{}/{k}", self.backend.url()),
-            detail: "the index kept changing".into(),
+            Ok(Attempt::Put(encode(&doc)?, mode, doc.entries.len()))
         })
     }
 
@@ -167,4 +171,12 @@ pub(crate) fn jitter(d: Duration) -> Duration {
     h.write_u64(layout::now_ns());
     let f = 0.5 + (h.finish() % 1000) as f64 / 1000.0;
     d.mul_f64(f)
+}
+
+/// What one try at changing an index asks for.
+enum Attempt<T> {
+    /// Nothing to write: stop with this value.
+    Done(T),
+    /// Put this body with this mode; on success return the value.
+    Put(bytes::Bytes, PutMode, T),
 }

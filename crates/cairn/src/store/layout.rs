@@ -16,18 +16,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::key::Key;
-
 pub(crate) const INDEX: &str = "index/";
 pub(crate) const ENTRIES: &str = "entries/";
 pub(crate) const QUARANTINE: &str = "quarantine/";
 pub(crate) const LEASES: &str = "leases/";
 pub(crate) const USAGE: &str = "USAGE";
-
-/// A key's hash as the `<h2>/<h62>` path part.
-pub(crate) fn hash_path(key: &Key) -> String {
-    key.hash_path()
-}
 
 pub(crate) fn index_key(hp: &str) -> String {
     format!("{INDEX}{hp}")
@@ -87,11 +80,12 @@ pub(crate) fn new_id(created_at: u64) -> String {
 mod tests {
     use super::*;
     use crate::backend::check_key;
+    use crate::store::Key;
 
     #[test]
     fn keys_round_trip_and_are_valid_backend_keys() {
         let key = Key::new("../../etc/passwd");
-        let hp = hash_path(&key);
+        let hp = key.hash_path();
         let id = new_id(now_ns());
         for k in [index_key(&hp), data_key(&hp, &id), info_key(&hp, &id), quarantine_key(&hp, &id, "data")] {
             check_key(&k).unwrap();

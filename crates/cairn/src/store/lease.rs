@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::docs::{decode, encode, LeaseDoc, DOC_VERSION, MAX_SMALL_DOC_BYTES};
 use super::handle::Store;
 use super::key::Key;
-use super::layout::{self, hash_path, now_ns};
+use super::layout::{self, now_ns};
 use crate::backend::{Backend, BackendExt, PutMode};
 use crate::error::{Error, Result};
 
@@ -101,7 +101,7 @@ impl Store {
     /// [`Error::NotFound`] if the entry does not exist (or is being
     /// removed); backend errors.
     pub fn lease(&self, key: &Key, id: &str) -> Result<Lease> {
-        let hp = hash_path(key);
+        let hp = key.hash_path();
         let lease = self.take_lease(&hp, id)?;
         // Removal deletes the info before it checks leases: if the info is
         // still here, any removal to come will see this lease.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::handle::{Found, Store};
 use super::key::Key;
-use super::layout::{self, hash_path, now_ns};
+use super::layout::{self, now_ns};
 use super::select::{candidates, EntryInfo, Select};
 use crate::error::{Error, Result};
 use crate::format::Checkpoint;
@@ -24,7 +24,7 @@ impl Store {
     /// [`Error::Corrupt`] when the entry asked for by id is damaged;
     /// backend errors.
     pub fn lookup(&self, key: &Key, how: &Select) -> Result<Option<Found>> {
-        let hp = hash_path(key);
+        let hp = key.hash_path();
         let found = self.find(
             key,
             how,
@@ -66,7 +66,7 @@ impl Store {
         cached: impl Fn(&EntryInfo) -> Option<T>,
         open: impl Fn(Bytes) -> Result<T>,
     ) -> Result<Option<(EntryInfo, T)>> {
-        let hp = hash_path(key);
+        let hp = key.hash_path();
         let Some((index, _)) = self.read_index(&hp)? else { return Ok(None) };
         for e in candidates(&index.entries, how, self.opts.direction) {
             if let Some(hit) = cached(e) {
