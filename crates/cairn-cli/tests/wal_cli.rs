@@ -366,6 +366,41 @@ fn a_damaged_early_record_exits_3() {
 }
 
 #[test]
+fn records_missing_from_the_middle_of_a_segment_exit_3_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // Six records of 64 bytes (88-byte frames) in one batch, then the
+    // close's durable mark for LSN 6.
+    let input: String = (1..=6).map(|i| format!("{:<64}\n", format!("record {i}"))).collect();
+    cairn_with(["wal", "append", "--sync", "never", s(&log)], input.as_bytes()).expect(0);
+    let seg = segment(&log);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let frame = 88;
+    let lsn_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap());
+    assert_eq!((lsn_at(&bytes, 32 + 2 * frame), lsn_at(&bytes, 32 + 6 * frame)), (3, 6));
+    // Records 3 and 4 taken out whole: every CRC stays valid.
+    bytes.drain(32 + 2 * frame..32 + 4 * frame);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let v = cairn(["wal", "verify", "--json", s(&log)]);
+    let v = v.expect(3).json();
+    assert_eq!(v["ok"], false, "{v}");
+    let p = &v["problems"][0];
+    assert_eq!(
+        (p["kind"].as_str(), p["lsn"].as_u64(), p["offset"].as_u64()),
+        (Some("corrupt"), Some(3), Some(32 + 2 * 88))
+    );
+    assert!(p["detail"].as_str().unwrap().contains("missing"), "{p}");
+    let run = cairn(["wal", "verify", s(&log)]);
+    run.expect(3);
+    assert!(run.stderr.contains("LSN 3"), "{}", run.stderr);
+    for run in [cairn(["wal", "dump", s(&log)]), cairn_with(["wal", "append", s(&log)], b"more\n")] {
+        run.expect(3);
+        assert!(run.stderr.contains("LSN 3") && run.stderr.contains("missing"), "{}", run.stderr);
+    }
+}
+
+#[test]
 fn a_missing_log_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-log");

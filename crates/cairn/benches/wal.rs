@@ -1,8 +1,10 @@
 //! Write-ahead log benchmark: appends per second for 1, 4 and 16 writers
 //! under each sync policy (64-byte and 4-KiB records) beside a raw
 //! `write_all` + `sync_data` loop measured in the same run; replay
-//! throughput of a log of 64-byte records; and `StateLog` recovery time
-//! against log length, with and without snapshots. Prints a markdown report
+//! throughput of a log of 64-byte records; `StateLog` recovery time
+//! against log length, with and without snapshots; and the scan's worst
+//! case, a segment with every other record damaged, at growing sizes, beside
+//! verifying it undamaged. Prints a markdown report
 //! with a PASS/FAIL line per target of the issue.
 //!
 //! Environment:
@@ -14,8 +16,8 @@
 //! - `CAIRN_BENCH_RECORDS` (default 1000000): records in the replay log,
 //!   and ops in the longest `StateLog` (the others have 1/10 and 1/100);
 //! - `CAIRN_BENCH_PARTS`: a comma-separated subset of `always` (the raw
-//!   loop and `Sync::Always`), `relaxed` (`Interval` and `Never`), `replay`
-//!   and `recovery` to run instead of all of them; targets of parts not run
+//!   loop and `Sync::Always`), `relaxed` (`Interval` and `Never`), `replay`,
+//!   `recovery` and `damage` to run instead of all of them; targets of parts not run
 //!   are reported as not measured;
 //! - `CAIRN_BENCH_DIR`: directory in which the bench makes its temp
 //!   directory. Default: the nearest `target/` above the working directory,
@@ -31,6 +33,8 @@ mod append;
 mod common;
 #[path = "wal/counting_fs.rs"]
 mod counting_fs;
+#[path = "wal/damage.rs"]
+mod damage;
 #[path = "wal/replay.rs"]
 mod replay;
 #[path = "wal/statelog.rs"]
@@ -47,6 +51,9 @@ use statelog::Recovery;
 const ONE_WRITER_VS_RAW: f64 = 0.9;
 const GROUP_COMMIT_GAIN: f64 = 10.0;
 const REPLAY_RECORDS_PER_SEC: f64 = 2e6;
+/// Linear scans: the time per MiB of the largest damaged segment within this
+/// factor of the smallest's (a quadratic scan grows with the size).
+const DAMAGE_LINEARITY: f64 = 2.0;
 
 fn print_header(cfg: &Config) {
     let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -200,6 +207,37 @@ fn print_recovery(r: &Recovery) {
     println!("(`recovery().wal.records`): every record of the segments not yet deleted.\n");
 }
 
+fn print_damage(rows: &[damage::Row]) {
+    println!("## Scanning a segment with every other record damaged\n");
+    println!("| segment MiB | records | problems | verify clean ms | verify damaged ms | × clean | salvage (open + read) ms | verify damaged ms per MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let (c, v, s) = (Stats::from(r.clean.clone()), Stats::from(r.verify.clone()), Stats::from(r.salvage.clone()));
+        println!(
+            "| {} | {} | {} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {:.2}× | {:.1} ({:.1}–{:.1}) | {:.2} |",
+            r.mib,
+            thousands(r.records),
+            thousands(r.problems),
+            c.median() * 1e3,
+            c.min() * 1e3,
+            c.max() * 1e3,
+            v.median() * 1e3,
+            v.min() * 1e3,
+            v.max() * 1e3,
+            v.median() / c.median(),
+            s.median() * 1e3,
+            s.min() * 1e3,
+            s.max() * 1e3,
+            damage::Row::per_mib(&r.verify, r.mib) * 1e3,
+        );
+    }
+    println!();
+    println!("Records of 64 B (88-byte frames) written under `Sync::Never` into one segment; every record with");
+    println!("an even LSN has a payload byte flipped. Each round verifies the clean copy, then verifies the");
+    println!("damaged one, then salvages it (`WalReader` in `Salvage` and every record read); medians of the");
+    println!("rounds after one warm-up round, min–max in brackets.\n");
+}
+
 fn target_line(target: &str, figures: Option<(String, bool)>) {
     match figures {
         Some((measured, pass)) => println!("| {target} | {measured} | {} |", verdict(pass)),
@@ -227,7 +265,7 @@ fn compare(a: Option<&Case>, b: Option<&Case>) -> Option<(String, f64)> {
     Some((text, pairs.median()))
 }
 
-fn print_targets(cases: &[Case], replay: Option<&Replay>, recovery: Option<&Recovery>) {
+fn print_targets(cases: &[Case], replay: Option<&Replay>, recovery: Option<&Recovery>, damage: Option<&[damage::Row]>) {
     println!("## Targets\n");
     println!("| target | measured | result |");
     println!("|---|---|---|");
@@ -264,6 +302,28 @@ fn print_targets(cases: &[Case], replay: Option<&Replay>, recovery: Option<&Reco
             }),
         );
     }
+    for (what, pick) in [("wal::verify", 0usize), ("salvage (open + read)", 1)] {
+        let figures = damage.and_then(|rows| Some((rows.first()?, rows.last()?))).map(|(small, large)| {
+            let series = |r: &damage::Row| if pick == 0 { r.verify.clone() } else { r.salvage.clone() };
+            let (a, b) =
+                (damage::Row::per_mib(&series(small), small.mib), damage::Row::per_mib(&series(large), large.mib));
+            (
+                format!(
+                    "{:.2}× ({:.2} ms per MiB at {} MiB, {:.2} at {} MiB)",
+                    b / a,
+                    b * 1e3,
+                    large.mib,
+                    a * 1e3,
+                    small.mib
+                ),
+                b / a <= DAMAGE_LINEARITY,
+            )
+        });
+        target_line(
+            &format!("{what} of a segment with every other record damaged is linear: time per MiB at the largest size ≤ {DAMAGE_LINEARITY}× at the smallest"),
+            figures,
+        );
+    }
     println!();
     // No number in the issue: the shape is what matters.
     println!("StateLog recovery from the shortest to the longest log (no numeric target):\n");
@@ -291,6 +351,7 @@ fn main() {
     let cases = append::bench_appends(&cfg);
     let replay = cfg.runs("replay").then(|| replay::bench_replay(&cfg));
     let recovery = cfg.runs("recovery").then(|| statelog::bench_recovery(&cfg));
+    let damage = cfg.runs("damage").then(|| damage::bench_damage(&cfg));
 
     print_appends(&cases);
     if let Some(r) = &replay {
@@ -299,7 +360,10 @@ fn main() {
     if let Some(r) = &recovery {
         print_recovery(r);
     }
-    print_targets(&cases, replay.as_ref(), recovery.as_ref());
+    if let Some(rows) = &damage {
+        print_damage(rows);
+    }
+    print_targets(&cases, replay.as_ref(), recovery.as_ref(), damage.as_deref());
     println!("- load average at end: {}", common::load_average());
     println!("- total bench time: {:.0} s", t.elapsed().as_secs_f64());
 }

@@ -1,5 +1,7 @@
 //! The writer streams: writing a chunk far larger than a few frames keeps
 //! live memory at a few frames per worker thread, and so does `read_to`.
+//! Scanning, verifying, reading and recovering a log stream too: a 2 GiB
+//! segment costs a window of it, not its size.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -31,6 +33,21 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+/// The peak is process-wide: tests that measure it run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` and returns its result and the most heap it held at once.
+fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+}
+
 /// An endless, mildly compressible byte stream, limited with `take`.
 struct Pattern(u64);
 
@@ -46,6 +63,7 @@ impl Read for Pattern {
 
 #[test]
 fn writing_and_streaming_a_large_chunk_keeps_memory_to_a_few_frames() {
+    let _serial = serial();
     const FRAME: usize = 1 << 20;
     const TOTAL: u64 = 128 << 20;
     let threads = 2;
@@ -73,4 +91,55 @@ fn writing_and_streaming_a_large_chunk_keeps_memory_to_a_few_frames() {
         assert_eq!(read, TOTAL);
         assert!(used < 4 * FRAME, "{compression}: read_to peak {used} bytes");
     }
+}
+
+/// A segment of 2 GiB (sparse: zeros after the first records) whose first
+/// record is damaged, optionally followed by a durable mark that makes the
+/// damage corruption rather than a torn write.
+fn huge_segment(dir: &std::path::Path, marked: bool) {
+    use cairn::wal::{Sync, Wal, WalOptions};
+    let opts = WalOptions::default().sync(Sync::Always);
+    let wal = Wal::open_with(cairn::io::StdFs::shared(), dir, opts).unwrap();
+    wal.append(b"the first record, damaged below").unwrap();
+    wal.close().unwrap();
+    let seg = dir.join("00000000000000000001.wal");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[32 + 30] ^= 0xFF;
+    if !marked {
+        // The close mark follows the record (24 + 31 bytes, padded to 56).
+        bytes[32 + 56..32 + 80].fill(0);
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(2 << 30).unwrap();
+}
+
+#[test]
+fn a_two_gib_segment_is_scanned_through_a_small_window() {
+    use cairn::wal::{RecoveryMode, Wal, WalOptions, WalReader};
+    let _serial = serial();
+    let bound = 8 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    huge_segment(dir.path(), true);
+    let (report, used) = peak_of(|| cairn::wal::verify(&cairn::io::StdFs, dir.path()).unwrap());
+    assert!(report.is_corrupt(), "{:?}", report.problems);
+    assert!(used < bound, "verify peak {used} bytes");
+
+    let (read, used) = peak_of(|| {
+        let r = WalReader::open_with(cairn::io::StdFs::shared(), dir.path(), RecoveryMode::Salvage).unwrap();
+        r.iter_from(1).count()
+    });
+    assert_eq!(read, 0);
+    assert!(used < bound, "salvage read peak {used} bytes");
+    let (opened, used) = peak_of(|| Wal::open(dir.path()).map(|_| ()));
+    assert!(matches!(opened, Err(cairn::Error::Corrupt { .. })), "{opened:?}");
+    assert!(used < bound, "open peak {used} bytes");
+
+    // Without the mark nothing vouches for the record: a torn write, cut.
+    let dir = tempfile::tempdir().unwrap();
+    huge_segment(dir.path(), false);
+    let (wal, used) = peak_of(|| Wal::open_with(cairn::io::StdFs::shared(), dir.path(), WalOptions::default()));
+    let wal = wal.unwrap();
+    assert!(used < bound, "recovery peak {used} bytes");
+    assert_eq!(wal.recovery().truncated_bytes, (2 << 30) - 32);
+    assert_eq!(wal.append(b"again").unwrap(), 1);
 }

@@ -22,7 +22,7 @@ pub struct Config {
 }
 
 /// The parts `CAIRN_BENCH_PARTS` may name.
-pub const PARTS: [&str; 4] = ["always", "relaxed", "replay", "recovery"];
+pub const PARTS: [&str; 5] = ["always", "relaxed", "replay", "recovery", "damage"];
 
 fn env_parse<T: std::str::FromStr + PartialOrd + Default + Copy>(name: &str, default: T) -> T {
     match std::env::var(name) {

@@ -290,8 +290,7 @@ fn repair(
             let f = fs.open(path, OpenMode::Write).map_err(|e| Error::io("opening log segment", path, e))?;
             // Past the valid records lie zeros written ahead (kept for the
             // next records) or a damaged tail (cut off).
-            let damaged_tail = scan.problems.iter().any(|p| p.segment == seg.path && p.offset >= seg.valid_end);
-            if damaged_tail && seg.file_len > seg.valid_end {
+            if seg.damaged_tail && seg.file_len > seg.valid_end {
                 f.set_len(seg.valid_end).map_err(|e| Error::io("cutting torn tail of", path, e))?;
                 report.truncated_bytes += seg.file_len - seg.valid_end;
             }

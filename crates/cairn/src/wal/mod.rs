@@ -18,11 +18,12 @@ mod scan;
 mod segment;
 mod snapshot;
 mod state_log;
+mod window;
 
 pub use log::{Wal, LOCK_FILE};
 pub use options::{RecoveryMode, Sync, WalOptions};
 pub use reader::{verify, Record, WalIter, WalReader};
 pub use record::{MAX_LSN, MAX_PAYLOAD};
 pub use report::RecoveryReport;
-pub use scan::{Problem, ProblemKind};
+pub use scan::{OmittedProblems, Problem, ProblemKind, MAX_PROBLEMS};
 pub use state_log::{ReplayProgress, State, StateLog, StateLogOptions, StateRecovery};

@@ -5,15 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::options::RecoveryMode;
-use super::record::{self, Decoded, RecordType, MAX_PAYLOAD};
+use super::record::{self, MAX_PAYLOAD};
 use super::report::RecoveryReport;
-use super::scan::{self, salvage_rest, ScanMode};
+use super::scan::{self, ScanMode, Step, Walk};
 use super::segment;
+use super::window::Window;
 use crate::error::{Error, Result};
-use crate::io::{Fs, FsFile, FsRef, OpenMode, StdFs};
-
-/// Bytes read from a segment at a time.
-const BLOCK: usize = 1 << 20;
+use crate::io::{Fs, FsRef, OpenMode, StdFs};
 
 /// A segment a reader may read: where it is and where its records end.
 #[derive(Debug, Clone)]
@@ -32,60 +30,35 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-/// Records in LSN order from a starting LSN, read a block at a time.
-/// Items are errors when a record fails its checks (a log opened in
-/// [`RecoveryMode::Salvage`] skips damaged records instead).
+/// Records in LSN order from a starting LSN, read through a window of a
+/// segment at a time (at most one record's size beyond a block). Items are
+/// errors when a record fails its checks (a log opened in
+/// [`RecoveryMode::Salvage`] skips damaged records instead, with the same
+/// walk as the scan at open).
 #[derive(Debug)]
 pub struct WalIter {
     fs: FsRef,
     segs: VecDeque<SegRange>,
     from: u64,
     skip_damage: bool,
-    cur: Option<Open>,
-    /// The next LSN a record must have, or at least have when skipping.
+    cur: Option<(Window, Walk)>,
+    /// The LSN the next record must have, carried across segments.
     next: Option<u64>,
+    /// Where the last record's payload is in the current window.
+    payload: (u64, usize),
     failed: bool,
 }
 
-#[derive(Debug)]
-struct Open {
-    file: Box<dyn FsFile>,
-    path: PathBuf,
-    end: u64,
-    /// File offset of `buf[0]`.
-    base: u64,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Open {
-    /// Makes at least `want` bytes from `pos` available, or all that is
-    /// left of the segment. Returns the bytes available.
-    fn fill(&mut self, want: usize) -> Result<usize> {
-        let have = self.buf.len() - self.pos;
-        let left = self.end.saturating_sub(self.base + self.buf.len() as u64);
-        if have >= want || left == 0 {
-            return Ok(have);
-        }
-        self.buf.drain(..self.pos);
-        self.base += self.pos as u64;
-        self.pos = 0;
-        let grow = want.max(BLOCK).saturating_sub(self.buf.len()).min(usize::try_from(left).unwrap_or(usize::MAX));
-        let start = self.buf.len();
-        self.buf.resize(start + grow, 0);
-        let offset = self.base + start as u64;
-        let dst = self.buf.get_mut(start..).unwrap_or_default();
-        self.file.read_exact_at(dst, offset).map_err(|e| Error::io("reading log segment", &self.path, e))?;
-        Ok(self.buf.len())
-    }
-}
+/// The window of an iterator holds a whole record, so its payload can be
+/// handed out as one slice.
+const ITER_WINDOW: usize = record::HEADER_LEN + MAX_PAYLOAD + record::ALIGN;
 
 impl WalIter {
     pub(crate) fn new(fs: FsRef, segs: Vec<SegRange>, from: u64, skip_damage: bool) -> Self {
         // Only the segment holding `from` and those after it are read.
         let start = segs.iter().rposition(|s| s.first_lsn <= from).unwrap_or(0);
         let segs: VecDeque<SegRange> = segs.into_iter().skip(start).collect();
-        WalIter { fs, segs, from, skip_damage, cur: None, next: None, failed: false }
+        WalIter { fs, segs, from, skip_damage, cur: None, next: None, payload: (0, 0), failed: false }
     }
 
     /// The next record with an LSN of at least the start, as the LSN and a
@@ -101,14 +74,16 @@ impl WalIter {
         if r.is_err() {
             self.failed = true;
         }
-        let Some((lsn, start, len)) = r? else { return Ok(None) };
-        let payload = self.cur.as_ref().and_then(|c| c.buf.get(start..start + len)).unwrap_or_default();
-        Ok(Some((lsn, payload)))
+        let Some(lsn) = r? else { return Ok(None) };
+        let (at, len) = self.payload;
+        let Some((w, _)) = self.cur.as_mut() else { return Ok(None) };
+        // The walk checked the whole frame through this window, which
+        // holds it still: the payload is all there.
+        Ok(Some((lsn, w.get(at, len)?)))
     }
 
-    /// Finds the next record; returns its LSN and its payload's place in
-    /// the current buffer.
-    fn advance(&mut self) -> Result<Option<(u64, usize, usize)>> {
+    /// Finds the next record; leaves its payload's place in `self.payload`.
+    fn advance(&mut self) -> Result<Option<u64>> {
         loop {
             if self.cur.is_none() {
                 let Some(seg) = self.segs.pop_front() else { return Ok(None) };
@@ -116,73 +91,39 @@ impl WalIter {
                     .fs
                     .open(&seg.path, OpenMode::Read)
                     .map_err(|e| Error::io("opening log segment", &seg.path, e))?;
-                let start = segment::HEADER_LEN as u64;
-                self.cur = Some(Open { file, path: seg.path, end: seg.end, base: start, buf: Vec::new(), pos: 0 });
-                self.next = self.next.or(Some(seg.first_lsn));
+                let next = *self.next.get_or_insert(seg.first_lsn);
+                let window = Window::over(file, seg.path, seg.end, ITER_WINDOW);
+                self.cur = Some((window, Walk { at: segment::HEADER_LEN as u64, next }));
             }
-            let Some(cur) = self.cur.as_mut() else { continue };
-            let avail = cur.fill(record::HEADER_LEN)?;
-            if avail == 0 {
-                self.cur = None;
-                continue;
-            }
-            let rest = cur.buf.get(cur.pos..).unwrap_or_default();
-            let want = match rest.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes) {
-                Some(len) if (len as usize) <= MAX_PAYLOAD => record::frame_len(len as usize),
-                _ => record::HEADER_LEN,
-            };
-            let avail = cur.fill(want)?;
-            let rest = cur.buf.get(cur.pos..cur.pos + avail).unwrap_or_default();
-            let expected = self.next.unwrap_or(0);
-            let why = match record::decode(rest) {
-                Decoded::Record(f) if f.kind == RecordType::DurableMark => {
-                    cur.pos += f.len;
-                    continue;
-                }
-                Decoded::Record(f) if f.lsn == expected || (self.skip_damage && f.lsn > expected) => {
-                    let start = cur.pos + record::HEADER_LEN;
-                    cur.pos += f.len;
-                    self.next = Some(f.lsn + 1);
+            let Some((w, walk)) = self.cur.as_mut() else { continue };
+            let at = walk.at;
+            match walk.step(w)? {
+                Step::Record(f) => {
+                    self.next = Some(walk.next);
                     if f.lsn < self.from {
                         continue;
                     }
-                    return Ok(Some((f.lsn, start, f.payload.len())));
+                    self.payload = (at + record::HEADER_LEN as u64, f.payload_len);
+                    return Ok(Some(f.lsn));
                 }
-                Decoded::Record(f) => format!("record has LSN {}, expected {expected}", f.lsn),
-                // Zero-filled space within the recovered range can only be
-                // end-of-segment padding; the scan checked nothing follows.
-                Decoded::End => {
-                    self.cur = None;
-                    continue;
+                Step::Mark(_) => {}
+                Step::End => self.cur = None,
+                Step::Bad(bad) if self.skip_damage => {
+                    self.next = Some(walk.next);
+                    if bad.resume.is_none() {
+                        self.cur = None;
+                    }
                 }
-                Decoded::Invalid(why) => why.to_string(),
-            };
-            if self.skip_damage {
-                self.resync(expected)?;
-                continue;
+                Step::Bad(bad) => {
+                    return Err(Error::Corrupt {
+                        file: w.path().display().to_string(),
+                        what: format!("log record (LSN {})", bad.lsn),
+                        offset: bad.at,
+                        detail: bad.why,
+                    })
+                }
             }
-            return Err(Error::Corrupt {
-                file: cur.path.display().to_string(),
-                what: format!("log record (LSN {expected})"),
-                offset: cur.base + cur.pos as u64,
-                detail: why,
-            });
         }
-    }
-
-    /// Skips to the next valid record with an LSN of at least `min` in the
-    /// current segment, or past its end.
-    fn resync(&mut self, min: u64) -> Result<()> {
-        let Some(cur) = self.cur.as_mut() else { return Ok(()) };
-        // Damage is rare: read the rest of the segment and search it.
-        let left = usize::try_from(cur.end.saturating_sub(cur.base)).unwrap_or(usize::MAX);
-        cur.fill(left)?;
-        let found = salvage_rest(&cur.buf, cur.pos + record::ALIGN, min).first().map(|(off, _)| *off);
-        match found {
-            Some(off) => cur.pos = off,
-            None => self.cur = None,
-        }
-        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@
 //! | 17 | 3 | reserved, zero |
 //! | 20 | 4 | durable distance: the record's LSN minus the highest LSN known durable when it was framed, `u32::MAX` when unknown |
 //! | 24 | len | payload |
-//! | 24+len | 0..7 | zero padding to a multiple of 8 |
+//! | 24+len | 0..7 | zero padding to a multiple of 8 (checked: the CRC does not cover it) |
 //!
 //! A durable mark is a header alone (length 0) whose LSN field names the
 //! record just before it, with distance 0: it says every record up to that
@@ -143,51 +143,124 @@ pub fn peek_lsn(buf: &[u8]) -> Option<u64> {
     u64_at(buf, OFF_LSN)
 }
 
-/// Decodes the frame that starts at the beginning of `buf`.
-pub fn decode(buf: &[u8]) -> Decoded<'_> {
-    let Some(header) = buf.get(..HEADER_LEN) else {
-        return if buf.iter().all(|b| *b == 0) { Decoded::End } else { Decoded::Invalid("partial record header") };
+/// A record header that passed every check that needs no payload bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The checksum it claims for itself and its payload.
+    pub crc: u32,
+    /// The payload length.
+    pub len: usize,
+    /// The LSN field.
+    pub lsn: u64,
+    /// The record's type.
+    pub kind: RecordType,
+    /// The durable distance field.
+    pub distance: u32,
+    /// The header's bytes, which the checksum covers (from offset 4).
+    pub bytes: [u8; HEADER_LEN],
+}
+
+impl Header {
+    /// Bytes the frame takes, padding included.
+    pub fn frame_len(&self) -> usize {
+        frame_len(self.len)
+    }
+
+    /// The checksum of the header alone, to be continued over the payload
+    /// with [`crc32c::crc32c_append`].
+    pub fn crc_start(&self) -> u32 {
+        crc32c::crc32c(self.bytes.get(OFF_LEN..HEADER_LEN).unwrap_or_default())
+    }
+
+    /// The highest LSN this frame says was durable.
+    pub fn durable(&self) -> u64 {
+        if self.distance == u32::MAX {
+            0
+        } else {
+            self.lsn.saturating_sub(u64::from(self.distance))
+        }
+    }
+}
+
+/// What the first [`HEADER_LEN`] bytes at an offset are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderCheck {
+    /// A header whose checksum is still to be checked.
+    Header(Header),
+    /// The end of the log: no bytes, or only zeros where a header would be.
+    End,
+    /// Not a record header.
+    Invalid(&'static str),
+}
+
+/// Checks the header at the start of `buf` (which may be shorter than a
+/// header at the end of a segment): everything but the checksum, so that
+/// trying every offset of a damaged region (salvage) costs little.
+pub fn check_header(buf: &[u8]) -> HeaderCheck {
+    let Some(bytes) = buf.get(..HEADER_LEN).and_then(|h| <[u8; HEADER_LEN]>::try_from(h).ok()) else {
+        return if buf.iter().all(|b| *b == 0) {
+            HeaderCheck::End
+        } else {
+            HeaderCheck::Invalid("partial record header")
+        };
     };
-    if header.iter().all(|b| *b == 0) {
-        return Decoded::End;
+    if bytes.iter().all(|b| *b == 0) {
+        return HeaderCheck::End;
     }
     let (Some(crc), Some(len), Some(lsn), Some(distance)) =
-        (u32_at(header, OFF_CRC), u32_at(header, OFF_LEN), u64_at(header, OFF_LSN), u32_at(header, OFF_DISTANCE))
+        (u32_at(&bytes, OFF_CRC), u32_at(&bytes, OFF_LEN), u64_at(&bytes, OFF_LSN), u32_at(&bytes, OFF_DISTANCE))
     else {
-        return Decoded::Invalid("record header");
+        return HeaderCheck::Invalid("record header");
     };
     if lsn == 0 || lsn > MAX_LSN {
-        return Decoded::Invalid("LSN out of range");
+        return HeaderCheck::Invalid("LSN out of range");
     }
     let len = len as usize;
     if len > MAX_PAYLOAD {
-        return Decoded::Invalid("record length over the limit");
+        return HeaderCheck::Invalid("record length over the limit");
     }
-    // The cheap checks come before the checksum, so trying every offset of
-    // a damaged region (salvage) costs little.
-    let Some(kind) = header.get(OFF_TYPE).copied().and_then(RecordType::from_byte) else {
-        return Decoded::Invalid("unknown record type");
+    let Some(kind) = bytes.get(OFF_TYPE).copied().and_then(RecordType::from_byte) else {
+        return HeaderCheck::Invalid("unknown record type");
     };
-    if header.get(OFF_RESERVED..OFF_DISTANCE).is_some_and(|r| r.iter().any(|b| *b != 0)) {
-        return Decoded::Invalid("reserved record bytes are not zero");
-    }
-    // The padding belongs to the frame: a frame cut anywhere is torn, and
-    // the next frame always starts aligned.
-    let flen = frame_len(len);
-    if buf.len() < flen {
-        return Decoded::Invalid("record runs past the end of the segment");
-    }
-    let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
-        return Decoded::Invalid("record runs past the end of the segment");
-    };
-    if checksum(header, payload) != crc {
-        return Decoded::Invalid("record checksum mismatch");
+    if bytes.get(OFF_RESERVED..OFF_DISTANCE).is_some_and(|r| r.iter().any(|b| *b != 0)) {
+        return HeaderCheck::Invalid("reserved record bytes are not zero");
     }
     if kind == RecordType::DurableMark && (len != 0 || distance != 0) {
-        return Decoded::Invalid("durable mark with a payload");
+        return HeaderCheck::Invalid("durable mark with a payload");
     }
-    let durable = if distance == u32::MAX { 0 } else { lsn.saturating_sub(u64::from(distance)) };
-    Decoded::Record(Frame { lsn, kind, durable, payload, len: flen })
+    HeaderCheck::Header(Header { crc, len, lsn, kind, distance, bytes })
+}
+
+/// Decodes the frame that starts at the beginning of `buf`.
+pub fn decode(buf: &[u8]) -> Decoded<'_> {
+    let h = match check_header(buf) {
+        HeaderCheck::Header(h) => h,
+        HeaderCheck::End => return Decoded::End,
+        HeaderCheck::Invalid(why) => return Decoded::Invalid(why),
+    };
+    // The padding belongs to the frame: a frame cut anywhere is torn, and
+    // the next frame always starts aligned.
+    let flen = h.frame_len();
+    let Some(frame) = buf.get(..flen) else {
+        return Decoded::Invalid("record runs past the end of the segment");
+    };
+    let (Some(payload), Some(padding)) = (frame.get(HEADER_LEN..HEADER_LEN + h.len), frame.get(HEADER_LEN + h.len..))
+    else {
+        return Decoded::Invalid("record runs past the end of the segment");
+    };
+    if crc32c::crc32c_append(h.crc_start(), payload) != h.crc {
+        return Decoded::Invalid("record checksum mismatch");
+    }
+    if let Some(why) = check_padding(padding) {
+        return Decoded::Invalid(why);
+    }
+    Decoded::Record(Frame { lsn: h.lsn, kind: h.kind, durable: h.durable(), payload, len: flen })
+}
+
+/// Why a frame's padding is refused: the writer pads with zeros, and the
+/// checksum does not cover the padding, so this is its only check.
+pub fn check_padding(padding: &[u8]) -> Option<&'static str> {
+    padding.iter().any(|b| *b != 0).then_some("record padding is not zero")
 }
 
 #[cfg(test)]
@@ -234,8 +307,9 @@ mod tests {
     fn every_flipped_bit_is_caught() {
         let mut out = Vec::new();
         encode(&mut out, 42, 40, b"payload bytes");
-        let payload_end = HEADER_LEN + 13;
-        for i in 0..payload_end {
+        assert_eq!(out.len(), HEADER_LEN + 13 + 3, "the frame has padding");
+        // The padding too: the checksum does not cover it, the decoder does.
+        for i in 0..out.len() {
             for bit in 0..8 {
                 let mut bad = out.clone();
                 bad[i] ^= 1 << bit;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::scan::{LogScan, Problem, ProblemKind};
+use super::scan::{LogScan, OmittedProblems, Problem, ProblemKind};
 
 /// What recovery found and did when a log was opened, or what a
 /// verification found.
@@ -21,6 +21,9 @@ pub struct RecoveryReport {
     /// Torn tails that were (or, when verifying, would be) cut off, and in
     /// salvage mode the damaged regions that were skipped.
     pub problems: Vec<Problem>,
+    /// Problems found beyond the first
+    /// [`MAX_PROBLEMS`](super::MAX_PROBLEMS), counted rather than listed.
+    pub omitted: OmittedProblems,
     /// Bytes cut off the end of the log.
     pub truncated_bytes: u64,
     /// How long the scan and repair took.
@@ -36,6 +39,7 @@ impl RecoveryReport {
             last_lsn: scan.last_lsn,
             durable_lsn: scan.durable_lsn,
             problems: scan.problems.clone(),
+            omitted: scan.omitted,
             truncated_bytes: 0,
             elapsed: Duration::ZERO,
         }
@@ -43,11 +47,11 @@ impl RecoveryReport {
 
     /// Whether any durable record is damaged (a torn tail is not damage).
     pub fn is_corrupt(&self) -> bool {
-        self.problems.iter().any(|p| p.kind == ProblemKind::Corrupt)
+        self.omitted.corrupt > 0 || self.problems.iter().any(|p| p.kind == ProblemKind::Corrupt)
     }
 
     /// Whether the log ended in a torn write.
     pub fn has_torn_tail(&self) -> bool {
-        self.problems.iter().any(|p| p.kind == ProblemKind::TornTail)
+        self.omitted.torn > 0 || self.problems.iter().any(|p| p.kind == ProblemKind::TornTail)
     }
 }

@@ -11,14 +11,21 @@
 //!   it is a torn write that no caller was told had succeeded.
 //! - Zero bytes where a record header would start end the log, unless valid
 //!   records follow them.
+//! - A record whose LSN jumps ahead of the expected one, every byte intact,
+//!   means records are missing: a problem like any other, after which the
+//!   modes that go on take the record.
+//! - In the last segment, whether a problem is corruption or a torn write
+//!   is decided against the highest LSN that any valid frame found in the
+//!   rest of the segment vouches for, found once by one walk ahead.
 
 use std::path::{Path, PathBuf};
 
 use super::options::RecoveryMode;
-use super::record::{self, Decoded, Frame, RecordType, ALIGN};
+use super::record::{self, RecordType, ALIGN};
 use super::segment::{self, HeaderError};
+use super::window::{decode_at, resync, At, FrameAt, Resync, Window};
 use crate::error::{Error, Result};
-use crate::io::{Fs, OpenMode};
+use crate::io::Fs;
 
 /// What kind of problem a scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +79,18 @@ pub(crate) struct SegmentScan {
     pub valid_end: u64,
     /// Its header never reached the disk: the segment holds nothing.
     pub header_missing: bool,
+    /// The scan stopped at a problem: the bytes from `valid_end` on are
+    /// damaged or torn (recovery cuts them where the mode allows).
+    pub damaged_tail: bool,
+}
+
+/// Problems found past [`MAX_PROBLEMS`], counted by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OmittedProblems {
+    /// Corruption not listed.
+    pub corrupt: u64,
+    /// Torn tails not listed.
+    pub torn: u64,
 }
 
 /// A whole log as a scan found it.
@@ -79,6 +98,10 @@ pub(crate) struct SegmentScan {
 pub(crate) struct LogScan {
     pub segments: Vec<SegmentScan>,
     pub problems: Vec<Problem>,
+    /// Problems past the list's limit.
+    pub omitted: OmittedProblems,
+    /// The kind of the last problem reported.
+    pub last_kind: Option<ProblemKind>,
     pub records: u64,
     pub first_lsn: Option<u64>,
     pub last_lsn: Option<u64>,
@@ -110,11 +133,6 @@ pub(crate) enum ScanMode {
 }
 
 impl ScanMode {
-    /// Whether records may jump ahead in LSN after skipped damage.
-    fn lenient(self) -> bool {
-        matches!(self, ScanMode::Recover(RecoveryMode::Salvage) | ScanMode::Verify)
-    }
-
     /// Whether scanning goes on at the next valid record after a problem.
     fn resumes(self, kind: ProblemKind) -> bool {
         match self {
@@ -133,34 +151,70 @@ impl ScanMode {
     }
 }
 
-/// The segments in `dir`, ordered by first LSN.
-pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let names = fs.list_dir(dir).map_err(|e| Error::io("listing log directory", dir, e))?;
-    let mut segs: Vec<(u64, PathBuf)> =
-        names.iter().filter_map(|n| segment::parse_name(n).map(|lsn| (lsn, dir.join(n)))).collect();
-    segs.sort_by_key(|(lsn, _)| *lsn);
-    Ok(segs)
+/// Problems kept in a scan's list; more are counted, not kept, so a
+/// segment damaged all through costs no more memory than this.
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// The window a scan reads through: frames up to this size are checked
+/// from one slice, longer ones piece by piece.
+const SCAN_WINDOW: usize = super::window::BLOCK;
+
+/// The files of a log directory: its segments, ordered by first LSN, and
+/// files named like segments whose names no segment has.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub segments: Vec<(u64, PathBuf)>,
+    pub misnamed: Vec<PathBuf>,
 }
 
-/// Reads a whole file through `fs`.
-pub(crate) fn read_file(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>> {
-    let f = fs.open(path, OpenMode::Read).map_err(|e| Error::io("opening log segment", path, e))?;
-    f.read_all().map_err(|e| Error::io("reading log segment", path, e))
+/// The segments in `dir`, ordered by first LSN, and the `*.wal` files
+/// whose names are not segment names (outside the LSN range, or not 20
+/// digits): the log never writes those, so they are damage or strangers.
+pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Listing> {
+    let names = fs.list_dir(dir).map_err(|e| Error::io("listing log directory", dir, e))?;
+    let mut out = Listing::default();
+    for n in &names {
+        match segment::parse_name(n) {
+            Some(lsn) => out.segments.push((lsn, dir.join(n))),
+            None if n.ends_with(segment::SUFFIX) => out.misnamed.push(dir.join(n)),
+            None => {}
+        }
+    }
+    out.segments.sort_by_key(|(lsn, _)| *lsn);
+    out.misnamed.sort();
+    Ok(out)
 }
 
 /// Scans every segment of the log in `dir`. In [`RecoveryMode::Strict`] the
 /// first problem is an error; in [`RecoveryMode::TolerateTornTail`] the
 /// first corruption is, and a torn tail ends the log; in
 /// [`RecoveryMode::Salvage`] nothing is an error and every valid record
-/// counts; [`ScanMode::Verify`] reports everything.
+/// counts; [`ScanMode::Verify`] reports everything. Memory stays at one
+/// window of a segment whatever the log's size, and the time is linear in
+/// its size whatever the damage.
 pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: ScanMode) -> Result<LogScan> {
-    let segs = list_segments(fs, dir)?;
+    let listing = list_segments(fs, dir)?;
     let mut scan = LogScan::default();
-    let count = segs.len();
-    for (i, (name_lsn, path)) in segs.into_iter().enumerate() {
-        let bytes = read_file(fs, &path)?;
+    for path in listing.misnamed {
+        let bytes = fs.stat(&path).map(|s| s.len).unwrap_or(0);
+        let p = Problem {
+            kind: ProblemKind::Corrupt,
+            segment: path,
+            offset: 0,
+            bytes,
+            lsn: 0,
+            detail: format!(
+                "a file named like a log segment but outside the segment names (1..={} in 20 digits): \
+                 the log cannot read its records",
+                record::MAX_LSN
+            ),
+        };
+        report(&mut scan, p, mode)?;
+    }
+    let count = listing.segments.len();
+    for (i, (name_lsn, path)) in listing.segments.into_iter().enumerate() {
         let last = i + 1 == count;
-        let stop = scan_segment(&mut scan, &bytes, name_lsn, path, last, mode)?;
+        let stop = scan_segment(&mut scan, fs, path, name_lsn, last, mode)?;
         if stop {
             break;
         }
@@ -171,16 +225,19 @@ pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: ScanMode) -> Result<LogSca
 /// Scans one segment into `scan`. Returns whether the log ends here.
 fn scan_segment(
     scan: &mut LogScan,
-    bytes: &[u8],
-    name_lsn: u64,
+    fs: &dyn Fs,
     path: PathBuf,
+    name_lsn: u64,
     last: bool,
     mode: ScanMode,
 ) -> Result<bool> {
-    let file_len = bytes.len() as u64;
+    let mut w = Window::open(fs, &path, SCAN_WINDOW)?;
+    let file_len = w.end();
     let expected = scan.next_lsn();
-    let mut seg = SegmentScan { first_lsn: name_lsn, path, file_len, valid_end: 0, header_missing: false };
-    let header_problem = match segment::decode_header(bytes) {
+    let mut seg =
+        SegmentScan { first_lsn: name_lsn, path, file_len, valid_end: 0, header_missing: false, damaged_tail: false };
+    let header = w.get(0, segment::HEADER_LEN)?.to_vec();
+    let header_problem = match segment::decode_header(&header) {
         Ok(lsn) if lsn == name_lsn => None,
         Ok(lsn) => Some(format!("segment header names LSN {lsn} but its file name says {name_lsn}")),
         Err(HeaderError::Unsupported(v)) => {
@@ -191,9 +248,9 @@ fn scan_segment(
         }
         // Records are written to a segment only after its header is synced,
         // so in the last segment a header that is missing or torn, with no
-        // valid record after it, is a creation cut short by a crash.
+        // valid frame after it, is a creation cut short by a crash.
         Err(e @ (HeaderError::Missing | HeaderError::Invalid(_)))
-            if last && salvage_rest(bytes, segment::HEADER_LEN, name_lsn).is_empty() =>
+            if last && !resync(&mut w, segment::HEADER_LEN as u64, name_lsn)?.frames =>
         {
             if let HeaderError::Invalid(why) = e {
                 let p = Problem {
@@ -236,66 +293,184 @@ fn scan_segment(
         };
         report(scan, p, mode)?;
     }
-    let mut at = segment::HEADER_LEN;
     // Salvage never goes back below what earlier segments held.
-    let mut next = if scan.segments.is_empty() { name_lsn } else { name_lsn.max(expected) };
+    let next = if scan.segments.is_empty() { name_lsn } else { name_lsn.max(expected) };
+    let mut walk = Walk { at: segment::HEADER_LEN as u64, next };
+    // What the rest of the segment vouches for, found once (at the first
+    // problem of the last segment) and used for every problem after it.
+    let mut evidence: Option<u64> = None;
     loop {
-        let rest = bytes.get(at..).unwrap_or_default();
-        let mut why = match record::decode(rest) {
-            // A mark vouches for the record just before it.
-            Decoded::Record(f) if f.kind == RecordType::DurableMark && f.lsn.checked_add(1) == Some(next) => {
+        let bad = match walk.step(&mut w)? {
+            Step::Record(f) => {
+                accept(scan, &f);
+                continue;
+            }
+            Step::Mark(f) => {
                 scan.durable_lsn = scan.durable_lsn.max(f.lsn);
                 scan.marked = true;
-                at += f.len;
                 continue;
             }
-            Decoded::Record(f) if f.kind == RecordType::DurableMark => {
-                format!("durable mark for LSN {}, expected {}", f.lsn, next - 1)
-            }
-            Decoded::Record(f) if f.lsn == next || (mode.lenient() && f.lsn > next) => {
-                accept(scan, &f);
-                next = f.lsn + 1;
-                at += f.len;
-                continue;
-            }
-            Decoded::Record(f) => format!("record has LSN {}, expected {next}", f.lsn),
-            Decoded::End => "zero bytes before later valid records".to_string(),
-            Decoded::Invalid(why) => why.to_string(),
+            Step::End => break,
+            Step::Bad(bad) => bad,
         };
-        let later = salvage_rest(bytes, at + ALIGN, next);
-        if matches!(record::decode(rest), Decoded::End) && later.is_empty() {
-            // Zeros written ahead of the records end the log cleanly;
-            // anything else there was not written by the log's writer.
-            if rest.iter().all(|b| *b == 0) {
-                break;
+        let kind = if last {
+            let d = match evidence {
+                Some(d) => d,
+                None => *evidence.insert(lookahead(&mut w, bad.at, bad.lsn)?),
+            };
+            if bad.lsn <= d.max(scan.durable_lsn) {
+                ProblemKind::Corrupt
+            } else {
+                ProblemKind::TornTail
             }
-            why = "bytes other than zeros after the last record".to_string();
-        }
-        let evidence = later.iter().map(|(_, f)| f.durable).max().unwrap_or(0).max(scan.durable_lsn);
-        let kind = if !last || next <= evidence { ProblemKind::Corrupt } else { ProblemKind::TornTail };
-        let resume =
-            later.iter().find(|(_, f)| f.kind == RecordType::Data).map(|(off, _)| *off).filter(|_| mode.resumes(kind));
+        } else {
+            ProblemKind::Corrupt
+        };
+        let resume = bad.resume.filter(|_| mode.resumes(kind));
         let p = Problem {
             kind,
             segment: seg.path.clone(),
-            offset: at as u64,
-            bytes: (resume.unwrap_or(bytes.len()) - at) as u64,
-            lsn: next,
-            detail: why,
+            offset: bad.at,
+            bytes: resume.unwrap_or(file_len).saturating_sub(bad.at),
+            lsn: bad.lsn,
+            detail: bad.why,
         };
         report(scan, p, mode)?;
-        match resume {
-            Some(off) => at = off,
-            None => break,
+        if resume.is_none() {
+            walk.at = bad.at;
+            seg.damaged_tail = true;
+            break;
         }
     }
-    seg.valid_end = at as u64;
-    let torn = scan.problems.last().is_some_and(|p| p.kind == ProblemKind::TornTail && p.segment == seg.path);
+    seg.valid_end = walk.at;
+    let torn = seg.damaged_tail && scan.last_kind == Some(ProblemKind::TornTail);
     scan.segments.push(seg);
     Ok(torn && mode != ScanMode::Recover(RecoveryMode::Salvage))
 }
 
-fn accept(scan: &mut LogScan, f: &Frame<'_>) {
+/// The highest LSN that any valid frame from `at` to the end of the
+/// segment says was durable, found by walking on from `at` (expecting LSN
+/// `next` there) as the scan does, past every problem.
+fn lookahead(w: &mut Window, at: u64, next: u64) -> Result<u64> {
+    let mut walk = Walk { at, next };
+    let mut d = 0;
+    loop {
+        match walk.step(w)? {
+            Step::Record(f) | Step::Mark(f) => d = d.max(f.claim()),
+            Step::Bad(bad) => {
+                d = d.max(bad.evidence);
+                if bad.resume.is_none() {
+                    return Ok(d);
+                }
+            }
+            Step::End => return Ok(d),
+        }
+    }
+}
+
+/// One walk along a segment's records, with the rules every reader of a
+/// log shares: the scan at open, verification, the lookahead that tells a
+/// torn write from damage, and the records iterator under salvage.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Walk {
+    /// Where the next frame starts.
+    pub at: u64,
+    /// The LSN the next record must have.
+    pub next: u64,
+}
+
+/// What one step of a walk met.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// A record with the expected LSN, at the offset the walk was at.
+    Record(FrameAt),
+    /// A durable mark for the record before it.
+    Mark(FrameAt),
+    /// A problem; the walk is now at the next record it can take, if any.
+    Bad(Bad),
+    /// The end of the segment's records (nothing but zeros after them).
+    End,
+}
+
+/// A problem a walk met.
+#[derive(Debug)]
+pub(crate) struct Bad {
+    /// Where it starts.
+    pub at: u64,
+    /// The LSN expected there.
+    pub lsn: u64,
+    pub why: String,
+    /// Where the walk goes on: the next valid record (for a jump in LSNs,
+    /// the record itself), `None` if none follows.
+    pub resume: Option<u64>,
+    /// The highest LSN any frame found in the bad bytes vouches for.
+    pub evidence: u64,
+}
+
+impl Walk {
+    /// Reads the frame at `at` and moves past it; after a problem, searches
+    /// on for the next valid record (see [`resync`]) and moves there.
+    pub fn step(&mut self, w: &mut Window) -> Result<Step> {
+        let at = self.at;
+        let next = self.next;
+        let (why, from, claim) = match decode_at(w, at)? {
+            At::Frame(f) if f.kind == RecordType::Data && f.lsn == next => {
+                self.at += f.len;
+                self.next = f.lsn.saturating_add(1);
+                return Ok(Step::Record(f));
+            }
+            At::Frame(f) if f.kind == RecordType::DurableMark && f.lsn.checked_add(1) == Some(next) => {
+                self.at += f.len;
+                return Ok(Step::Mark(f));
+            }
+            At::Frame(f) if f.kind == RecordType::Data && f.lsn > next => {
+                // Every byte is intact but records are missing: reported,
+                // then (where the mode goes on) the record is taken.
+                self.next = f.lsn;
+                let why = if f.lsn == next + 1 {
+                    format!("record with LSN {next} is missing (the next record has LSN {})", f.lsn)
+                } else {
+                    format!("records with LSN {next}..={} are missing (the next record has LSN {})", f.lsn - 1, f.lsn)
+                };
+                return Ok(Step::Bad(Bad { at, lsn: next, why, resume: Some(at), evidence: f.claim() }));
+            }
+            At::Frame(f) if f.kind == RecordType::DurableMark => (
+                format!("durable mark for LSN {}, expected {}", f.lsn, next.saturating_sub(1)),
+                at + ALIGN as u64,
+                f.claim(),
+            ),
+            At::Frame(f) => (format!("record has LSN {}, expected {next}", f.lsn), at + ALIGN as u64, f.claim()),
+            At::End => {
+                let found = resync(w, at, next)?;
+                if !found.nonzero {
+                    return Ok(Step::End);
+                }
+                // Zeros written ahead of the records end the log cleanly;
+                // anything else there was not written by the log's writer.
+                let why = if found.data.is_some() {
+                    "zero bytes before later valid records"
+                } else {
+                    "bytes other than zeros after the last record"
+                };
+                return Ok(self.resumed(at, next, why.to_string(), 0, found));
+            }
+            At::Invalid(why) => (why.to_string(), at + ALIGN as u64, 0),
+        };
+        let found = resync(w, from, next)?;
+        Ok(self.resumed(at, next, why, claim, found))
+    }
+
+    fn resumed(&mut self, at: u64, lsn: u64, why: String, claim: u64, found: Resync) -> Step {
+        if let Some((off, lsn)) = found.data {
+            self.at = off;
+            self.next = lsn;
+        }
+        let evidence = claim.max(found.evidence);
+        Step::Bad(Bad { at, lsn, why, resume: found.data.map(|(off, _)| off), evidence })
+    }
+}
+
+fn accept(scan: &mut LogScan, f: &FrameAt) {
     scan.records += 1;
     scan.first_lsn.get_or_insert(f.lsn);
     scan.last_lsn = Some(f.lsn);
@@ -308,36 +483,14 @@ fn report(scan: &mut LogScan, p: Problem, mode: ScanMode) -> Result<()> {
     if mode.fatal(p.kind) {
         return Err(p.to_error());
     }
-    scan.problems.push(p);
-    Ok(())
-}
-
-/// Every valid frame (records and durable marks) at or after `from` with an
-/// LSN of at least `min_lsn`, found by trying each aligned offset, following
-/// chains of records.
-pub(crate) fn salvage_rest(bytes: &[u8], from: usize, min_lsn: u64) -> Vec<(usize, Frame<'_>)> {
-    let mut found = Vec::new();
-    let mut at = from.next_multiple_of(ALIGN);
-    let mut min = min_lsn;
-    while at < bytes.len() {
-        let buf = bytes.get(at..).unwrap_or_default();
-        // A mark names the record before it, so it may be one below `min`.
-        if record::peek_lsn(buf).is_none_or(|lsn| lsn.saturating_add(1) < min) {
-            at += ALIGN;
-            continue;
-        }
-        match record::decode(buf) {
-            Decoded::Record(f) if f.kind == RecordType::Data && f.lsn >= min => {
-                min = f.lsn.saturating_add(1);
-                found.push((at, f));
-                at += f.len;
-            }
-            Decoded::Record(f) if f.kind == RecordType::DurableMark && f.lsn.saturating_add(1) >= min => {
-                found.push((at, f));
-                at += f.len;
-            }
-            _ => at += ALIGN,
+    scan.last_kind = Some(p.kind);
+    if scan.problems.len() < MAX_PROBLEMS {
+        scan.problems.push(p);
+    } else {
+        match p.kind {
+            ProblemKind::Corrupt => scan.omitted.corrupt += 1,
+            ProblemKind::TornTail => scan.omitted.torn += 1,
         }
     }
-    found
+    Ok(())
 }

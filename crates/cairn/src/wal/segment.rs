@@ -29,7 +29,8 @@ const OFF_FLAGS: usize = 12;
 const OFF_FIRST_LSN: usize = 16;
 const OFF_CRC: usize = 28;
 
-const SUFFIX: &str = ".wal";
+/// What every segment file name ends with.
+pub(crate) const SUFFIX: &str = ".wal";
 const DIGITS: usize = 20;
 
 /// The file name of the segment whose first record has `first_lsn`.

@@ -37,6 +37,8 @@ struct Report {
     torn_tail: bool,
     elapsed_ms: f64,
     problems: Vec<ProblemRow>,
+    /// Problems found past the listed ones (a log damaged all through).
+    problems_omitted: u64,
 }
 
 /// One problem found.
@@ -80,6 +82,7 @@ impl Report {
             torn_tail: r.has_torn_tail(),
             elapsed_ms: output::millis(r.elapsed),
             problems: r.problems.iter().map(ProblemRow::new).collect(),
+            problems_omitted: r.omitted.corrupt + r.omitted.torn,
         }
     }
 
@@ -145,7 +148,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if report.ok {
         return Ok(());
     }
-    let damaged = report.problems.iter().filter(|p| p.kind == "corrupt").count() as u64;
+    let damaged = report.problems.iter().filter(|p| p.kind == "corrupt").count() as u64 + found.omitted.corrupt;
+    if report.problems_omitted > 0 && !args.json {
+        writeln!(std::io::stderr().lock(), "cairn: … and {} more problems", report.problems_omitted)?;
+    }
     Err(anyhow::Error::new(Integrity(format!(
         "{dir}: the log is damaged ({}): records before its durable point or in a sealed segment fail their checks",
         plural(damaged, "damaged region")
