@@ -132,6 +132,41 @@ fn append_acks_every_line_under_each_sync_policy() {
 }
 
 #[test]
+fn interval_sync_ends_at_the_end_of_input_whatever_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    for round in 0..10 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["wal", "append", s(&log), "--sync", "interval", "--interval", "1h"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"a\nb\n").unwrap();
+        // An hour's interval: only a hang reaches the limit.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("round {round}: `wal append --sync interval --interval 1h` did not exit at the end of input");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(status.success(), "round {round}: {status}");
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, acks(2 * round + 1..=2 * round + 2), "round {round}");
+    }
+    // The close synced them: a reader finds every record, marked durable.
+    let report = cairn(["wal", "verify", "--json", s(&log)]).expect(0).json();
+    assert_eq!((report["records"].as_u64(), report["durable_lsn"].as_u64()), (Some(20), Some(20)));
+}
+
+#[test]
 fn each_ack_is_flushed_before_more_input_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");

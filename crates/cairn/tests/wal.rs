@@ -185,6 +185,28 @@ fn interval_policy_makes_records_durable_in_the_background() {
     }
 }
 
+#[test]
+fn closing_a_log_with_a_long_interval_does_not_wait_for_the_next_tick() {
+    // Closing (or dropping) the log right after opening it races the
+    // flusher thread's start: a stop it missed must not leave it waiting
+    // out the interval.
+    for round in 0..50 {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions::default().sync(Sync::Interval(Duration::from_secs(3600)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let wal = open(&path, opts.clone());
+            wal.append(b"x").unwrap();
+            wal.close().unwrap();
+            drop(open(&path, opts));
+            let _ = tx.send(());
+        });
+        // An hour's interval: only a hang reaches the limit.
+        assert!(rx.recv_timeout(Duration::from_secs(60)).is_ok(), "round {round}: close waited for the interval");
+    }
+}
+
 /// Appends `n` records with `Sync::Always` and returns the last segment.
 fn log_with(dir: &Path, n: u64) -> std::path::PathBuf {
     let wal = Wal::open(dir).unwrap();

@@ -317,13 +317,19 @@ fn start_flusher(shared: &Arc<Shared>, every: Duration) -> Flusher {
     let handle = std::thread::spawn(move || {
         let (m, c) = &*flag;
         let mut stopped = lock(m);
-        loop {
+        // The flag is checked before every wait: a stop set before this
+        // thread first took the lock (a log closed right after it was
+        // opened) sent its wake-up to nobody.
+        while !*stopped {
             stopped = c.wait_timeout(stopped, every).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
             if *stopped {
                 return;
             }
+            // Without the lock, so that a stop never waits for a sync.
+            drop(stopped);
             // A failure poisons the log; appenders report it.
             let _ = shared.sync_written();
+            stopped = lock(m);
         }
     });
     Flusher { stop, handle }
