@@ -76,8 +76,65 @@ fn ops_are_replayed_after_reopen() {
     drop(log);
     let log = open(dir.path(), opts(None));
     assert_eq!(*log.state(), expected(300));
-    assert_eq!(log.recovery().snapshot_lsn, None);
+    // The base snapshot holds the initial state.
+    assert_eq!(log.recovery().snapshot_lsn, Some(0));
     assert_eq!(log.recovery().replayed, 300);
+}
+
+/// 500 imported samples: an initial state that `Default` does not give.
+fn imported() -> Counters {
+    let mut s = Counters::default();
+    for i in 0..500 {
+        s.by_key.insert(format!("sample{i}"), i);
+    }
+    s
+}
+
+#[test]
+fn the_initial_state_is_durable_once_open_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = StateLog::open_with(StdFs::shared(), dir.path(), opts(None), imported).unwrap();
+    assert_eq!(log.state().by_key.len(), 500);
+    assert_eq!(log.snapshot().unwrap(), 0, "nothing applied since the base snapshot");
+    drop(log);
+    // Reopened with any other init, which is not called.
+    let log = StateLog::open_with(StdFs::shared(), dir.path(), opts(None), || -> Counters {
+        panic!("init called for a log that exists")
+    })
+    .unwrap();
+    assert_eq!(*log.state(), imported());
+    assert_eq!(log.recovery().snapshot_lsn, Some(0));
+    drop(log);
+
+    // With ops applied, the log holds the initial state plus the ops.
+    let mut log = open(dir.path(), opts(None));
+    for i in 1..=10 {
+        log.apply(op(i)).unwrap();
+    }
+    drop(log);
+    let log = open(dir.path(), opts(None));
+    let mut want = imported();
+    for i in 1..=10 {
+        want.apply(&op(i));
+    }
+    assert_eq!(*log.state(), want);
+    assert_eq!(log.recovery().replayed, 10);
+}
+
+#[test]
+fn a_log_whose_every_snapshot_is_damaged_is_refused_not_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = StateLog::open_with(StdFs::shared(), dir.path(), opts(None), imported).unwrap();
+    drop(log);
+    let base = dir.path().join("snapshot-00000000000000000000.cairn");
+    let mut bytes = std::fs::read(&base).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&base, &bytes).unwrap();
+    // Starting again from `init()` would lose the 500 samples silently.
+    let err = StateLog::open_with(StdFs::shared(), dir.path(), opts(None), Counters::default).unwrap_err();
+    assert!(matches!(err, cairn::Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("snapshot-00000000000000000000.cairn"), "{err}");
 }
 
 #[test]

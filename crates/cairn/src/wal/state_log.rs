@@ -126,8 +126,9 @@ impl StateLogOptions {
 /// What recovery found and did when a [`StateLog`] was opened.
 #[derive(Debug, Clone, Default)]
 pub struct StateRecovery {
-    /// The LSN of the snapshot recovery started from, `None` for the
-    /// initial state.
+    /// The LSN of the snapshot recovery started from: `Some(0)` for the
+    /// base snapshot of the initial state; `None` only for a log written
+    /// before base snapshots existed, started from `init()`.
     pub snapshot_lsn: Option<u64>,
     /// Newer snapshots that failed their checks and were passed over, with
     /// why. They are left in place for inspection.
@@ -185,7 +186,8 @@ const WAL_DIR: &str = "wal";
 
 impl<S: State> StateLog<S> {
     /// Opens (or creates) the StateLog in `dir` on the real file system with
-    /// default options, starting from `init()` when there is no snapshot.
+    /// default options; a new log starts from `init()`, which is kept as
+    /// its base snapshot (see [`open_with`](Self::open_with)).
     ///
     /// # Errors
     /// As [`open_with`](Self::open_with).
@@ -194,13 +196,20 @@ impl<S: State> StateLog<S> {
     }
 
     /// Opens (or creates) the StateLog in `dir` on `fs`: loads the newest
-    /// snapshot that passes its checks (or `init()`), then replays the
-    /// logged ops after it.
+    /// snapshot that passes its checks, then replays the logged ops after
+    /// it.
+    ///
+    /// `init` is called only when the log is created (no snapshot and no
+    /// logged op yet): the state it returns is written as the base snapshot
+    /// (at LSN 0) before `open_with` returns, so it is kept from then on,
+    /// whatever `init` a later open passes. (Logs written before base
+    /// snapshots existed start again from `init()` and their ops from LSN 1.)
     ///
     /// # Errors
     /// As [`Wal::open_with`]; [`Error::Corrupt`] if the log no longer holds
-    /// the ops after the usable snapshot; [`Error::Serde`] if a logged op
-    /// does not decode as `S::Op`.
+    /// the ops after the usable snapshot, or if every snapshot is damaged;
+    /// [`Error::Serde`] if a logged op does not decode as `S::Op`; errors
+    /// writing the base snapshot.
     pub fn open_with(
         fs: FsRef,
         dir: impl AsRef<Path>,
@@ -214,19 +223,43 @@ impl<S: State> StateLog<S> {
         let wal = Wal::open_with(fs.clone(), dir.join(WAL_DIR), opts.wal.clone())?;
         snapshot::remove_temps(&fs, &dir)?;
         let mut recovery = StateRecovery { wal: wal.recovery().clone(), ..StateRecovery::default() };
+        let snapshots = snapshot::list(&fs, &dir)?;
         let mut loaded = None;
-        for (lsn, path) in snapshot::list(&fs, &dir)? {
-            match snapshot::read::<S>(&fs, &path, lsn) {
+        for (lsn, path) in &snapshots {
+            match snapshot::read::<S>(&fs, path, *lsn) {
                 Ok(state) => {
-                    loaded = Some((lsn, state));
+                    loaded = Some((*lsn, state));
                     break;
                 }
-                Err(e) => recovery.skipped_snapshots.push((path, crate::error::chain(&e))),
+                Err(e) => recovery.skipped_snapshots.push((path.clone(), crate::error::chain(&e))),
             }
         }
         let (base, state) = match loaded {
             Some((lsn, s)) => (Some(lsn), s),
-            None => (None, init()),
+            // A new log: its initial state becomes the base snapshot before
+            // anything else happens, so no later `init` can replace it.
+            None if snapshots.is_empty() && wal.last_lsn().is_none() => {
+                let state = init();
+                snapshot::write(&fs, &dir, 0, &state, &opts.snapshot_writer)?;
+                (Some(0), state)
+            }
+            // A log from before base snapshots, whose ops start at LSN 1.
+            None if snapshots.is_empty() => (None, init()),
+            // Every snapshot is damaged: the state they held is lost, and
+            // starting again from `init()` would say nothing of it.
+            None => {
+                let (path, why) = recovery.skipped_snapshots.first().cloned().unwrap_or_default();
+                return Err(Error::Corrupt {
+                    file: path.display().to_string(),
+                    what: "snapshot".into(),
+                    offset: 0,
+                    detail: format!(
+                        "no snapshot of the state log can be read ({} damaged; the newest: {why}); move the \
+                         damaged snapshots away to start again from the initial state",
+                        recovery.skipped_snapshots.len()
+                    ),
+                });
+            }
         };
         recovery.snapshot_lsn = base;
         let mut log = StateLog {
