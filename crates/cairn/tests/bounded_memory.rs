@@ -123,6 +123,9 @@ fn a_two_gib_segment_is_scanned_through_a_small_window() {
     let (report, used) = peak_of(|| cairn::wal::verify(&cairn::io::StdFs, dir.path()).unwrap());
     assert!(report.is_corrupt(), "{:?}", report.problems);
     assert!(used < bound, "verify peak {used} bytes");
+    // Longer than any segment of 64 MiB that the writer makes: noted.
+    assert_eq!(report.oversized.len(), 1, "{:?}", report.oversized);
+    assert_eq!(report.oversized[0].bytes, 2 << 30);
 
     let (read, used) = peak_of(|| {
         let r = WalReader::open_with(cairn::io::StdFs::shared(), dir.path(), RecoveryMode::Salvage).unwrap();

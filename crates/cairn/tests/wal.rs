@@ -207,6 +207,35 @@ fn closing_a_log_with_a_long_interval_does_not_wait_for_the_next_tick() {
     }
 }
 
+#[test]
+fn a_batch_larger_than_a_segment_is_split_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), WalOptions::default().segment_size(4096).sync(Sync::Never));
+    let batch: Vec<Vec<u8>> = (1..=100).map(payload).collect();
+    assert_eq!(wal.append_batch(&batch).unwrap(), Some(1..=100));
+    // A record larger than a segment gets one of its own.
+    let big = vec![7u8; 10_000];
+    assert_eq!(wal.append(&big).unwrap(), 101);
+    wal.append(b"after").unwrap();
+    wal.close().unwrap();
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 4, "{segs:?}");
+    for seg in &segs {
+        let len = std::fs::metadata(seg).unwrap().len();
+        let holds_big = seg.ends_with(format!("{:020}.wal", 101));
+        let limit = if holds_big { 32 + 24 + 10_000 + 48 } else { 4096 + 48 };
+        assert!(len <= limit, "{} is {len} bytes", seg.display());
+    }
+    let wal = open(dir.path(), WalOptions::default().segment_size(4096));
+    let got = all(&wal);
+    assert_eq!(got.len(), 102);
+    assert_eq!(got[99], (100, payload(100)));
+    assert_eq!(got[100], (101, big));
+    assert!(wal.recovery().oversized.is_empty());
+    let report = cairn::wal::verify_with(&StdFs, dir.path(), &WalOptions::default().segment_size(4096)).unwrap();
+    assert!(report.problems.is_empty() && report.oversized.is_empty(), "{report:?}");
+}
+
 /// Appends `n` records with `Sync::Always` and returns the last segment.
 fn log_with(dir: &Path, n: u64) -> std::path::PathBuf {
     let wal = Wal::open(dir).unwrap();

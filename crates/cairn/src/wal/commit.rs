@@ -410,42 +410,63 @@ impl Shared {
     }
 
     /// Writes one batch of frames (LSNs from `first`) at the end of the
-    /// active segment, sealing it first when the batch would overflow it.
-    /// Returns the highest LSN made durable by sealing, or 0.
+    /// active segment. The records that would take it past the segment size
+    /// go to the next segment (sealing this one first): a segment holds
+    /// more only when a single record alone is larger. Returns the highest
+    /// LSN made durable by sealing, or 0.
     fn write_batch(&self, batch: &[u8], first: u64, last: u64, sync: bool, rotate: bool) -> Result<u64> {
         let mut io = lock(&self.io);
         let mut sealed = 0;
-        let (active_first, end) = io.segments.last().map_or((0, 0), |s| (s.first_lsn, s.end));
-        let holds_records = io.last_written >= active_first;
-        let full = !batch.is_empty() && end + batch.len() as u64 > self.opts.segment_size;
-        if holds_records && (rotate || full) {
+        let holds_records = |io: &Io| io.segments.last().is_some_and(|s| io.last_written >= s.first_lsn);
+        if rotate && holds_records(&io) {
             self.seal_and_start(&mut io, first)?;
             sealed = first - 1;
         }
-        let Some(seg) = io.segments.last() else {
-            return Err(Error::InvalidArgument("log has no active segment".into()));
-        };
-        let (offset, path) = (seg.end, seg.path.clone());
-        if !batch.is_empty() {
-            io.file.write_at(batch, offset).map_err(|e| Error::io("writing log segment", &path, e))?;
-            let end = offset + batch.len() as u64;
+        let (mut rest, mut lsn) = (batch, first);
+        while !rest.is_empty() {
+            let end = io.segments.last().map_or(0, |s| s.end);
+            let room = self.opts.segment_size.saturating_sub(end);
+            let (mut take, mut n) = fitting(rest, room);
+            if take == 0 {
+                if holds_records(&io) {
+                    self.seal_and_start(&mut io, lsn)?;
+                    sealed = lsn - 1;
+                    continue;
+                }
+                // A record larger than a whole segment has one of its own.
+                (take, n) = (frame_at(rest), 1);
+                if take == 0 {
+                    return Err(Error::InvalidArgument("a log batch holds a partial frame".into()));
+                }
+            }
+            let Some(seg) = io.segments.last_mut() else {
+                return Err(Error::InvalidArgument("log has no active segment".into()));
+            };
+            let (offset, path) = (seg.end, seg.path.clone());
+            let part = rest.get(..take).unwrap_or_default();
+            io.file.write_at(part, offset).map_err(|e| Error::io("writing log segment", &path, e))?;
+            let end = offset + take as u64;
             if let Some(seg) = io.segments.last_mut() {
                 seg.end = end;
             }
-            io.last_written = last;
+            lsn += n;
+            io.last_written = lsn - 1;
             io.marked = false;
+            rest = rest.get(take..).unwrap_or_default();
             // Records then overwrite blocks that are already allocated and
             // inside the file's length, so a sync writes data alone, without
             // a journal commit for the new length (about twice as fast on
             // ext4). Zeros read as the end of the log.
-            if end + record::HEADER_LEN as u64 > io.zeroed {
+            if rest.is_empty() && end + record::HEADER_LEN as u64 > io.zeroed {
                 let to = (end + ZERO_AHEAD).min(self.opts.segment_size.max(end + record::HEADER_LEN as u64));
                 let zeros = vec![0u8; usize::try_from(to - end).unwrap_or(0)];
                 io.file.write_at(&zeros, end).map_err(|e| Error::io("writing log segment", &path, e))?;
                 io.zeroed = to;
             }
         }
+        debug_assert!(batch.is_empty() || io.last_written == last);
         if sync {
+            let path = io.segments.last().map(|s| s.path.clone()).unwrap_or_default();
             io.file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e))?;
             io.mark(last)?;
         }
@@ -481,4 +502,38 @@ pub(crate) fn create_segment(fs: &FsRef, dir: &std::path::Path, first: u64) -> R
     file.sync_data().map_err(|e| Error::io("syncing log segment", &path, e))?;
     fs.sync_dir(dir).map_err(|e| Error::io("syncing log directory", dir, e))?;
     Ok(file)
+}
+
+/// The bytes and the count of the whole frames at the start of `frames`
+/// (framed by this log, so well formed) that fit in `room` bytes.
+fn fitting(frames: &[u8], room: u64) -> (usize, u64) {
+    let (mut at, mut n) = (0usize, 0u64);
+    while at < frames.len() {
+        let len = frame_at(frames.get(at..).unwrap_or_default());
+        if len == 0 || (at + len) as u64 > room {
+            break;
+        }
+        at += len;
+        n += 1;
+    }
+    (at, n)
+}
+
+/// The length of the frame at the start of `frames`, 0 if none is there.
+fn frame_at(frames: &[u8]) -> usize {
+    let len = frames.get(4..8).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
+    let flen = record::frame_len(len as usize);
+    if frames.len() >= flen {
+        flen
+    } else {
+        0
+    }
+}
+
+/// The longest a segment of a log with this segment size can be: its
+/// records stop at the segment size, unless one record alone is larger;
+/// a durable mark and the zeros written ahead may follow.
+pub(crate) fn max_segment_len(segment_size: u64) -> u64 {
+    let one_record = (segment::HEADER_LEN + record::frame_len(MAX_PAYLOAD)) as u64;
+    segment_size.max(one_record) + 2 * record::HEADER_LEN as u64
 }

@@ -79,7 +79,7 @@ impl Wal {
             std::io::ErrorKind::WouldBlock => Error::Locked { path: lock_path.clone() },
             _ => Error::io("locking", &lock_path, e),
         })?;
-        let scan = scan::scan_log(&*fs, &dir, scan::ScanMode::Recover(opts.recovery))?;
+        let scan = scan::scan_log(&*fs, &dir, scan::ScanMode::Recover(opts.recovery), Some(opts.segment_size))?;
         let mut report = RecoveryReport::from_scan(&scan);
         let (segments, file) = repair(&fs, &dir, &scan, &mut report)?;
         let last = scan.next_lsn() - 1;

@@ -22,8 +22,8 @@ mod window;
 
 pub use log::{Wal, LOCK_FILE};
 pub use options::{RecoveryMode, Sync, WalOptions};
-pub use reader::{verify, Record, WalIter, WalReader};
+pub use reader::{verify, verify_with, Record, WalIter, WalReader};
 pub use record::{MAX_LSN, MAX_PAYLOAD};
 pub use report::RecoveryReport;
-pub use scan::{OmittedProblems, Problem, ProblemKind, MAX_PROBLEMS};
+pub use scan::{OmittedProblems, Oversized, Problem, ProblemKind, MAX_PROBLEMS};
 pub use state_log::{ReplayProgress, State, StateLog, StateLogOptions, StateRecovery};

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::options::RecoveryMode;
+use super::options::{RecoveryMode, WalOptions};
 use super::record::{self, MAX_PAYLOAD};
 use super::report::RecoveryReport;
 use super::scan::{self, ScanMode, Step, Walk};
@@ -166,7 +166,7 @@ impl WalReader {
     /// `mode` does not tolerate what the scan found; I/O errors.
     pub fn open_with(fs: FsRef, dir: impl AsRef<Path>, mode: RecoveryMode) -> Result<Self> {
         let started = Instant::now();
-        let scan = scan::scan_log(&*fs, dir.as_ref(), ScanMode::Recover(mode))?;
+        let scan = scan::scan_log(&*fs, dir.as_ref(), ScanMode::Recover(mode), None)?;
         let segs = scan
             .segments
             .iter()
@@ -189,18 +189,30 @@ impl WalReader {
     }
 }
 
+/// Checks every record of the log in `dir` without changing anything, for
+/// a log with the default options (64 MiB segments): see
+/// [`verify_with`].
+///
+/// # Errors
+/// As [`verify_with`].
+pub fn verify(fs: &dyn Fs, dir: &Path) -> Result<RecoveryReport> {
+    verify_with(fs, dir, &WalOptions::default())
+}
+
 /// Checks every record of the log in `dir` without changing anything.
 /// Problems are reported, not returned as errors: damage is skipped over to
 /// find more, a torn tail ends the log as opening it would (the bytes it
-/// reports are those opening would cut). [`RecoveryReport::is_corrupt`]
-/// tells whether durable records are damaged.
+/// reports are those opening would cut), under the same rules as opening.
+/// [`RecoveryReport::is_corrupt`] tells whether durable records are
+/// damaged. Segments longer than a log with `opts`' segment size writes are
+/// noted in [`RecoveryReport::oversized`].
 ///
 /// # Errors
 /// [`Error::NotFound`] if `dir` is missing; [`Error::Unsupported`] for a
 /// newer segment version; I/O errors.
-pub fn verify(fs: &dyn Fs, dir: &Path) -> Result<RecoveryReport> {
+pub fn verify_with(fs: &dyn Fs, dir: &Path, opts: &WalOptions) -> Result<RecoveryReport> {
     let started = Instant::now();
-    let scan = scan::scan_log(fs, dir, ScanMode::Verify)?;
+    let scan = scan::scan_log(fs, dir, ScanMode::Verify, Some(opts.segment_size))?;
     let mut report = RecoveryReport::from_scan(&scan);
     report.elapsed = started.elapsed();
     Ok(report)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::scan::{LogScan, OmittedProblems, Problem, ProblemKind};
+use super::scan::{LogScan, OmittedProblems, Oversized, Problem, ProblemKind};
 
 /// What recovery found and did when a log was opened, or what a
 /// verification found.
@@ -24,6 +24,10 @@ pub struct RecoveryReport {
     /// Problems found beyond the first
     /// [`MAX_PROBLEMS`](super::MAX_PROBLEMS), counted rather than listed.
     pub omitted: OmittedProblems,
+    /// Segments longer than the log's writer makes them with the segment
+    /// size the log was opened (or verified) with. Their records were read
+    /// as any others'; this is a note, not a problem.
+    pub oversized: Vec<Oversized>,
     /// Bytes cut off the end of the log.
     pub truncated_bytes: u64,
     /// How long the scan and repair took.
@@ -40,6 +44,7 @@ impl RecoveryReport {
             durable_lsn: scan.durable_lsn,
             problems: scan.problems.clone(),
             omitted: scan.omitted,
+            oversized: scan.oversized.clone(),
             truncated_bytes: 0,
             elapsed: Duration::ZERO,
         }

@@ -84,6 +84,19 @@ pub(crate) struct SegmentScan {
     pub damaged_tail: bool,
 }
 
+/// A segment file longer than the log's writer ever makes one: not damage
+/// in itself (its records are read as any others), but not what the log
+/// wrote either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oversized {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Its length.
+    pub bytes: u64,
+    /// The most a segment of the log's segment size can hold.
+    pub limit: u64,
+}
+
 /// Problems found past [`MAX_PROBLEMS`], counted by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OmittedProblems {
@@ -100,6 +113,8 @@ pub(crate) struct LogScan {
     pub problems: Vec<Problem>,
     /// Problems past the list's limit.
     pub omitted: OmittedProblems,
+    /// Segments longer than the writer makes them.
+    pub oversized: Vec<Oversized>,
     /// The kind of the last problem reported.
     pub last_kind: Option<ProblemKind>,
     pub records: u64,
@@ -192,7 +207,10 @@ pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Listing> {
 /// counts; [`ScanMode::Verify`] reports everything. Memory stays at one
 /// window of a segment whatever the log's size, and the time is linear in
 /// its size whatever the damage.
-pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: ScanMode) -> Result<LogScan> {
+///
+/// With the log's segment size, segments longer than its writer makes them
+/// are noted in [`LogScan::oversized`].
+pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: ScanMode, segment_size: Option<u64>) -> Result<LogScan> {
     let listing = list_segments(fs, dir)?;
     let mut scan = LogScan::default();
     for path in listing.misnamed {
@@ -214,7 +232,8 @@ pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: ScanMode) -> Result<LogSca
     let count = listing.segments.len();
     for (i, (name_lsn, path)) in listing.segments.into_iter().enumerate() {
         let last = i + 1 == count;
-        let stop = scan_segment(&mut scan, fs, path, name_lsn, last, mode)?;
+        let limit = segment_size.map(super::commit::max_segment_len);
+        let stop = scan_segment(&mut scan, fs, path, name_lsn, last, mode, limit)?;
         if stop {
             break;
         }
@@ -230,9 +249,13 @@ fn scan_segment(
     name_lsn: u64,
     last: bool,
     mode: ScanMode,
+    limit: Option<u64>,
 ) -> Result<bool> {
     let mut w = Window::open(fs, &path, SCAN_WINDOW)?;
     let file_len = w.end();
+    if let Some(limit) = limit.filter(|l| file_len > *l) {
+        scan.oversized.push(Oversized { segment: path.clone(), bytes: file_len, limit });
+    }
     let expected = scan.next_lsn();
     let mut seg =
         SegmentScan { first_lsn: name_lsn, path, file_len, valid_end: 0, header_missing: false, damaged_tail: false };

@@ -39,6 +39,16 @@ struct Report {
     problems: Vec<ProblemRow>,
     /// Problems found past the listed ones (a log damaged all through).
     problems_omitted: u64,
+    /// Segments longer than the log's writer makes them (64 MiB segments).
+    oversized_segments: Vec<OversizedRow>,
+}
+
+/// A segment longer than the writer makes one.
+#[derive(Debug, Serialize)]
+struct OversizedRow {
+    segment: String,
+    bytes: u64,
+    limit: u64,
 }
 
 /// One problem found.
@@ -83,6 +93,11 @@ impl Report {
             elapsed_ms: output::millis(r.elapsed),
             problems: r.problems.iter().map(ProblemRow::new).collect(),
             problems_omitted: r.omitted.corrupt + r.omitted.torn,
+            oversized_segments: r
+                .oversized
+                .iter()
+                .map(|o| OversizedRow { segment: o.segment.display().to_string(), bytes: o.bytes, limit: o.limit })
+                .collect(),
         }
     }
 
@@ -124,6 +139,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.dir.display().to_string();
     let found = cairn::wal::verify(&StdFs, &args.dir).with_context(|| format!("verifying log {dir}"))?;
     let report = Report::new(dir.clone(), &found);
+    for o in &report.oversized_segments {
+        writeln!(
+            std::io::stderr().lock(),
+            "cairn: warning: {} is {}, longer than the {} a segment of a log with 64 MiB segments holds: \
+             its records were checked, but the log's writer did not leave it so",
+            output::safe(&o.segment),
+            plural(o.bytes, "byte"),
+            plural(o.limit, "byte")
+        )?;
+    }
     if args.json {
         output::print_json(&report)?;
     } else if report.ok {
