@@ -110,13 +110,92 @@ fn put_get_ls_pin_rm_gc_verify_repair() {
     assert!(get.stderr.contains("warning") && get.stderr.contains("moved"), "{}", get.stderr);
     let v = store(&root, &["verify", "--json"]).expect(0).json();
     assert_eq!(v["quarantined"][0]["id"].as_str(), Some(id_d.as_str()));
-    // A lost index comes back with repair.
+    // A lost index is damage that verify names; repair brings it back.
     store(&root, &["put", "k", &d]).expect(0);
     std::fs::remove_file(root.join("index").join(&hp)).unwrap();
     assert_eq!(store(&root, &["ls", "--json"]).json().as_array().unwrap().len(), 0);
+    let v = store(&root, &["verify", "--json"]).expect(3).json();
+    assert_eq!(v["missing_indexes"][0].as_str(), Some(hp.as_str()), "{v}");
     store(&root, &["repair"]).expect(0);
     assert_eq!(store(&root, &["ls", "--json"]).json().as_array().unwrap().len(), 1);
     store(&root, &["verify"]).expect(0);
+}
+
+#[test]
+fn a_damaged_truncated_or_deleted_info_fails_verify_and_repair_brings_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let a = checkpoint(tmp.path(), "a", 1);
+    let hp = cairn::store::Key::new("run").hash_path();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let obj = format!("0.{i}");
+        ids.push(store(&root, &["put", "run", &a, "--objective", &obj]).expect(0).out().trim().to_string());
+    }
+    let info = |id: &str| root.join("entries").join(&hp).join(format!("{id}.info"));
+    let mut bytes = std::fs::read(info(&ids[0])).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(info(&ids[0]), &bytes).unwrap();
+    let bytes = std::fs::read(info(&ids[1])).unwrap();
+    std::fs::write(info(&ids[1]), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_file(info(&ids[2])).unwrap();
+
+    let run = store(&root, &["verify"]);
+    run.expect(3);
+    for id in &ids {
+        assert!(run.out().contains(id), "{id} not named: {}", run.out());
+    }
+    assert!(!run.out().contains("store OK"), "{}", run.out());
+    let v = store(&root, &["verify", "--json"]).expect(3).json();
+    assert_eq!((v["ok"].as_bool(), v["damaged_infos"].as_array().map(Vec::len)), (Some(false), Some(3)), "{v}");
+
+    let rep = store(&root, &["repair"]).expect(0).out();
+    assert!(rep.contains("recovered 3"), "{rep}");
+    let ls = store(&root, &["ls", "--json"]).expect(0).json();
+    assert_eq!(ls.as_array().unwrap().len(), 3, "an entry vanished: {ls}");
+    store(&root, &["verify"]).expect(0);
+    let out = tmp.path().join("best.cairn");
+    store(&root, &["get", "run", out.to_str().unwrap()]).expect(0);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&a).unwrap());
+
+    // Without the whole entries folder, every entry is named.
+    std::fs::remove_dir_all(root.join("entries")).unwrap();
+    let v = store(&root, &["verify", "--json"]).expect(3).json();
+    assert_eq!(v["missing"].as_array().map(Vec::len), Some(3), "{v}");
+}
+
+#[test]
+fn commands_that_only_read_a_missing_store_exit_1_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-store");
+    let out = tmp.path().join("out.cairn");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 8] = [
+        &["ls"],
+        &["ls", "--json"],
+        &["get", "k", out],
+        &["verify"],
+        &["verify", "--json"],
+        &["rm", "k"],
+        &["gc"],
+        &["repair"],
+    ];
+    for args in commands {
+        let run = store(&missing, args);
+        run.expect(1);
+        assert!(run.stderr.contains("no store at") && run.stderr.contains("no-store"), "{args:?}: {}", run.stderr);
+        assert!(!missing.exists(), "{args:?} created the store");
+        // The default store too.
+        let run = cairn_env(["store"].iter().chain(args.iter()).copied(), b"", &[("CAIRN_HOME", missing.as_os_str())]);
+        run.expect(1);
+        assert!(!missing.exists(), "{args:?} created the default store");
+    }
+    store(&missing, &["pin", "k", "id"]).expect(1);
+    assert!(!missing.exists());
+    // A save creates it.
+    let a = checkpoint(tmp.path(), "a", 1);
+    store(&missing, &["put", "k", &a]).expect(0);
+    store(&missing, &["verify"]).expect(0);
 }
 
 #[test]

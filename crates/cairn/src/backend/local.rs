@@ -53,6 +53,15 @@ fn tag_of_file(file: &dyn FsFile) -> std::io::Result<String> {
     Ok(tag(&h))
 }
 
+/// `root` made absolute against the working directory.
+fn absolute(root: &Path) -> Result<PathBuf> {
+    if root.is_absolute() {
+        return Ok(root.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io("reading the working directory for", root, e))?;
+    Ok(cwd.join(root))
+}
+
 /// A directory of objects on a local (or mounted) file system.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
@@ -70,13 +79,7 @@ impl LocalBackend {
     /// # Errors
     /// As [`open_in`](Self::open_in).
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
-        let root = if root.is_absolute() {
-            root.to_path_buf()
-        } else {
-            std::env::current_dir().map_err(|e| Error::io("reading the working directory for", root, e))?.join(root)
-        };
-        Self::open_in(StdFs::shared(), root)
+        Self::open_in(StdFs::shared(), absolute(root.as_ref())?)
     }
 
     /// Opens the directory `root` on `fs`, creating it (durably) if missing,
@@ -90,6 +93,27 @@ impl LocalBackend {
     pub fn open_in(fs: FsRef, root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         create_dir_durable(&*fs, &root)?;
+        Self::existing_in(fs, root)
+    }
+
+    /// Opens the directory `root` on the real file system, which must exist
+    /// (for readers, which create nothing), as [`open`](Self::open) does
+    /// otherwise.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if `root` is missing; [`Error::InvalidArgument`]
+    /// if it is not a directory; I/O errors.
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Self> {
+        let root = absolute(root.as_ref())?;
+        let fs = StdFs::shared();
+        match fs.stat(&root) {
+            Ok(s) if s.is_dir => Self::existing_in(fs, root),
+            Ok(_) => Err(Error::InvalidArgument(format!("{} is not a directory", root.display()))),
+            Err(e) => Err(Error::io("opening", &root, e)),
+        }
+    }
+
+    fn existing_in(fs: FsRef, root: PathBuf) -> Result<Self> {
         sweep_orphans_in(&*fs, &root)?;
         let url = format!("file://{}", root.display());
         let locks = KeyLocks::new(fs.clone(), &root);

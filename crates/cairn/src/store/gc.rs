@@ -91,6 +91,9 @@ pub struct GcReport {
     pub stale_leases: usize,
     /// Temp files of dead processes, removed (local disk).
     pub temp_files: usize,
+    /// Indexed entries whose info is missing though no removal holds them:
+    /// damage, left in place for `repair` (see [`Store::verify`]).
+    pub damaged: usize,
 }
 
 /// What the listing of `entries/` found for one entry.
@@ -250,12 +253,27 @@ impl Store {
                 .filter(|e| !seen.get(&(hp.clone(), e.id.clone())).is_some_and(|s| s.info))
                 .map(|e| e.id.clone())
                 .collect();
-            // Saved since the listing, or really half-removed: ask again.
+            // Saved since the listing, or really half-removed: ask again. A
+            // removal holds a lease on what it removes, so an indexed entry
+            // without its info and without any lease lost its info to
+            // damage: its data stays (`repair` recovers the info from the
+            // index).
             let mut really = Vec::new();
             for id in half_removed {
-                if !self.backend.exists(&self.k(&layout::info_key(&hp, &id)))? {
-                    really.push(id);
+                if self.backend.exists(&self.k(&layout::info_key(&hp, &id)))? {
+                    continue;
                 }
+                if self.backend.list(&self.k(&layout::lease_prefix(&hp, &id)))?.is_empty() {
+                    log::warn!(
+                        "{}: entry {id} of key {:?} is indexed but its info is missing (damage, not a removal): \
+                         kept; `cairn store repair` restores the info",
+                        self.url(),
+                        ix.key
+                    );
+                    report.damaged += 1;
+                    continue;
+                }
+                really.push(id);
             }
             let half_removed = really;
             if !half_removed.is_empty() {

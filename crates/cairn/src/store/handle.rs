@@ -108,6 +108,8 @@ pub struct Store {
     pub(crate) opts: StoreOptions,
     pub(crate) usage: Mutex<UsageState>,
     pub(crate) cache: super::cache::EntryCache,
+    /// Hash paths of keys this handle knows to have an index.
+    pub(crate) indexed_keys: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A found entry: its info and the opened, verified checkpoint.
@@ -132,7 +134,14 @@ impl Store {
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         backend::check_prefix(&prefix)?;
         let cache = super::cache::EntryCache::new(opts.cache_bytes, opts.cache_ttl);
-        let store = Store { backend, prefix, opts, usage: Mutex::new(UsageState::default()), cache };
+        let store = Store {
+            backend,
+            prefix,
+            opts,
+            usage: Mutex::new(UsageState::default()),
+            cache,
+            indexed_keys: Mutex::new(std::collections::HashSet::new()),
+        };
         let base = store.read_usage()?.map(|u| u.bytes);
         store.usage_state().base = base;
         Ok(store)
@@ -145,13 +154,20 @@ impl Store {
     /// As [`open`](Self::open); [`Error::InvalidArgument`] for bad URLs and
     /// for `memory://`, which nothing else could see (use [`open`](Self::open)
     /// with a [`MemoryBackend`](crate::backend::MemoryBackend)); errors
-    /// creating the directory.
+    /// creating the directory, or [`Error::NotFound`] for a missing one when
+    /// the options say not to create it
+    /// ([`StoreOptions::create_if_missing`]).
     pub fn open_url(url: &str, opts: StoreOptions) -> Result<Self> {
+        let local = |path: &str| if opts.create { LocalBackend::open(path) } else { LocalBackend::open_existing(path) };
         let Some((scheme, rest)) = url.split_once("://").filter(|_| backend::is_url(url)) else {
-            return Self::open(Arc::new(LocalBackend::open(url)?), "", opts);
+            let b = local(url).map_err(|e| no_store(e, url))?;
+            return Self::open(Arc::new(b), "", opts);
         };
         match scheme {
-            "file" => Self::open(Arc::new(LocalBackend::open(rest)?), "", opts),
+            "file" => {
+                let b = local(rest).map_err(|e| no_store(e, url))?;
+                Self::open(Arc::new(b), "", opts)
+            }
             "memory" => Err(Error::InvalidArgument(format!(
                 "{url:?}: a memory store is private to one handle; open it with Store::open and a MemoryBackend"
             ))),
@@ -226,7 +242,7 @@ impl Store {
         Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "the checkpoint to save")?;
         let digest = blake3::hash(&data).to_hex().to_string();
         let len = data.len() as u64;
-        self.commit_entry(key, info, len, digest, |data_key| {
+        self.commit_entry(key, info, Pending::new(), len, digest, |data_key| {
             self.backend.put(data_key, data, PutMode::Create).map(|_| ())
         })
     }
@@ -251,14 +267,17 @@ impl Store {
         }
         let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
         let mut reader = HashingReader { inner: file, hasher: blake3::Hasher::new(), len: 0 };
-        self.commit_entry_streamed(key, info, |data_key| {
+        self.commit_entry_streamed(key, info, Pending::new(), |data_key| {
             self.backend.put_from(data_key, &mut reader, PutMode::Create)?;
             Ok((reader.len, reader.hasher.finalize().to_hex().to_string()))
         })
     }
 
     /// Saves a checkpoint written by `write` (into memory, then stored) as
-    /// a new entry of `key`.
+    /// a new entry of `key`. The checkpoint's metadata gets the entry's
+    /// facts under [`ENTRY_FACTS_KEY`] (key, id, objective, iteration, kind,
+    /// creation time, metadata), so that the entry can be recovered from its
+    /// data alone should its info and its index both be lost.
     ///
     /// # Errors
     /// `write`'s errors; as [`save_bytes`](Self::save_bytes).
@@ -269,12 +288,26 @@ impl Store {
         opts: WriterOptions,
         write: impl FnOnce(&mut CheckpointWriter<Vec<u8>>) -> Result<()>,
     ) -> Result<EntryInfo> {
+        check_info(&info)?;
+        let pending = Pending::new();
         let mut w = CheckpointWriter::in_memory(opts)?;
         if let Some(step) = info.iteration {
             w.set_step(step);
         }
         write(&mut w)?;
-        self.save_bytes(key, w.finish()?, info)
+        let facts = super::facts::EntryFacts::new(key.name(), &pending.id, pending.created_at, &info);
+        w.set_metadata(
+            ENTRY_FACTS_KEY,
+            serde_json::to_value(&facts)
+                .map_err(|e| Error::InvalidArgument(format!("encoding an entry's facts: {e}")))?,
+        );
+        let data: Bytes = w.finish()?.into();
+        Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "the checkpoint to save")?;
+        let digest = blake3::hash(&data).to_hex().to_string();
+        let len = data.len() as u64;
+        self.commit_entry(key, info, pending, len, digest, |data_key| {
+            self.backend.put(data_key, data, PutMode::Create).map(|_| ())
+        })
     }
 
     /// Stores data through `put_data` and commits it as an entry whose
@@ -283,25 +316,30 @@ impl Store {
         &self,
         key: &Key,
         info: SaveInfo,
+        pending: Pending,
         len: u64,
         digest: String,
         put_data: impl FnOnce(&str) -> Result<()>,
     ) -> Result<EntryInfo> {
-        self.commit_entry_streamed(key, info, |k| put_data(k).map(|()| (len, digest)))
+        self.commit_entry_streamed(key, info, pending, |k| put_data(k).map(|()| (len, digest)))
     }
 
-    /// The save protocol: data (create-only, under a fresh id), then the
-    /// info object (create-only: from here the entry exists), then the
-    /// key's index, then retention and, when due, eviction.
+    /// The save protocol: the key's index exists (created empty, once per
+    /// key, before any of its data), then data (create-only, under a fresh
+    /// id), then the info object (create-only: from here the entry exists),
+    /// then the key's index names it, then retention and, when due,
+    /// eviction. Since a key's index is made before its first entry, a key
+    /// with entries and no index is damage, not a crash state.
     fn commit_entry_streamed(
         &self,
         key: &Key,
         info: SaveInfo,
+        pending: Pending,
         put_data: impl FnOnce(&str) -> Result<(u64, String)>,
     ) -> Result<EntryInfo> {
         let hp = key.hash_path();
-        let created_at = now_ns();
-        let id = layout::new_id(created_at);
+        self.ensure_index(&hp, key.name())?;
+        let Pending { id, created_at } = pending;
         // Held until the index names the entry; released on every path.
         let lease = self.take_lease(&hp, &id)?;
         let (bytes, digest) = self.renewing(&lease, || put_data(&self.k(&layout::data_key(&hp, &id))))?;
@@ -336,6 +374,27 @@ impl Store {
         self.apply_retention(&hp, &index.entries)?;
         self.evict_if_due()?;
         Ok(entry)
+    }
+
+    /// Makes sure the key at `hp` has an index, creating an empty one if
+    /// not; remembered per key, so a handle asks once.
+    fn ensure_index(&self, hp: &str, key_name: &str) -> Result<()> {
+        let known = |s: &Self| s.indexed_keys.lock().unwrap_or_else(|e| e.into_inner()).contains(hp);
+        if known(self) {
+            return Ok(());
+        }
+        let k = self.k(&layout::index_key(hp));
+        match self.backend.put(&k, encode(&super::docs::IndexDoc::new(key_name))?, PutMode::Create) {
+            Ok(_) | Err(Error::AlreadyExists { .. } | Error::Precondition { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut set = self.indexed_keys.lock().unwrap_or_else(|e| e.into_inner());
+        // A bound on what a long-lived handle remembers.
+        if set.len() >= 100_000 {
+            set.clear();
+        }
+        set.insert(hp.to_string());
+        Ok(())
     }
 
     /// Runs `work` (an upload that may outlast the lease TTL) while a
@@ -454,6 +513,33 @@ impl Store {
             None => entries.iter().filter(|e| !e.pinned).map(|e| e.id.clone()).collect(),
         };
         self.remove_entries(&hp, &ids, "removed")
+    }
+}
+
+/// The checkpoint metadata key under which [`Store::save_with`] records an
+/// entry's facts.
+pub const ENTRY_FACTS_KEY: &str = "cairn.store.entry";
+
+/// The id and time of an entry about to be saved, chosen before its data is
+/// written (so that the data can name them).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub id: String,
+    pub created_at: u64,
+}
+
+impl Pending {
+    pub fn new() -> Self {
+        let created_at = now_ns();
+        Pending { id: layout::new_id(created_at), created_at }
+    }
+}
+
+/// Says that a missing store directory is a missing store.
+fn no_store(e: Error, url: &str) -> Error {
+    match e {
+        Error::NotFound { source, .. } => Error::NotFound { what: format!("no store at {url}"), source },
+        other => other,
     }
 }
 

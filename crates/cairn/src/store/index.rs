@@ -14,22 +14,52 @@ const MAX_ATTEMPTS: u32 = 10_000;
 
 impl Store {
     /// A key's index and its version tag, `None` if the key has none. A
-    /// damaged index is moved aside and rebuilt.
+    /// damaged index is moved aside and rebuilt from the entries' infos; a
+    /// missing one is rebuilt too when the key has committed entries (a
+    /// save makes the index before its data, so that is damage), so that
+    /// they stay reachable.
     pub(crate) fn read_index(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
         let k = self.k(&layout::index_key(hp));
         let v = match self.backend.get_versioned(&k) {
             Ok(v) => v,
-            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(Error::NotFound { .. }) => {
+                if !self.has_infos(hp)? {
+                    return Ok(None);
+                }
+                log::warn!(
+                    "{}/{k}: the index of a key with entries is missing; rebuilt from their infos",
+                    self.backend.url()
+                );
+                self.rebuild_index(hp, None, "missing")?;
+                return self.read_index_as_is(hp);
+            }
             Err(e) => return Err(e),
         };
         match decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k) {
             Ok(doc) => Ok(Some((doc, v.etag))),
             Err(e) if e.is_corruption() => {
                 self.rebuild_index(hp, Some((&v.data, &v.etag)), &e.to_string())?;
-                self.read_index(hp)
+                self.read_index_as_is(hp)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The index as stored, rebuilding nothing.
+    fn read_index_as_is(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
+        let k = self.k(&layout::index_key(hp));
+        match self.backend.get_versioned(&k) {
+            Ok(v) => Ok(Some((decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k)?, v.etag))),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether any info object (a committed entry) is stored under `hp`.
+    pub(crate) fn has_infos(&self, hp: &str) -> Result<bool> {
+        let root = self.k(layout::ENTRIES);
+        let listed = self.backend.list(&self.k(&layout::entry_prefix(hp)))?;
+        Ok(listed.iter().any(|m| matches!(split_entry_key(&m.key, &root), Some((_, _, "info")))))
     }
 
     /// Applies `change` to the key's index (an empty one if it has none)

@@ -174,6 +174,8 @@ impl Store {
         let root = self.k(layout::LEASES);
         let mut live_set = std::collections::HashSet::new();
         let (mut stale, mut orphans) = (0, 0);
+        // The ids each key's index names, read once per key that needs it.
+        let mut indexed: std::collections::HashMap<String, std::collections::HashSet<String>> = Default::default();
         for m in self.backend.list(&root)? {
             let Some((hp, id, _)) = layout::split_entry_key(&m.key, &root) else { continue };
             match self.read_lease(&m.key)? {
@@ -182,6 +184,17 @@ impl Store {
                 }
                 _ => {
                     if !self.backend.exists(&self.k(&layout::info_key(&hp, id)))? {
+                        // A removal that died after the info went and before
+                        // the index changed: its lease marks it as such, so
+                        // it stays for the collection to finish (an indexed
+                        // entry with no info and no lease is damage).
+                        if !indexed.contains_key(&hp) {
+                            let ids = self.read_index(&hp)?.map(|(ix, _)| ix.entries.into_iter().map(|e| e.id));
+                            indexed.insert(hp.clone(), ids.into_iter().flatten().collect());
+                        }
+                        if indexed.get(&hp).is_some_and(|ids| ids.contains(id)) {
+                            continue;
+                        }
                         let data = self.k(&layout::data_key(&hp, id));
                         if self.backend.exists(&data)? {
                             self.backend.delete(&data)?;

@@ -13,6 +13,17 @@ use super::select::{candidates, EntryInfo, Select};
 use crate::error::{Error, Result};
 use crate::format::Checkpoint;
 
+/// Who is at fault for an entry that fails its index's record.
+enum Judgement {
+    /// The index's record differs from the entry's own info.
+    IndexWrong,
+    /// The data is damaged; these are the facts to quarantine it with.
+    DataDamaged(EntryInfo),
+    /// The data passes its own checksums, but nothing readable says what it
+    /// should be: left for repair.
+    Unproven,
+}
+
 impl Store {
     /// The entry `how` selects among `key`'s entries, opened and verified;
     /// `None` if the key has no (intact) entry. A damaged entry met on the
@@ -67,36 +78,102 @@ impl Store {
         open: impl Fn(Bytes) -> Result<T>,
     ) -> Result<Option<(EntryInfo, T)>> {
         let hp = key.hash_path();
-        let Some((index, _)) = self.read_index(&hp)? else { return Ok(None) };
-        for e in candidates(&index.entries, how, self.opts.direction) {
-            if let Some(hit) = cached(e) {
-                self.touch(&hp, e);
-                return Ok(Some((e.clone(), hit)));
-            }
-            let opened = self.read_verified(&hp, e).and_then(&open);
-            match opened {
-                Ok(v) => {
+        // A second pass only after the index was found wrong and rebuilt.
+        for _pass in 0..2 {
+            let Some((index, _)) = self.read_index(&hp)? else { return Ok(None) };
+            let mut index_wrong = false;
+            for e in candidates(&index.entries, how, self.opts.direction) {
+                if let Some(hit) = cached(e) {
                     self.touch(&hp, e);
-                    return Ok(Some((e.clone(), v)));
+                    return Ok(Some((e.clone(), hit)));
                 }
-                Err(err) if err.is_corruption() => {
-                    self.quarantine(&hp, key.name(), e, &err.to_string())?;
-                    if matches!(how, Select::Id(_)) {
-                        return Err(err);
+                let opened = self.read_verified(&hp, e).and_then(&open);
+                match opened {
+                    Ok(v) => {
+                        self.touch(&hp, e);
+                        return Ok(Some((e.clone(), v)));
                     }
+                    Err(err) if err.is_corruption() => match self.judge(&hp, e)? {
+                        Judgement::IndexWrong => {
+                            let why = format!("its record of entry {} disagrees with the entry's info", e.id);
+                            // The wrong index is kept aside, as a damaged one is.
+                            let wrong = self.backend.get_versioned(&self.k(&layout::index_key(&hp)))?;
+                            self.rebuild_index(&hp, Some((&wrong.data, &wrong.etag)), &why)?;
+                            log::warn!("{}: the index of key {:?} was wrong ({why}); rebuilt", self.url(), key.name());
+                            index_wrong = true;
+                            break;
+                        }
+                        Judgement::DataDamaged(facts) => {
+                            self.quarantine(&hp, key.name(), &facts, &err.to_string())?;
+                            if matches!(how, Select::Id(_)) {
+                                return Err(err);
+                            }
+                        }
+                        Judgement::Unproven => {
+                            log::warn!(
+                                "{}: entry {} of key {:?} does not match what its index records, but its data \
+                                 passes its own checksums and its info is unreadable: left in place for \
+                                 `cairn store repair` ({err})",
+                                self.url(),
+                                e.id,
+                                key.name()
+                            );
+                            if matches!(how, Select::Id(_)) {
+                                return Err(err);
+                            }
+                        }
+                    },
+                    // Removed since the index was read.
+                    Err(Error::NotFound { .. }) => {}
+                    Err(err) => return Err(err),
                 }
-                // Removed since the index was read.
-                Err(Error::NotFound { .. }) => {}
-                Err(err) => return Err(err),
+            }
+            if !index_wrong {
+                return Ok(None);
             }
         }
         Ok(None)
+    }
+
+    /// Decides who is at fault when an entry's data fails what the index
+    /// records of it: the index (its record differs from the entry's own
+    /// info), or the data (it fails the info too, or, with the info
+    /// unreadable, its own checksums). A healthy entry is never quarantined
+    /// for a damaged index.
+    fn judge(&self, hp: &str, e: &EntryInfo) -> Result<Judgement> {
+        let info = match self.read_info(&self.k(&layout::info_key(hp, &e.id))) {
+            Ok(doc) => doc.map(|d| d.entry),
+            Err(err) if err.is_corruption() => None,
+            Err(err) => return Err(err),
+        };
+        if let Some(info) = info {
+            if (info.bytes, &info.digest, &info.id) != (e.bytes, &e.digest, &e.id) {
+                return Ok(Judgement::IndexWrong);
+            }
+            return Ok(Judgement::DataDamaged(info));
+        }
+        let data = match self.backend.get(&self.k(&layout::data_key(hp, &e.id))) {
+            Ok(d) => d,
+            Err(Error::NotFound { .. }) => return Ok(Judgement::DataDamaged(e.clone())),
+            Err(err) => return Err(err),
+        };
+        let intact = Checkpoint::open_ranged(Box::new(super::handle::BytesSource(data)), "entry")
+            .and_then(|c| c.verify())
+            .is_ok_and(|r| r.is_ok());
+        Ok(if intact { Judgement::Unproven } else { Judgement::DataDamaged(e.clone()) })
     }
 
     /// An entry's data, checked for its recorded length and digest.
     pub(crate) fn read_verified(&self, hp: &str, e: &EntryInfo) -> Result<Bytes> {
         let k = self.k(&layout::data_key(hp, &e.id));
         let data = self.backend.get(&k)?;
+        self.check_data(&k, &data, e)?;
+        Ok(data)
+    }
+
+    /// Checks stored bytes (from `k`) against an entry's recorded length and
+    /// digest.
+    pub(crate) fn check_data(&self, k: &str, data: &[u8], e: &EntryInfo) -> Result<()> {
         let corrupt = |detail: String| Error::Corrupt {
             file: format!("{}/{k}", self.backend.url()),
             what: "store entry".into(),
@@ -106,7 +183,7 @@ impl Store {
         if data.len() as u64 != e.bytes {
             return Err(corrupt(format!("{} bytes stored, {} saved", data.len(), e.bytes)));
         }
-        let digest = blake3::hash(&data);
+        let digest = blake3::hash(data);
         if digest.to_hex().as_str() != e.digest {
             return Err(corrupt(format!(
                 "BLAKE3 {} does not match the {} recorded at save",
@@ -114,7 +191,7 @@ impl Store {
                 e.digest
             )));
         }
-        Ok(data)
+        Ok(())
     }
 
     /// Records a read in the entry's last-use time, at most once per touch

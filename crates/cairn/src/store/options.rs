@@ -72,6 +72,7 @@ pub struct StoreOptions {
     pub(crate) eviction_interval: u64,
     pub(crate) cache_bytes: u64,
     pub(crate) cache_ttl: Option<Duration>,
+    pub(crate) create: bool,
 }
 
 impl Default for StoreOptions {
@@ -87,6 +88,7 @@ impl Default for StoreOptions {
             eviction_interval: 1000,
             cache_bytes: 256 << 20,
             cache_ttl: None,
+            create: true,
         }
     }
 }
@@ -173,6 +175,18 @@ impl StoreOptions {
     #[must_use]
     pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.cache_ttl = ttl;
+        self
+    }
+
+    /// Whether opening a store on local disk creates its directory when it
+    /// is missing; with `false`, [`Store::open_url`](super::Store::open_url)
+    /// fails with [`Error::NotFound`](crate::Error::NotFound) instead, for
+    /// callers that only read and must not create what they read. (On
+    /// object storage a store is a prefix, and there is nothing to create.)
+    /// Default = `true`.
+    #[must_use]
+    pub fn create_if_missing(mut self, on: bool) -> Self {
+        self.create = on;
         self
     }
 }

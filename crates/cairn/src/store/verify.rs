@@ -1,16 +1,17 @@
-//! Checking the whole store, and repairing what can be repaired: every
-//! entry read and verified, indexes compared with the entries' own info,
-//! quarantined entries reported.
+//! Checking the whole store: every index, every indexed entry's info and
+//! data, every committed entry an index does not name yet, and the
+//! quarantine. Whatever would make a read fail is reported here.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::docs::{decode, InfoDoc, MAX_SMALL_DOC_BYTES};
+use super::docs::{decode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
 use super::handle::Store;
 use super::layout::{self, split_entry_key};
+use super::select::EntryInfo;
 use crate::backend::BackendExt;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::Checkpoint;
 
 /// One finding about one entry.
@@ -39,10 +40,18 @@ pub struct StoreReport {
     /// Entries whose data is damaged: fails its digest, its length or its
     /// own checksums.
     pub corrupt: Vec<EntryProblem>,
-    /// Indexed entries whose data is missing.
+    /// Committed entries whose data is missing.
     pub missing: Vec<EntryProblem>,
+    /// Entries whose info (the entry's own record, from which indexes are
+    /// rebuilt) is damaged, missing while its index names it and no removal
+    /// holds it, or disagrees with the index.
+    pub damaged_infos: Vec<EntryProblem>,
     /// Indexes that cannot be read (hash paths).
     pub damaged_indexes: Vec<String>,
+    /// Keys with committed entries but no index (hash paths): a save makes
+    /// a key's index before its first entry, so this is damage (a lookup
+    /// rebuilds it; so does `repair`).
+    pub missing_indexes: Vec<String>,
     /// Committed entries not yet in their index (a crash between the two;
     /// the next collection or `repair` indexes them). Not damage.
     pub unindexed: Vec<EntryProblem>,
@@ -56,52 +65,84 @@ pub struct StoreReport {
 impl StoreReport {
     /// Whether nothing in the store is damaged or missing.
     pub fn is_clean(&self) -> bool {
-        self.corrupt.is_empty() && self.missing.is_empty() && self.damaged_indexes.is_empty()
+        self.corrupt.is_empty()
+            && self.missing.is_empty()
+            && self.damaged_infos.is_empty()
+            && self.damaged_indexes.is_empty()
+            && self.missing_indexes.is_empty()
     }
 }
 
-/// What [`Store::repair`] did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RepairReport {
-    /// Indexes rebuilt from the entries' info.
-    pub indexes_rebuilt: usize,
-    /// Entries indexed by the rebuild.
-    pub entries: usize,
-    /// Damaged entries moved to quarantine.
-    pub quarantined: Vec<EntryProblem>,
+/// What the listing of `entries/` found for one entry.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Parts {
+    pub data: bool,
+    pub info: bool,
+}
+
+/// The facts an entry's info and its index must agree on (the index alone
+/// changes use times and, for a moment, pins).
+fn same_facts(a: &EntryInfo, b: &EntryInfo) -> bool {
+    (&a.id, a.objective.map(f64::to_bits), a.iteration, a.kind, a.created_at, a.bytes, &a.metadata, &a.digest)
+        == (&b.id, b.objective.map(f64::to_bits), b.iteration, b.kind, b.created_at, b.bytes, &b.metadata, &b.digest)
 }
 
 impl Store {
-    /// Reads and verifies every entry (length, digest, and the checkpoint's
-    /// own checksums) and compares indexes with entries. Changes nothing.
+    /// Every entry object under `entries/`, by `(hash path, id)`.
+    pub(crate) fn list_parts(&self) -> Result<HashMap<(String, String), Parts>> {
+        let root = self.k(layout::ENTRIES);
+        let mut parts: HashMap<(String, String), Parts> = HashMap::new();
+        for m in self.backend.list(&root)? {
+            let Some((hp, id, part)) = split_entry_key(&m.key, &root) else { continue };
+            let p = parts.entry((hp, id.to_string())).or_default();
+            match part {
+                "data" => p.data = true,
+                "info" => p.info = true,
+                _ => {}
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Whether a removal holds entry `id` (it leases what it removes), or
+    /// the entry is gone from its index since it was read.
+    fn being_removed(&self, hp: &str, id: &str) -> Result<bool> {
+        if !self.backend.list(&self.k(&layout::lease_prefix(hp, id)))?.is_empty() {
+            return Ok(true);
+        }
+        let k = self.k(&layout::index_key(hp));
+        let still = match self.backend.get(&k) {
+            Ok(b) => decode::<IndexDoc>(&b, MAX_INDEX_BYTES, &k).is_ok_and(|ix| ix.entries.iter().any(|e| e.id == id)),
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(!still)
+    }
+
+    /// Reads and verifies every entry (its info, then its data: length,
+    /// digest, and the checkpoint's own checksums), and compares indexes
+    /// with the entries' infos. Changes nothing.
     ///
     /// # Errors
     /// Backend errors other than damage, which is reported.
     pub fn verify(&self) -> Result<StoreReport> {
         let mut r = StoreReport::default();
-        let root = self.k(layout::ENTRIES);
-        let mut parts: HashMap<(String, String), (bool, bool)> = HashMap::new();
-        for m in self.backend.list(&root)? {
-            let Some((hp, id, part)) = split_entry_key(&m.key, &root) else { continue };
-            let p = parts.entry((hp, id.to_string())).or_default();
-            match part {
-                "data" => p.0 = true,
-                "info" => p.1 = true,
-                _ => {}
-            }
-        }
+        let parts = self.list_parts()?;
         let mut indexed = HashSet::new();
+        let mut with_index = HashSet::new();
         for hp in self.index_paths()? {
+            with_index.insert(hp.clone());
             let k = self.k(&layout::index_key(&hp));
             let ix = match self.backend.get(&k) {
-                Ok(b) => match decode::<super::docs::IndexDoc>(&b, super::docs::MAX_INDEX_BYTES, &k) {
+                Ok(b) => match decode::<IndexDoc>(&b, MAX_INDEX_BYTES, &k) {
                     Ok(ix) => ix,
                     Err(_) => {
+                        // Its entries are checked below, as unindexed ones.
                         r.damaged_indexes.push(hp);
                         continue;
                     }
                 },
-                Err(crate::Error::NotFound { .. }) => continue,
+                Err(Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
             if !ix.entries.is_empty() {
@@ -109,60 +150,111 @@ impl Store {
             }
             for e in &ix.entries {
                 indexed.insert((hp.clone(), e.id.clone()));
-                r.entries += 1;
-                r.bytes += e.bytes;
                 let problem =
                     |detail: String| EntryProblem { key: ix.key.clone(), id: e.id.clone(), detail, hp: hp.clone() };
-                match self.read_verified(&hp, e) {
-                    Ok(bytes) => {
-                        let checked = Checkpoint::from_bytes(Vec::from(bytes)).and_then(|c| c.verify());
-                        match checked {
-                            Ok(rep) if rep.problems.is_empty() => {}
-                            Ok(rep) => r.corrupt.push(problem(format!(
-                                "{} problems, first: {:?}",
-                                rep.problems.len(),
-                                rep.problems.first()
-                            ))),
-                            Err(err) => r.corrupt.push(problem(err.to_string())),
+                // Whether the info is gone to damage: its data must be
+                // there all the same.
+                let mut info_lost = false;
+                let facts = match self.read_info(&self.k(&layout::info_key(&hp, &e.id))) {
+                    Ok(Some(doc)) => {
+                        if doc.key != ix.key || !same_facts(&doc.entry, e) {
+                            r.damaged_infos.push(problem(format!(
+                                "the entry's info and its index disagree: info {:?} of key {:?}, index {:?}",
+                                doc.entry, doc.key, e
+                            )));
                         }
+                        doc.entry
                     }
-                    Err(err) if err.is_corruption() => r.corrupt.push(problem(err.to_string())),
-                    Err(crate::Error::NotFound { .. }) => {
-                        // Removed since the index was read: not damage.
-                        let still = self.backend.exists(&self.k(&layout::info_key(&hp, &e.id)))?;
-                        if still {
-                            r.missing.push(problem("its data is missing".into()));
-                        }
+                    Ok(None) if self.being_removed(&hp, &e.id)? => continue,
+                    Ok(None) => {
+                        r.damaged_infos.push(problem("its info is missing (its index names it)".into()));
+                        info_lost = true;
+                        e.clone()
+                    }
+                    Err(err) if err.is_corruption() => {
+                        r.damaged_infos.push(problem(format!("its info is damaged: {err}")));
+                        info_lost = true;
+                        e.clone()
                     }
                     Err(err) => return Err(err),
+                };
+                r.entries += 1;
+                r.bytes += facts.bytes;
+                if let Some(detail) = self.check_entry_data(&hp, &facts, info_lost)? {
+                    match detail {
+                        DataProblem::Missing => r.missing.push(problem("its data is missing".into())),
+                        DataProblem::Damaged(d) => r.corrupt.push(problem(d)),
+                    }
                 }
             }
         }
-        for ((hp, id), (data, info)) in &parts {
+        for ((hp, id), p) in &parts {
             if indexed.contains(&(hp.clone(), id.clone())) {
                 continue;
             }
-            if *info {
-                let key = self
-                    .read_info(&self.k(&layout::info_key(hp, id)))
-                    .ok()
-                    .flatten()
-                    .map(|d| d.key)
-                    .unwrap_or_default();
-                r.unindexed.push(EntryProblem {
-                    key,
-                    id: id.clone(),
-                    detail: "committed but not in its index".into(),
-                    hp: hp.clone(),
-                });
-            } else if *data {
-                r.orphans += 1;
+            if !p.info {
+                if p.data {
+                    r.orphans += 1;
+                }
+                continue;
             }
+            let problem = |key: String, detail: String| EntryProblem { key, id: id.clone(), detail, hp: hp.clone() };
+            let doc: InfoDoc = match self.read_info(&self.k(&layout::info_key(hp, id))) {
+                Ok(Some(doc)) => doc,
+                // Removed since the listing.
+                Ok(None) => continue,
+                Err(err) if err.is_corruption() => {
+                    r.damaged_infos.push(problem(String::new(), format!("its info is damaged: {err}")));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            if !with_index.contains(hp) && !r.missing_indexes.contains(hp) {
+                r.missing_indexes.push(hp.clone());
+            }
+            match self.check_entry_data(hp, &doc.entry, false)? {
+                Some(DataProblem::Missing) => r.missing.push(problem(doc.key.clone(), "its data is missing".into())),
+                Some(DataProblem::Damaged(d)) => r.corrupt.push(problem(doc.key.clone(), d)),
+                None => {}
+            }
+            r.unindexed.push(problem(doc.key, "committed but not in its index".into()));
         }
         r.quarantined = self.quarantined()?;
-        r.corrupt.sort_by(|a, b| a.id.cmp(&b.id));
-        r.unindexed.sort_by(|a, b| a.id.cmp(&b.id));
+        for list in [&mut r.corrupt, &mut r.missing, &mut r.damaged_infos, &mut r.unindexed] {
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        r.missing_indexes.sort();
+        r.damaged_indexes.sort();
         Ok(r)
+    }
+
+    /// Checks an entry's data against its facts and its own checksums:
+    /// `None` when intact. Data removed since the entry was listed (its
+    /// info went first) is not a problem, unless the info was lost to
+    /// damage (`info_lost`).
+    fn check_entry_data(&self, hp: &str, facts: &EntryInfo, info_lost: bool) -> Result<Option<DataProblem>> {
+        let k = self.k(&layout::data_key(hp, &facts.id));
+        let data = match self.backend.get(&k) {
+            Ok(d) => d,
+            Err(Error::NotFound { .. }) => {
+                let still = info_lost || self.backend.exists(&self.k(&layout::info_key(hp, &facts.id)))?;
+                return Ok(still.then_some(DataProblem::Missing));
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(err) = self.check_data(&k, &data, facts) {
+            return Ok(Some(DataProblem::Damaged(err.to_string())));
+        }
+        let checked = Checkpoint::from_bytes(Vec::from(data)).and_then(|c| c.verify());
+        Ok(match checked {
+            Ok(rep) if rep.problems.is_empty() => None,
+            Ok(rep) => Some(DataProblem::Damaged(format!(
+                "{} problems, first: {:?}",
+                rep.problems.len(),
+                rep.problems.first()
+            ))),
+            Err(err) => Some(DataProblem::Damaged(err.to_string())),
+        })
     }
 
     /// The entries in quarantine, with the reason each was moved there.
@@ -185,46 +277,10 @@ impl Store {
         }
         Ok(out)
     }
+}
 
-    /// Rebuilds every key's index from its entries' info objects (keeping
-    /// use times a readable index had), then quarantines every entry that
-    /// fails verification, so that a repaired store verifies clean.
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn repair(&self) -> Result<RepairReport> {
-        let mut rep = RepairReport::default();
-        let root = self.k(layout::ENTRIES);
-        let mut hps: HashSet<String> = self.index_paths()?.into_iter().collect();
-        for m in self.backend.list(&root)? {
-            if let Some((hp, _, _)) = split_entry_key(&m.key, &root) {
-                hps.insert(hp);
-            }
-        }
-        for hp in &hps {
-            let k = self.k(&layout::index_key(hp));
-            let damaged = match self.backend.get_versioned(&k) {
-                Ok(v) => {
-                    decode::<super::docs::IndexDoc>(&v.data, super::docs::MAX_INDEX_BYTES, &k).err().map(|e| (v, e))
-                }
-                Err(_) => None,
-            };
-            let n = match &damaged {
-                Some((v, e)) => self.rebuild_index(hp, Some((&v.data, &v.etag)), &e.to_string())?,
-                None => self.rebuild_index(hp, None, "repair")?,
-            };
-            rep.indexes_rebuilt += 1;
-            rep.entries += n;
-        }
-        let report = self.verify()?;
-        for p in report.corrupt.iter().chain(&report.missing) {
-            let hp = p.hp.clone();
-            let entry = self.read_index(&hp)?.and_then(|(ix, _)| ix.entries.into_iter().find(|e| e.id == p.id));
-            if let Some(entry) = entry {
-                self.quarantine(&hp, &p.key, &entry, &p.detail)?;
-                rep.quarantined.push(p.clone());
-            }
-        }
-        Ok(rep)
-    }
+/// What is wrong with an entry's data.
+enum DataProblem {
+    Missing,
+    Damaged(String),
 }

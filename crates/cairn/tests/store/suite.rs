@@ -212,15 +212,22 @@ pub fn lost_or_damaged_indexes_are_rebuilt(b: Arc<dyn Backend>) {
     assert_eq!(got, saved);
     assert!(store.entries(&key).unwrap().iter().any(|e| e.pinned && e.id == saved[3]), "the pin was lost");
     assert!(b.list("store/quarantine/").unwrap().iter().any(|m| m.key.contains("index-")));
-    // Lost: repair brings it back.
+    // Lost: damage (a save makes the index before its first entry), found
+    // by verify; the entries stay reachable, and repair brings it back.
     b.delete(&index_key).unwrap();
-    assert!(store.lookup(&key, &Select::Best).unwrap().is_none());
     let report = store.verify().unwrap();
+    assert!(!report.is_clean() && report.missing_indexes == [key.hash_path()], "{report:?}");
     assert_eq!(report.unindexed.len(), 4);
     let rep = store.repair().unwrap();
     assert_eq!(rep.entries, 4);
     assert_eq!(ids(&store, &key).len(), 4);
     assert!(store.verify().unwrap().is_clean());
+    // A lookup rebuilds it too.
+    b.delete(&index_key).unwrap();
+    assert_eq!(value(&store.lookup(&key, &Select::Best).unwrap().unwrap()), 0.0);
+    assert!(store.verify().unwrap().is_clean());
+    // A key never saved to has no index and no entries: nothing to report.
+    assert!(store.lookup(&Key::new("never saved"), &Select::Best).unwrap().is_none());
 }
 
 pub fn crash_leftovers_are_cleaned_or_adopted(b: Arc<dyn Backend>) {
@@ -239,10 +246,20 @@ pub fn crash_leftovers_are_cleaned_or_adopted(b: Arc<dyn Backend>) {
         PutMode::Create,
     )
     .unwrap();
-    let info = String::from_utf8(info.to_vec()).unwrap().replace(&kept.id, twin);
+    // As a document from before checksums, so that editing the id is fair.
+    let mut info: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&info).unwrap();
+    info.remove("checksum");
+    let info = serde_json::to_string(&info).unwrap().replace(&kept.id, twin);
     b.put(&format!("store/entries/{hp}/{twin}.info"), Bytes::from(info), PutMode::Create).unwrap();
-    // A removal that died after the info went: still indexed.
+    // A removal that died after the info went: still indexed, and its
+    // lease (a remover leases what it removes) says it was being removed.
     let half = store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint()).unwrap();
+    b.put(
+        &format!("store/leases/{hp}/{}.remover", half.id),
+        Bytes::from_static(b"{\"version\":1,\"expires_at\":1,\"holder\":\"x:1\"}"),
+        PutMode::Create,
+    )
+    .unwrap();
     b.delete(&format!("store/entries/{hp}/{}.info", half.id)).unwrap();
     // A lease whose holder is long gone.
     b.put(
@@ -255,7 +272,7 @@ pub fn crash_leftovers_are_cleaned_or_adopted(b: Arc<dyn Backend>) {
     assert!(report.is_clean(), "crash leftovers are not damage: {report:?}");
     assert_eq!((report.orphans, report.unindexed.len()), (1, 1));
     let gc = store.gc(&GcOptions::default()).unwrap();
-    assert_eq!((gc.orphans, gc.adopted, gc.finished_removals, gc.stale_leases), (1, 1, 1, 1), "{gc:?}");
+    assert_eq!((gc.orphans, gc.adopted, gc.finished_removals, gc.stale_leases), (1, 1, 1, 2), "{gc:?}");
     let mut got = ids(&store, &key);
     got.sort();
     assert_eq!(got, [twin.to_string(), kept.id.clone()]);
@@ -403,6 +420,157 @@ pub fn cache_answers_repeated_lookups(b: Arc<dyn Backend>) {
     assert_eq!(off.cache_stats(), cairn::store::CacheStats::default());
 }
 
+fn entry_key(hp: &str, id: &str, part: &str) -> String {
+    format!("store/entries/{hp}/{id}.{part}")
+}
+
+/// A checkpoint saved through `save_with`, which records the entry's facts
+/// in it.
+fn save_with(store: &Store, key: &Key, v: f32, info: SaveInfo) -> cairn::store::EntryInfo {
+    store.save_with(key, info, WriterOptions::default(), |w| w.add_tensor("w", &[64], &[v; 64])).unwrap()
+}
+
+pub fn damaged_or_lost_infos_are_found_and_recovered(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("infos");
+    let hp = key.hash_path();
+    let saved: Vec<_> = (0..4)
+        .map(|i| store.save_bytes(&key, ckpt(i as f32), SaveInfo::checkpoint().objective(f64::from(i))).unwrap())
+        .collect();
+    assert!(store.verify().unwrap().is_clean());
+    // One byte flipped, one truncated, one deleted; the data is intact.
+    let info = |i: usize| entry_key(&hp, &saved[i].id, "info");
+    let mut flipped = b.get(&info(0)).unwrap().to_vec();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    b.put(&info(0), Bytes::from(flipped), PutMode::Overwrite).unwrap();
+    let whole = b.get(&info(1)).unwrap();
+    b.put(&info(1), whole.slice(..whole.len() / 2), PutMode::Overwrite).unwrap();
+    b.delete(&info(2)).unwrap();
+    let report = store.verify().unwrap();
+    assert!(!report.is_clean(), "{report:?}");
+    let named: Vec<&str> = report.damaged_infos.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(named, [saved[0].id.as_str(), saved[1].id.as_str(), saved[2].id.as_str()], "{report:?}");
+    // A collection takes none of them for a half-done removal.
+    let gc = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!((gc.finished_removals, gc.damaged), (0, 1), "{gc:?}");
+    assert_eq!(ids(&store, &key).len(), 4);
+    // Repair writes each info again from the index: nothing vanishes.
+    let rep = store.repair().unwrap();
+    let recovered: Vec<&str> = rep.recovered.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(recovered.len(), 3, "{rep:?}");
+    for s in &saved[..3] {
+        assert!(recovered.contains(&s.id.as_str()), "{rep:?}");
+    }
+    assert!(rep.quarantined.is_empty(), "{rep:?}");
+    let report = store.verify().unwrap();
+    assert!(report.is_clean() && report.entries == 4, "{report:?}");
+    for (i, s) in saved.iter().enumerate() {
+        let found = store.lookup(&key, &Select::Id(s.id.clone())).unwrap().unwrap();
+        assert_eq!((value(&found), found.info.objective), (i as f32, Some(i as f64)));
+    }
+    // The whole entries/ folder gone: every entry is named.
+    for m in b.list("store/entries/").unwrap() {
+        b.delete(&m.key).unwrap();
+    }
+    let report = store.verify().unwrap();
+    assert!(!report.is_clean());
+    assert_eq!((report.damaged_infos.len(), report.missing.len()), (4, 4), "{report:?}");
+}
+
+pub fn an_index_that_disagrees_with_the_data_is_rebuilt_not_blamed_on_it(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default().cache_bytes(0));
+    let key = Key::new("edited");
+    let a = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint().objective(0.5)).unwrap();
+    let index_key = format!("store/index/{}", key.hash_path());
+    let edit = |text: &str| text.replacen(&a.digest[..8], "00000000", 1);
+    // One digest edited, still valid JSON: the index's checksum finds it.
+    let text = String::from_utf8(b.get(&index_key).unwrap().to_vec()).unwrap();
+    b.put(&index_key, Bytes::from(edit(&text)), PutMode::Overwrite).unwrap();
+    assert!(!store.verify().unwrap().damaged_indexes.is_empty());
+    let found = store.lookup(&key, &Select::Best).unwrap().unwrap();
+    assert_eq!((found.info.id.as_str(), value(&found)), (a.id.as_str(), 1.0));
+    assert!(store.quarantined().unwrap().is_empty(), "a healthy entry was quarantined");
+    assert!(store.verify().unwrap().is_clean());
+    // An index from before checksums, edited the same way: the entry's own
+    // info settles it.
+    let text = String::from_utf8(b.get(&index_key).unwrap().to_vec()).unwrap();
+    let legacy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut legacy = legacy.as_object().unwrap().clone();
+    legacy.remove("checksum");
+    let legacy = edit(&serde_json::to_string(&legacy).unwrap());
+    assert!(!legacy.contains(&a.digest));
+    b.put(&index_key, Bytes::from(legacy), PutMode::Overwrite).unwrap();
+    let report = store.verify().unwrap();
+    assert_eq!(report.damaged_infos.len(), 1, "verify names the disagreement: {report:?}");
+    let found = store.lookup(&key, &Select::Best).unwrap().unwrap();
+    assert_eq!((found.info.id.as_str(), value(&found)), (a.id.as_str(), 1.0));
+    assert!(store.quarantined().unwrap().is_empty(), "a healthy entry was quarantined");
+    assert!(store.verify().unwrap().is_clean());
+}
+
+pub fn repair_restores_quarantined_entries_whose_data_is_intact(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default().cache_bytes(0));
+    let key = Key::new("restore");
+    let hp = key.hash_path();
+    let a = store.save_bytes(&key, ckpt(3.0), SaveInfo::checkpoint()).unwrap();
+    let data_key = entry_key(&hp, &a.id, "data");
+    let good = b.get(&data_key).unwrap();
+    let mut bad = good.to_vec();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x40;
+    b.put(&data_key, Bytes::from(bad), PutMode::Overwrite).unwrap();
+    assert!(store.lookup(&key, &Select::Best).unwrap().is_none());
+    assert_eq!(store.quarantined().unwrap().len(), 1);
+    // The damage was in the reading, say, and the quarantined copy is whole.
+    b.put(&format!("store/quarantine/{hp}/{}.data", a.id), good, PutMode::Overwrite).unwrap();
+    let rep = store.repair().unwrap();
+    assert_eq!(rep.restored.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), [a.id.as_str()], "{rep:?}");
+    assert!(store.quarantined().unwrap().is_empty());
+    assert_eq!(value(&store.lookup(&key, &Select::Best).unwrap().unwrap()), 3.0);
+    assert!(store.verify().unwrap().is_clean());
+    // A copy still damaged stays in quarantine.
+    let data_key = entry_key(&hp, &a.id, "data");
+    let mut bad = b.get(&data_key).unwrap().to_vec();
+    bad[mid] ^= 0x40;
+    b.put(&data_key, Bytes::from(bad), PutMode::Overwrite).unwrap();
+    assert!(store.lookup(&key, &Select::Best).unwrap().is_none());
+    assert!(store.repair().unwrap().restored.is_empty());
+    assert_eq!(store.quarantined().unwrap().len(), 1);
+}
+
+pub fn entries_that_lost_info_and_index_are_recovered_or_quarantined(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("both lost");
+    let hp = key.hash_path();
+    let with = save_with(&store, &key, 5.0, SaveInfo::final_result().iteration(9).objective(0.125).meta("m", "v"));
+    let without = store.save_bytes(&key, ckpt(6.0), SaveInfo::checkpoint()).unwrap();
+    for e in [&with, &without] {
+        b.put(&entry_key(&hp, &e.id, "info"), Bytes::from_static(b"{\"version\":1,\"ke"), PutMode::Overwrite).unwrap();
+    }
+    b.delete(&format!("store/index/{hp}")).unwrap();
+    let report = store.verify().unwrap();
+    assert_eq!(report.damaged_infos.len(), 2, "{report:?}");
+    let rep = store.repair().unwrap();
+    // The entry saved with its facts comes back whole; the other is named
+    // and kept in quarantine, not dropped.
+    assert_eq!(rep.recovered.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), [with.id.as_str()], "{rep:?}");
+    assert!(rep.recovered[0].detail.contains("checkpoint"), "{rep:?}");
+    assert_eq!(rep.quarantined.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), [without.id.as_str()], "{rep:?}");
+    let got = store.entries(&key).unwrap();
+    assert_eq!(
+        got.len(),
+        1,
+        "{got:?} {rep:?} {:?}",
+        b.list("store/").unwrap().iter().map(|m| &m.key).collect::<Vec<_>>()
+    );
+    let mut want = with.clone();
+    want.last_used = got[0].last_used;
+    assert_eq!(got[0], want, "the recovered info is the saved one");
+    assert_eq!(store.quarantined().unwrap()[0].id, without.id);
+    assert!(store.verify().unwrap().is_clean());
+}
+
 #[macro_export]
 macro_rules! store_tests {
     ($make:expr) => {
@@ -418,7 +586,11 @@ macro_rules! store_tests {
             remove_and_pin,
             concurrent_savers_lose_nothing,
             saves_with_retention_racing_collections_stay_clean,
-            cache_answers_repeated_lookups
+            cache_answers_repeated_lookups,
+            damaged_or_lost_infos_are_found_and_recovered,
+            an_index_that_disagrees_with_the_data_is_rebuilt_not_blamed_on_it,
+            repair_restores_quarantined_entries_whose_data_is_intact,
+            entries_that_lost_info_and_index_are_recovered_or_quarantined
         );
     };
     (@each $make:expr; $($name:ident),*) => {

@@ -67,9 +67,11 @@ struct PinArgs {
     off: bool,
 }
 
-/// Opens the store the arguments name.
-fn open(root: &Option<PathBuf>, url: &Option<String>) -> anyhow::Result<Store> {
-    let opts = StoreOptions::default();
+/// Opens the store the arguments name; a store directory is created only
+/// when `create` (by the commands that save), so that the others, run on a
+/// store that is not there, say so and leave nothing behind.
+fn open(root: &Option<PathBuf>, url: &Option<String>, create: bool) -> anyhow::Result<Store> {
+    let opts = StoreOptions::default().create_if_missing(create);
     let store = match (root, url) {
         (Some(dir), _) => Store::open_url(&dir.display().to_string(), opts),
         (None, Some(url)) => Store::open_url(url, opts),
@@ -83,7 +85,7 @@ fn open(root: &Option<PathBuf>, url: &Option<String>) -> anyhow::Result<Store> {
 /// # Errors
 /// As each subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let store = open(&args.root, &args.url)?;
+    let store = open(&args.root, &args.url, matches!(args.command, Command::Put(_)))?;
     match args.command {
         Command::Put(a) => put::run(&store, a),
         Command::Get(a) => get::run(&store, a),
@@ -105,13 +107,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Repair => {
             let r = store.repair().context("repairing the store")?;
             println!(
-                "rebuilt {} indexes ({} entries); quarantined {} damaged entries",
+                "rebuilt {} indexes ({} entries); recovered {} entries' info; restored {} from quarantine; \
+                 quarantined {} damaged entries",
                 r.indexes_rebuilt,
                 r.entries,
+                r.recovered.len(),
+                r.restored.len(),
                 r.quarantined.len()
             );
-            for p in &r.quarantined {
-                println!("  {} {}: {}", crate::output::safe(&p.key), p.id, p.detail);
+            for (label, list) in
+                [("recovered", &r.recovered), ("restored", &r.restored), ("quarantined", &r.quarantined)]
+            {
+                for p in list {
+                    println!("  {label}: {} {}: {}", crate::output::safe(&p.key), p.id, crate::output::safe(&p.detail));
+                }
             }
             Ok(())
         }

@@ -27,15 +27,19 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<()> {
         for (label, list) in [
             ("corrupt", &r.corrupt),
             ("missing", &r.missing),
+            ("damaged info", &r.damaged_infos),
             ("unindexed", &r.unindexed),
             ("quarantined", &r.quarantined),
         ] {
             for p in list {
-                println!("{label}: {} {}: {}", output::safe(&p.key), p.id, p.detail);
+                println!("{label}: {} {}: {}", output::safe(&p.key), p.id, output::safe(&p.detail));
             }
         }
         for hp in &r.damaged_indexes {
             println!("damaged index: {hp}");
+        }
+        for hp in &r.missing_indexes {
+            println!("missing index: {hp} (a key with entries and no index)");
         }
         if r.orphans > 0 {
             println!("{} orphan data objects of unfinished saves (gc removes them)", r.orphans);
@@ -43,10 +47,13 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<()> {
     }
     if !r.is_clean() {
         return Err(anyhow::Error::new(Integrity(format!(
-            "{} corrupt entries, {} missing, {} damaged indexes",
+            "{} corrupt entries, {} missing, {} damaged or lost infos, {} damaged indexes, {} missing indexes \
+             (`cairn store repair` recovers what it can and names the rest)",
             r.corrupt.len(),
             r.missing.len(),
-            r.damaged_indexes.len()
+            r.damaged_infos.len(),
+            r.damaged_indexes.len(),
+            r.missing_indexes.len()
         ))));
     }
     if !a.json {
