@@ -277,7 +277,9 @@ const SLICES: u32 = 4;
 /// policies run whole, one after another.
 pub fn bench_appends(cfg: &Config) -> Vec<Case> {
     let mut cases = Vec::new();
-    for round in 1..=cfg.reps {
+    let always = if cfg.runs("always") { cfg.reps } else { 0 };
+    let relaxed = if cfg.runs("relaxed") { cfg.reps } else { 0 };
+    for round in 1..=always {
         eprintln!("appends under Sync::Always and the raw loop, round {round} of {}", cfg.reps);
         for size in SIZES {
             let mut group = vec![Contender::open(cfg, Mode::Raw, size, 1)];
@@ -293,7 +295,7 @@ pub fn bench_appends(cfg: &Config) -> Vec<Case> {
             }
         }
     }
-    for round in 1..=cfg.reps {
+    for round in 1..=relaxed {
         eprintln!("appends under Sync::Interval(1 ms) and Sync::Never, round {round} of {}", cfg.reps);
         for mode in [Mode::Interval, Mode::Never] {
             for size in SIZES {
