@@ -115,6 +115,23 @@ fn every_flipped_byte_is_detected_or_harmless() {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Several bytes damaged at once, anywhere: verify and opening still
+    /// agree, and nothing read back is wrong.
+    #[test]
+    fn several_damaged_bytes_are_judged_alike_by_verify_and_open(
+        flips in proptest::collection::vec((0usize..3, 0usize..4096, 1u8..=255), 1..6)
+    ) {
+        let mut segs = clean_log();
+        for (s, at, x) in &flips {
+            let len = segs[*s].1.len();
+            segs[*s].1[at % len] ^= x;
+        }
+        let _ = check(&segs, &format!("flips {flips:?}"), true);
+    }
+}
+
 #[test]
 fn every_truncation_is_detected_or_a_prefix() {
     let segs = clean_log();
