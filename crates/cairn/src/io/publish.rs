@@ -16,12 +16,20 @@ static NONCE: AtomicU64 = AtomicU64::new(0);
 
 /// A file being written under a temporary name beside its final path. It is
 /// removed on drop unless [`TempFile::publish`] succeeded.
+///
+/// Besides positional writes through [`file`](Self::file), it is an
+/// [`io::Write`](std::io::Write) that appends from offset 0, so a stream
+/// (a chunk read with [`Checkpoint::read_to`](crate::Checkpoint::read_to),
+/// a download) can go straight into it. `flush` does nothing: only
+/// [`publish`](Self::publish) makes the bytes durable.
 #[derive(Debug)]
 pub struct TempFile {
     fs: FsRef,
     file: Option<Box<dyn FsFile>>,
     temp: PathBuf,
     target: PathBuf,
+    /// Where the next `io::Write` write goes.
+    appended: u64,
 }
 
 /// Syncs a directory of the real file system so that creates, renames and
@@ -59,7 +67,7 @@ impl TempFile {
         let temp = dir_of(&target).join(format!(".{name}.{}.{nonce:x}{TEMP_SUFFIX}", std::process::id()));
         let file =
             fs.open(&temp, OpenMode::CreateNew).map_err(|e| Error::io("creating a temp file beside", &target, e))?;
-        Ok(TempFile { fs, file: Some(file), temp, target })
+        Ok(TempFile { fs, file: Some(file), temp, target, appended: 0 })
     }
 
     /// The open temp file.
@@ -120,6 +128,21 @@ impl TempFile {
         let dir = dir_of(&self.target);
         self.fs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))?;
         Ok(self.target.clone())
+    }
+}
+
+impl std::io::Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(file) = self.file.as_deref() else {
+            return Err(std::io::Error::other("the temp file is already closed"));
+        };
+        file.write_at(buf, self.appended)?;
+        self.appended += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -229,6 +252,22 @@ mod tests {
         want.sort();
         assert_eq!(removed, want);
         assert!(foreign.exists());
+    }
+
+    #[test]
+    fn written_bytes_are_appended_and_published() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("s.bin");
+        let mut t = TempFile::create(&target).unwrap();
+        t.write_all(b"hello, ").unwrap();
+        t.write_all(b"world").unwrap();
+        t.flush().unwrap();
+        assert!(!target.exists(), "nothing is visible before publish");
+        assert_eq!(fs::read(t.temp_path()).unwrap(), b"hello, world");
+        t.publish().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"hello, world");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
