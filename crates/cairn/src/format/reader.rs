@@ -16,6 +16,33 @@ use super::source::{RangeRead, Source};
 use super::stats::{LoadStats, StatsCell};
 use crate::error::{Error, Result};
 
+/// Frames per rayon thread in one batch of [`Checkpoint::read`]: enough to
+/// keep every thread busy while the next batch waits for its checksums.
+const MAX_BATCH_PER_THREAD: usize = 2;
+
+/// Content bytes one batch may hold once enough has decoded, if that is
+/// more than [`MAX_BATCH_PER_THREAD`] frames per thread: fewer, larger
+/// batches wait less on their slowest frame.
+const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// Content bytes a read may take on in one batch before any frame of the
+/// chunk has decoded (one frame, if frames are larger): the most a file can
+/// make a read allocate beyond what it proved by decoding.
+const FIRST_BATCH_BYTES: usize = 16 << 20;
+
+/// Grows `out` to `len` zeroed elements: to twice its capacity where that
+/// stays within `max` (the chunk's length), so repeated batches reallocate
+/// rarely, but never to more than `max`.
+fn grow<T: bytemuck::Pod>(out: &mut Vec<T>, len: usize, max: usize, name: &str) -> Result<()> {
+    if len > out.capacity() {
+        let want = len.max(out.capacity().saturating_mul(2).min(max));
+        out.try_reserve_exact(want - out.len())
+            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {want} elements")))?;
+    }
+    out.resize(len, T::zeroed());
+    Ok(())
+}
+
 /// How to open a checkpoint.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
@@ -265,10 +292,23 @@ impl Checkpoint {
     /// Reads, checks and decodes frame `i` of `c` into `dst`.
     fn read_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, dst: &mut [u8]) -> Result<()> {
         let stored = self.stored_frame(c, i, f)?;
+        self.decode_frame(c, i, f, &stored, dst)
+    }
+
+    /// Decodes frame `i` of `c`, whose checksum has passed, into `dst`.
+    fn decode_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, stored: &[u8], dst: &mut [u8]) -> Result<()> {
         let t = Instant::now();
-        codec::decode(&stored, f.codec, c.shuffle_elem(), dst).map_err(|d| self.corrupt(c, i, f.offset, d))?;
+        codec::decode(stored, f.codec, c.shuffle_elem(), dst).map_err(|d| self.corrupt(c, i, f.offset, d))?;
         self.stats.decompressed(dst.len() as u64, t);
         Ok(())
+    }
+
+    /// Fetches the chunk's stored frames in one ranged read where the source
+    /// is remote; nothing for local sources.
+    fn prefetch_chunk(&self, frames: &[FrameEntry]) -> Result<()> {
+        let start = frames.iter().map(|f| f.offset).min().unwrap_or(0);
+        let end = frames.iter().map(|f| f.offset.saturating_add(u64::from(f.stored_len))).max().unwrap_or(0);
+        self.source.prefetch(start..end).map_err(|e| Error::io("reading", self.origin.clone(), e))
     }
 
     /// Reads a chunk into `dst`, which must be exactly its length. Frames are
@@ -291,9 +331,7 @@ impl Checkpoint {
         let frames = self.frames_of(c)?;
         // From object storage, one ranged get for the chunk's frames instead
         // of one per frame.
-        let start = frames.iter().map(|f| f.offset).min().unwrap_or(0);
-        let end = frames.iter().map(|f| f.offset.saturating_add(u64::from(f.stored_len))).max().unwrap_or(0);
-        self.source.prefetch(start..end).map_err(|e| Error::io("reading", self.origin.clone(), e))?;
+        self.prefetch_chunk(frames)?;
         let result = dst
             .par_chunks_mut(fs)
             .zip(frames.par_iter())
@@ -304,21 +342,16 @@ impl Checkpoint {
         result
     }
 
-    /// Reads a whole chunk, decompressed and checked.
+    /// Reads a whole chunk, decompressed and checked. Memory follows what
+    /// has been checked: the result grows a batch of frames at a time, each
+    /// batch only after its frames' checksums pass, so a small file that
+    /// declares a huge chunk costs at most a frame before it is refused.
     ///
     /// # Errors
     /// As [`read_into`](Self::read_into); [`Error::InvalidArgument`] if the
     /// chunk is too large to hold in memory.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let c = self.entry(name)?;
-        let len =
-            usize::try_from(c.raw_len).map_err(|_| Error::InvalidArgument(format!("chunk {name:?} too large")))?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(len)
-            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {len} bytes")))?;
-        out.resize(len, 0);
-        self.read_into(name, &mut out)?;
-        Ok(out)
+        self.read_vec(self.entry(name)?)
     }
 
     /// Streams a chunk to `out` a frame at a time, checked, with memory of
@@ -370,15 +403,67 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Mismatch`] if the dtype differs from `T`; as [`read_into`](Self::read_into).
     pub fn read_tensor<T: Element>(&self, name: &str) -> Result<Vec<T>> {
-        let c = self.typed_entry::<T>(name)?;
-        let n = usize::try_from(c.raw_len / T::DTYPE.size() as u64)
-            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?} too large")))?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(n)
-            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {n} elements")))?;
-        out.resize(n, T::zeroed());
-        self.read_into(name, bytemuck::cast_slice_mut(&mut out))?;
-        Ok(out)
+        self.read_vec(self.typed_entry::<T>(name)?)
+    }
+
+    /// Reads chunk `c` into a new vector of `T`, growing it as batches of
+    /// frames pass their checksums (see [`read`](Self::read)). Each batch
+    /// is checked, then decoded, in parallel. Until frames have decoded a
+    /// batch holds [`FIRST_BATCH_BYTES`] of content (or one frame), after
+    /// that no more than what has decoded so far, and never more than
+    /// [`MAX_BATCH_BYTES`] or [`MAX_BATCH_PER_THREAD`] frames per thread,
+    /// whichever is larger. So a hostile length costs one frame, and an
+    /// honest chunk reaches full parallelism within a few batches, its
+    /// vector reallocated a logarithmic number of times.
+    fn read_vec<T: bytemuck::Pod>(&self, c: &ChunkInfo) -> Result<Vec<T>> {
+        let wall = Instant::now();
+        let elem = std::mem::size_of::<T>().max(1);
+        let total =
+            usize::try_from(c.raw_len).map_err(|_| Error::InvalidArgument(format!("chunk {:?} too large", c.name)))?;
+        if total % elem != 0 {
+            return Err(Error::Mismatch {
+                name: c.name.clone(),
+                detail: format!("{total} bytes are not a whole number of {elem}-byte elements"),
+            });
+        }
+        let fs = self.header.frame_size as usize;
+        let frames = self.frames_of(c)?;
+        self.prefetch_chunk(frames)?;
+        let max_batch =
+            rayon::current_num_threads().saturating_mul(MAX_BATCH_PER_THREAD).max(MAX_BATCH_BYTES / fs).max(1);
+        let mut out: Vec<T> = Vec::new();
+        let mut done = 0usize;
+        let result = (|| {
+            while done < frames.len() {
+                let decoded = done.saturating_mul(fs).min(total);
+                let n = (decoded.max(FIRST_BATCH_BYTES) / fs).clamp(1, max_batch).min(frames.len() - done);
+                let batch = frames.get(done..done + n).unwrap_or_default();
+                // Checksums before any allocation sized by the frames; the
+                // first damaged frame in file order is the one reported.
+                let stored: Vec<Result<std::borrow::Cow<'_, [u8]>>> =
+                    batch.par_iter().enumerate().map(|(k, f)| self.stored_frame(c, done + k, f)).collect();
+                let stored = stored.into_iter().collect::<Result<Vec<_>>>()?;
+                let lo = decoded;
+                let hi = done.saturating_add(n).saturating_mul(fs).min(total);
+                grow(&mut out, hi.div_ceil(elem), total / elem, &c.name)?;
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
+                let Some(dst) = bytes.get_mut(lo..hi) else {
+                    return Err(Error::InvalidArgument(format!("chunk {:?}: frames {done}.. out of range", c.name)));
+                };
+                let decodes: Vec<Result<()>> = dst
+                    .par_chunks_mut(fs)
+                    .zip(stored.par_iter().zip(batch.par_iter()))
+                    .enumerate()
+                    .map(|(k, (d, (s, f)))| self.decode_frame(c, done + k, f, s, d))
+                    .collect();
+                decodes.into_iter().collect::<Result<()>>()?;
+                done += n;
+            }
+            Ok(())
+        })();
+        self.source.forget();
+        self.stats.wall(wall);
+        result.map(|()| out)
     }
 
     /// Reads a chunk written with `add_serde` (postcard).
