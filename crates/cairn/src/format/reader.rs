@@ -76,6 +76,10 @@ pub struct Checkpoint {
     header: Header,
     trailer: Trailer,
     pub(crate) index: Index,
+    /// xxh3-64 of the 64 header bytes and of the 64 trailer bytes as read
+    /// at open, so a later copy of the file can be checked against them.
+    pub(crate) header_xxh3: u64,
+    pub(crate) trailer_xxh3: u64,
     /// Each chunk's frame table, decoded on first use.
     tables: Vec<OnceLock<Result<Vec<FrameEntry>>>>,
     pub(crate) stats: StatsCell,
@@ -99,6 +103,17 @@ impl Checkpoint {
     pub fn open_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Self> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        Self::from_file(file, path.display().to_string(), opts)
+    }
+
+    /// Opens a checkpoint from a file already open, which `origin` names in
+    /// messages. The caller keeps a handle on exactly the bytes checked,
+    /// whatever happens to the path afterwards.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub(crate) fn from_file(file: File, origin: String, opts: &ReadOptions) -> Result<Self> {
+        let path = origin.as_str();
         let len = file.metadata().map_err(|e| Error::io("reading metadata of", path, e))?.len();
         let use_map = opts.mmap && len > 0 && std::env::var_os("CAIRN_NO_MMAP").is_none_or(|v| v.is_empty());
         // SAFETY: checkpoint files are published by rename and never
@@ -111,7 +126,7 @@ impl Checkpoint {
             Some(map) => Source::Map(map),
             None => Source::File { file, len },
         };
-        Self::from_source(source, path.display().to_string())
+        Self::from_source(source, origin)
     }
 
     /// Opens a checkpoint held in memory.
@@ -144,9 +159,12 @@ impl Checkpoint {
             });
         }
         let io = |e| Error::io("reading", origin.clone(), e);
-        let header = Header::decode(&source.read(0, HEADER_LEN).map_err(io)?, &origin)?;
+        let header_bytes = source.read(0, HEADER_LEN).map_err(io)?;
+        let header = Header::decode(&header_bytes, &origin)?;
+        let header_xxh3 = xxh3(&header_bytes);
         let trailer_bytes = source.read(len - TRAILER_LEN as u64, TRAILER_LEN).map_err(io)?;
         let trailer = Trailer::decode(&trailer_bytes, len, &origin)?;
+        let trailer_xxh3 = xxh3(&trailer_bytes);
         // The index length was checked against the limit and the file size.
         let index_bytes = source.read(trailer.index_offset, trailer.index_len as usize).map_err(io)?;
         if xxh3(&index_bytes) != trailer.index_checksum {
@@ -159,7 +177,17 @@ impl Checkpoint {
         }
         let index = Index::decode(&index_bytes, trailer.index_offset, header.frame_size, header.required, &origin)?;
         let tables = index.chunks.iter().map(|_| OnceLock::new()).collect();
-        Ok(Checkpoint { source, origin, header, trailer, index, tables, stats: StatsCell::default() })
+        Ok(Checkpoint {
+            source,
+            origin,
+            header,
+            trailer,
+            index,
+            header_xxh3,
+            trailer_xxh3,
+            tables,
+            stats: StatsCell::default(),
+        })
     }
 
     /// Where the checkpoint was opened from, for messages.
@@ -482,6 +510,10 @@ impl Checkpoint {
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
         let bytes = self.read(name)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })
+    }
+
+    pub(crate) fn trailer(&self) -> &Trailer {
+        &self.trailer
     }
 
     pub(crate) fn source(&self) -> &Source {
