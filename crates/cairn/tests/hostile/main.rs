@@ -637,20 +637,24 @@ fn two_gib_in_one_byte_frames(tensor: bool, bad_sums: bool) -> Vec<u8> {
     s.build()
 }
 
+/// Opens the crafted file and reads its chunk whole (as bytes, or as a
+/// tensor), which must fail; returns the error, what the read cost and
+/// the file's length.
+fn read_two_gib(tensor: bool, bad_sums: bool) -> (Error, Usage, usize) {
+    let bytes = two_gib_in_one_byte_frames(tensor, bad_sums);
+    let len = bytes.len();
+    let ck = open(bytes).unwrap();
+    let (r, u) = measured(|| if tensor { ck.read_tensor::<f32>("x").map(|_| ()) } else { ck.read("x").map(|_| ()) });
+    let how = if tensor { "read_tensor" } else { "read" };
+    eprintln!("{how} of a 2 GiB chunk (bad checksums: {bad_sums}), {len}-byte file: {u:?}");
+    (r.expect_err("hostile frames read as data"), u, len)
+}
+
 #[test]
 fn two_gib_chunk_in_a_tiny_file_is_not_allocated_before_its_frames_check() {
     let _g = serial();
     for tensor in [false, true] {
-        let bytes = two_gib_in_one_byte_frames(tensor, true);
-        let len = bytes.len();
-        let ck = open(bytes).unwrap();
-        let (r, u) =
-            measured(|| if tensor { ck.read_tensor::<f32>("x").map(|_| ()) } else { ck.read("x").map(|_| ()) });
-        eprintln!(
-            "read{} of a 2 GiB chunk with damaged frames, {len}-byte file: {u:?}",
-            if tensor { "_tensor" } else { "" }
-        );
-        let e = r.expect_err("frames with wrong checksums read as data");
+        let (e, u, len) = read_two_gib(tensor, true);
         // The first frame is the first damaged one, whatever the threads do.
         assert_corrupt(&e, "chunk \"x\" frame 0", "frame checksum mismatch", len);
         assert!(u.peak < 64 << 20 && u.largest < 64 << 20, "a {len}-byte file made read hold {u:?}");
@@ -663,16 +667,7 @@ fn two_gib_chunk_in_a_tiny_file_costs_at_most_one_frame_when_frames_do_not_decod
     // Valid checksums: the first frame is decoded (into its 64 MiB) and
     // fails; nothing past it is allocated.
     for tensor in [false, true] {
-        let bytes = two_gib_in_one_byte_frames(tensor, false);
-        let len = bytes.len();
-        let ck = open(bytes).unwrap();
-        let (r, u) =
-            measured(|| if tensor { ck.read_tensor::<f32>("x").map(|_| ()) } else { ck.read("x").map(|_| ()) });
-        eprintln!(
-            "read{} of a 2 GiB chunk of undecodable frames, {len}-byte file: {u:?}",
-            if tensor { "_tensor" } else { "" }
-        );
-        let e = r.expect_err("undecodable frames read as data");
+        let (e, u, len) = read_two_gib(tensor, false);
         assert_corrupt(&e, "chunk \"x\" frame 0", "", len);
         let bound = (64 << 20) + (1 << 20);
         assert!(u.peak < bound && u.largest < bound, "a {len}-byte file made read hold {u:?}");
