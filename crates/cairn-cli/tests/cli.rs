@@ -349,6 +349,12 @@ fn damage_exits_3_and_names_the_chunk() {
     run.expect(3);
     assert!(run.stderr.contains("\"w\""), "{}", run.stderr);
     assert!(!out.join("w").exists(), "a damaged chunk leaves no partial file");
+    let temps: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(temps.is_empty(), "a damaged chunk leaves no temp file: {temps:?}");
 }
 
 #[test]
@@ -421,6 +427,48 @@ fn unpack_twice_overwrites_and_skips_symlinked_dirs() {
     assert!(run.stderr.contains("not a directory"), "{}", run.stderr);
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+#[test]
+fn unpack_killed_half_way_leaves_only_temp_files_the_sweep_knows() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("two.cairn");
+    let mut w = cairn::CheckpointWriter::create(&ck, cairn::WriterOptions::default()).unwrap();
+    w.add_bytes("small", &data(4096, 1)).unwrap();
+    w.add_bytes("big", &vec![7u8; 16 << 20]).unwrap();
+    w.finish().unwrap();
+    let out = dir.path().join("out");
+    // A file size limit of 1 or 2 MiB (ulimit counts 512- or 1024-byte
+    // blocks): the kernel kills the process with SIGXFSZ at the write that
+    // crosses it, half way through "big", as a crash would stop it.
+    let status = Command::new("sh")
+        .args(["-c", "ulimit -f 2048 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_cairn"), "unpack"])
+        .arg(&ck)
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(SIGXFSZ), "unpack was not stopped by the size limit: {status:?}");
+    assert_eq!(std::fs::read(out.join("small")).unwrap(), data(4096, 1), "the chunk before is published whole");
+    assert!(!out.join("big").exists(), "a chunk cut short is not at its name");
+    let temps: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "small")
+        .collect();
+    // What the killed process left is a library temp file, which the
+    // orphan sweep (run by `gc`, `get` and the store) recognises and removes.
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    assert!(temps[0].starts_with(".big.") && temps[0].ends_with(cairn::io::TEMP_SUFFIX), "{temps:?}");
+    let removed = cairn::io::sweep_orphans(&out).unwrap();
+    assert_eq!(removed, [out.join(&temps[0])]);
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["small"]);
+}
+
+/// The signal a process gets for writing past its file size limit (Linux).
+const SIGXFSZ: i32 = 25;
 
 #[test]
 fn cat_into_a_closed_pipe_exits_quietly() {

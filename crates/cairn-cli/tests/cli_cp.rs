@@ -86,3 +86,77 @@ fn every_file_command_takes_an_s3_url() {
     cairn(["verify", &format!("{prefix}/bad.cairn")]).expect(3);
     cairn(["inspect", &format!("{prefix}/missing.cairn")]).expect(1);
 }
+
+/// Runs `rounds` rounds of `n` concurrent `cairn cp` of distinct checkpoints
+/// to `dst` (a path or URL). Each copy exits 0, or 1 saying another writer
+/// replaced the destination, never 3 (nothing is damaged); the checkpoint
+/// left at `dst` verifies and is the source of a copy that exited 0.
+/// Returns how many copies lost the race.
+fn race_to_one_destination(dir: &Path, dst: &str, n: usize, rounds: usize) -> usize {
+    let sources: Vec<(std::path::PathBuf, [u8; 32])> = (0..n)
+        .map(|i| {
+            let path = dir.join(format!("src-{i}.cairn"));
+            let mut w = cairn::CheckpointWriter::create(&path, cairn::WriterOptions::default()).unwrap();
+            w.add_bytes("w", &noise(256 << 10, i as u64 + 1)).unwrap();
+            w.finish().unwrap();
+            let digest = cairn::Checkpoint::open(&path).unwrap().digest();
+            (path, digest)
+        })
+        .collect();
+    let mut lost = 0;
+    for round in 0..rounds {
+        let children: Vec<_> = sources
+            .iter()
+            .map(|(src, _)| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+                    .args(["cp", src.to_str().unwrap(), dst])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, child) in children.into_iter().enumerate() {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => winners.push(i),
+                Some(1) if stderr.contains("replaced during the copy by another writer") => lost += 1,
+                other => panic!("round {round}, copy {i}: exit {other:?}: {stderr}"),
+            }
+        }
+        assert!(!winners.is_empty(), "round {round}: no copy succeeded");
+        cairn(["verify", dst]).expect(0);
+        let inspect = cairn(["inspect", dst, "--json"]);
+        let left = inspect.expect(0).json()["digest"].as_str().unwrap().to_string();
+        let hex = |d: &[u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert!(
+            winners.iter().any(|i| hex(&sources[*i].1) == left),
+            "round {round}: {dst} holds {left}, the source of no copy that exited 0 ({winners:?})"
+        );
+    }
+    lost
+}
+
+#[test]
+fn concurrent_copies_to_one_path_report_lost_races_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("dst.cairn");
+    // Every copy publishes (rename, directory sync) and then reads the
+    // destination back: with 16 at once, most read another's copy.
+    let lost = race_to_one_destination(dir.path(), dst.to_str().unwrap(), 16, 8);
+    eprintln!("{lost} of 128 copies lost the race");
+    assert!(lost > 0, "no copy lost the race in 8 rounds of 16: the test did not test anything");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.iter().any(|n| n.to_string_lossy().ends_with(cairn::io::TEMP_SUFFIX)), "{names:?}");
+}
+
+#[test]
+fn concurrent_copies_to_one_object_report_lost_races_not_damage() {
+    let Some(prefix) = common::s3_prefix("race") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lost = race_to_one_destination(dir.path(), &format!("{prefix}/dst.cairn"), 16, 2);
+    eprintln!("{lost} of 32 copies lost the race");
+    assert!(lost > 0, "no copy lost the race in 2 rounds of 16: the test did not test anything");
+}

@@ -159,3 +159,28 @@ fn empty_checkpoint_round_trips() {
     assert!(ck.chunks().is_empty());
     assert!(ck.verify().unwrap().is_ok());
 }
+
+#[test]
+fn chunks_read_in_many_batches_come_back_whole() {
+    // 4 KiB frames and 40 MiB plus a partial frame: `read` grows its result
+    // through several batches of different sizes, the last one short, and
+    // must still return exactly what was written (whole reads, typed reads
+    // and reads into a buffer agree).
+    let n = (40 << 20) / 4 + 3;
+    let words: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761) >> (i % 13)).collect();
+    for comp in [Compression::None, Compression::Lz4] {
+        let mut w = CheckpointWriter::in_memory(WriterOptions::default().frame_size(FRAME).compression(comp)).unwrap();
+        w.add_tensor("w", &[n as u64], &words).unwrap();
+        let ck = Checkpoint::from_bytes(w.finish().unwrap()).unwrap();
+        let bytes = ck.read("w").unwrap();
+        assert!(bytes == bytemuck_bytes(&words), "{comp}: read differs");
+        assert!(ck.read_tensor::<u32>("w").unwrap() == words, "{comp}: read_tensor differs");
+        let mut into = vec![0u8; bytes.len()];
+        ck.read_into("w", &mut into).unwrap();
+        assert!(into == bytes, "{comp}: read_into differs");
+    }
+}
+
+fn bytemuck_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}

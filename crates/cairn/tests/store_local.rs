@@ -6,7 +6,7 @@ mod suite;
 
 use std::sync::Arc;
 
-use cairn::backend::{Backend, LocalBackend};
+use cairn::backend::{Backend, LocalBackend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 
 fn make() -> Option<(Arc<dyn Backend>, suite::Guard)> {
     let dir = tempfile::tempdir().unwrap();
@@ -29,4 +29,135 @@ fn open_url_takes_paths_and_file_urls_and_refuses_memory() {
     let err = Store::open_url("memory://", StoreOptions::default()).unwrap_err();
     assert!(matches!(err, cairn::Error::InvalidArgument(_)), "{err}");
     assert!(Store::open_url("s3://", StoreOptions::default()).is_err());
+}
+
+/// Passes every call to the backend inside, and runs a hook once, when the
+/// first data object's writer opens: after `save_file` has verified its
+/// file, before any byte of it is streamed.
+struct OnDataWriter {
+    inner: Arc<dyn Backend>,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for OnDataWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnDataWriter").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl Backend for OnDataWriter {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn put(&self, key: &str, data: bytes::Bytes, mode: PutMode) -> cairn::Result<PutResult> {
+        self.inner.put(key, data, mode)
+    }
+    fn writer(&self, key: &str, mode: PutMode) -> cairn::Result<Box<dyn ObjectWriter>> {
+        if key.ends_with(".data") {
+            if let Some(hook) = self.hook.lock().unwrap().take() {
+                hook();
+            }
+        }
+        self.inner.writer(key, mode)
+    }
+    fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> cairn::Result<bytes::Bytes> {
+        self.inner.get_range(key, range)
+    }
+    fn get(&self, key: &str) -> cairn::Result<bytes::Bytes> {
+        self.inner.get(key)
+    }
+    fn get_versioned(&self, key: &str) -> cairn::Result<Versioned> {
+        self.inner.get_versioned(key)
+    }
+    fn head(&self, key: &str) -> cairn::Result<ObjectMeta> {
+        self.inner.head(key)
+    }
+    fn list(&self, prefix: &str) -> cairn::Result<Vec<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> cairn::Result<()> {
+        self.inner.delete(key)
+    }
+    fn copy(&self, from: &str, to: &str) -> cairn::Result<()> {
+        self.inner.copy(from, to)
+    }
+}
+
+/// A local store whose first data upload runs `hook` first, and the
+/// backend under it.
+fn hooked_store(
+    dir: &std::path::Path,
+    hook: impl FnOnce() + Send + 'static,
+) -> (cairn::store::Store, Arc<dyn Backend>) {
+    use cairn::store::{Store, StoreOptions};
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(dir.join("store")).unwrap());
+    let hooked = OnDataWriter { inner: backend.clone(), hook: std::sync::Mutex::new(Some(Box::new(hook))) };
+    (Store::open(Arc::new(hooked), "", StoreOptions::default()).unwrap(), backend)
+}
+
+/// Changes `len` bytes at `offset` of the file in place (same inode).
+fn overwrite(path: &std::path::Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    std::fs::OpenOptions::new().write(true).open(path).unwrap().write_all_at(bytes, offset).unwrap();
+}
+
+#[test]
+fn save_file_refuses_a_file_changed_in_place_after_it_was_verified() {
+    use cairn::store::{Key, SaveInfo};
+    let len = suite::ckpt(1.0).len() as u64;
+    // Each change lands between verification and streaming; each would be
+    // stored, unverified, if what is streamed were not checked.
+    type Change = Box<dyn Fn(&std::path::Path) + Send + Sync>;
+    let cases: Vec<(&str, &str, Change)> = vec![
+        ("a byte of the tensor", "chunk \"w\" frame 0", Box::new(|p| overwrite(p, 64 + 10, &[0xEE]))),
+        ("a reserved header byte", "header", Box::new(|p| overwrite(p, 40, &[1]))),
+        ("the index", "index", Box::new(move |p| overwrite(p, len - 64 - 3, &[0xEE]))),
+        (
+            "cut short",
+            "file",
+            Box::new(move |p| std::fs::File::options().write(true).open(p).unwrap().set_len(len - 64).unwrap()),
+        ),
+        ("grown", "file", Box::new(move |p| overwrite(p, len, b"more bytes"))),
+    ];
+    for (what, part, change) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.cairn");
+        std::fs::write(&path, suite::ckpt(1.0)).unwrap();
+        let p = path.clone();
+        let (store, backend) = hooked_store(dir.path(), move || change(&p));
+        let key = Key::new("k");
+        let err = store.save_file(&key, &path, SaveInfo::checkpoint()).expect_err(what);
+        match &err {
+            cairn::Error::Corrupt { file, what: got, .. } => {
+                assert_eq!(got, part, "{what}: {err}");
+                assert_eq!(file, &path.display().to_string(), "{what}: {err}");
+            }
+            other => panic!("{what}: expected Corrupt, got {other:?}"),
+        }
+        assert!(store.entries(&key).unwrap().is_empty(), "{what}: an entry was committed");
+        let data: Vec<_> = backend.list("").unwrap().into_iter().filter(|m| m.key.ends_with(".data")).collect();
+        assert!(data.is_empty(), "{what}: data was stored: {data:?}");
+    }
+}
+
+#[test]
+fn save_file_stores_the_file_it_verified_when_another_is_renamed_over_it() {
+    use cairn::store::{Key, SaveInfo, Select};
+    let mut damaged = suite::ckpt(3.0).to_vec();
+    damaged[64 + 10] ^= 0xFF;
+    for (what, replacement) in [("a different checkpoint", suite::ckpt(2.0).to_vec()), ("a damaged file", damaged)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.cairn");
+        std::fs::write(&path, suite::ckpt(1.0)).unwrap();
+        let (p, other) = (path.clone(), dir.path().join("other.cairn"));
+        let (store, _backend) = hooked_store(dir.path(), move || {
+            std::fs::write(&other, replacement).unwrap();
+            std::fs::rename(&other, &p).unwrap();
+        });
+        let key = Key::new("k");
+        store.save_file(&key, &path, SaveInfo::checkpoint()).unwrap();
+        let found = store.lookup(&key, &Select::Latest).unwrap().expect("the entry");
+        assert_eq!(found.checkpoint.read_tensor::<f32>("w").unwrap(), vec![1.0; 64], "{what} was stored");
+        assert!(store.verify().unwrap().is_clean(), "{what}");
+    }
 }

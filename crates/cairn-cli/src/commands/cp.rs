@@ -1,16 +1,20 @@
 //! `cairn cp SRC DST`: copies a checkpoint between any two places (paths,
 //! `file://`, `s3://`, `gs://`, `az://`), then opens the copy and verifies
-//! every frame and the digest against the source's.
+//! every frame and the digest against the source's. When that check fails
+//! because another writer replaced the destination in the meantime (a
+//! different file there, a different version tag on the object), the copy
+//! lost a race: exit 1, not damage.
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{anyhow, Context};
 use cairn::backend::{is_url, resolve, BackendExt, Location, PutMode};
 use cairn::io::TempFile;
 
-use crate::exit::{usage_if_invalid, Integrity};
+use crate::exit::{self, usage_if_invalid, Integrity};
 use crate::{output, progress, target};
 
 /// Arguments of `cairn cp`.
@@ -72,9 +76,20 @@ impl Read for ObjectReader {
     }
 }
 
+/// What a copy put at its destination, so that a check that fails there
+/// can tell the copy's own damage from another writer's replacement.
+enum Published {
+    /// The file renamed into place, kept open: while it is, its inode
+    /// number cannot be reused by a file that replaces it.
+    File(File),
+    /// The version tag the put returned, where the backend gave one.
+    Object(Option<String>),
+}
+
 /// Copies the `len` bytes at `src` to `dst`, atomically at the
-/// destination, with a progress bar labelled `label`.
-fn copy_bytes(src: &str, dst: &str, len: u64, label: &str) -> anyhow::Result<()> {
+/// destination, with a progress bar labelled `label`. Returns what was
+/// published.
+fn copy_bytes(src: &str, dst: &str, len: u64, label: &str) -> anyhow::Result<Published> {
     let reader: Box<dyn Read> = match end(src)? {
         End::Path(p) => Box::new(File::open(&p).with_context(|| format!("opening {}", p.display()))?),
         End::Object(loc) => Box::new(ObjectReader { loc, pos: 0, len, buf: bytes::Bytes::new() }),
@@ -93,29 +108,46 @@ fn copy_bytes(src: &str, dst: &str, len: u64, label: &str) -> anyhow::Result<()>
                 file.write_at(data, at).with_context(|| format!("writing {}", p.display()))?;
                 at += n as u64;
             }
+            let ours =
+                File::open(temp.temp_path()).with_context(|| format!("opening {}", temp.temp_path().display()))?;
             temp.publish().with_context(|| format!("publishing {}", p.display()))?;
+            Ok(Published::File(ours))
         }
         End::Object(loc) => {
-            loc.backend
+            let (_, put) = loc
+                .backend
                 .put_from(&loc.key, &mut reader, PutMode::Overwrite)
                 .with_context(|| format!("uploading to {dst}"))?;
+            Ok(Published::Object(put.etag))
         }
     }
-    Ok(())
 }
 
-/// Copies the checkpoint at `src` to `dst` and verifies the copy: every
-/// frame, and the digest against the source's. Returns the bytes copied
-/// and the digest.
-///
-/// # Errors
-/// Errors opening, reading or writing either end; [`Integrity`] (exit 3)
-/// if the copy does not verify.
-pub fn copy_verified(src: &str, dst: &str) -> anyhow::Result<(u64, [u8; 32])> {
-    let source = target::open(src)?;
-    let (len, digest) = (source.file_len(), source.digest());
-    drop(source);
-    copy_bytes(src, dst, len, "copying")?;
+/// Whether `dst` holds something other than what this copy published
+/// there: another writer replaced (or removed) it. `false` when it is
+/// still the copy, or when that cannot be told (a backend without version
+/// tags, an error asking), so that damage is never explained away.
+fn replaced(published: &Published, dst: &str) -> bool {
+    match (published, end(dst)) {
+        (Published::File(ours), Ok(End::Path(p))) => {
+            let Ok(ours) = ours.metadata() else { return false };
+            // The entry itself: a rename replaces a symlink, never follows it.
+            match std::fs::symlink_metadata(&p) {
+                Ok(now) => (now.dev(), now.ino()) != (ours.dev(), ours.ino()),
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            }
+        }
+        (Published::Object(Some(ours)), Ok(End::Object(loc))) => match loc.backend.head(&loc.key) {
+            Ok(meta) => meta.etag.is_some_and(|now| now != *ours),
+            Err(e) => matches!(e, cairn::Error::NotFound { .. }),
+        },
+        _ => false,
+    }
+}
+
+/// Opens the copy at `dst` and checks it is the checkpoint at `src`:
+/// length and digest, then every frame.
+fn check_copy(src: &str, dst: &str, len: u64, digest: [u8; 32]) -> anyhow::Result<()> {
     let copy = target::open(dst)?;
     if copy.file_len() != len || copy.digest() != digest {
         return Err(anyhow::Error::new(Integrity(format!(
@@ -129,7 +161,34 @@ pub fn copy_verified(src: &str, dst: &str) -> anyhow::Result<(u64, [u8; 32])> {
     if !report.is_ok() {
         return Err(anyhow::Error::new(Integrity(format!("the copy at {dst} fails verification: {report:?}"))));
     }
-    Ok((len, digest))
+    Ok(())
+}
+
+/// Copies the checkpoint at `src` to `dst` and verifies the copy: every
+/// frame, and the digest against the source's. Returns the bytes copied
+/// and the digest.
+///
+/// # Errors
+/// Errors opening, reading or writing either end; [`Integrity`] (exit 3)
+/// if the copy does not verify; a runtime error (exit 1) if another writer
+/// replaced the destination before the copy could be checked there, which
+/// is a lost race, not damage.
+pub fn copy_verified(src: &str, dst: &str) -> anyhow::Result<(u64, [u8; 32])> {
+    let source = target::open(src)?;
+    let (len, digest) = (source.file_len(), source.digest());
+    drop(source);
+    let published = copy_bytes(src, dst, len, "copying")?;
+    match check_copy(src, dst, len, digest) {
+        Ok(()) => Ok((len, digest)),
+        // Whatever the check read belongs to another writer: its failure
+        // says nothing about this copy, so it is not reported as damage.
+        Err(e) if replaced(&published, dst) => Err(anyhow!(
+            "{dst} was replaced during the copy by another writer, so the copy could not be checked there (the \
+             check read: {})",
+            exit::message(&e)
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Runs `cairn cp`.

@@ -5,14 +5,17 @@
 //! NUL) are written, and a name that would escape the target directory stops
 //! the command before any chunk is written (exit 1: the file's content is at
 //! fault, not the arguments). Existing symlinks are never followed below the
-//! target directory. Each chunk is streamed to a temp file and renamed into
-//! place, so a chunk found damaged half way leaves no partial file behind.
+//! target directory. Each chunk is streamed to a library temp file beside
+//! its target and published durably (sync, rename, directory sync), so a
+//! chunk found damaged half way leaves no partial file behind, and a killed
+//! unpack leaves only temp files the orphan sweep removes.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, Context};
+use cairn::io::{create_dir_durable, dir_of, sync_dir, StdFs, TempFile};
 use cairn::Checkpoint;
 use indicatif::ProgressBar;
 
@@ -65,6 +68,9 @@ fn make_parents(root: &Path, rel: &Path) -> anyhow::Result<()> {
             Ok(_) => return Err(anyhow!("{} exists and is not a directory", dir.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                // The files published inside are durable only if their
+                // directory's own entry is.
+                sync_dir(dir_of(&dir))?;
             }
             Err(e) => return Err(anyhow::Error::new(e).context(format!("checking {}", dir.display()))),
         }
@@ -72,29 +78,15 @@ fn make_parents(root: &Path, rel: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Streams one chunk to `target` through a temp file beside it.
+/// Streams one chunk into a temp file beside `target` and publishes it
+/// durably (sync, rename, directory sync). On any error the temp file is
+/// removed and nothing is at `target` that was not there before; a process
+/// killed half way leaves a temp file that the library's orphan sweep knows.
 fn write_chunk(ck: &Checkpoint, name: &str, target: &Path, bar: &ProgressBar) -> anyhow::Result<()> {
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(".cairn-unpack-{}.tmp", std::process::id()));
-    let result = stream_to(ck, name, &temp, bar)
-        .and_then(|()| fs::rename(&temp, target).with_context(|| format!("renaming into {}", target.display())));
-    if result.is_err() {
-        // Best effort: the error being returned matters more than this one.
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
-/// Streams one chunk into a new file at `temp`, which must not exist yet.
-fn stream_to(ck: &Checkpoint, name: &str, temp: &Path, bar: &ProgressBar) -> anyhow::Result<()> {
-    let file = File::options()
-        .write(true)
-        .create_new(true)
-        .open(temp)
-        .with_context(|| format!("creating {}", temp.display()))?;
-    let mut w = bar.wrap_write(file);
-    ck.read_to(name, &mut w)?;
-    w.flush()?;
+    let mut temp =
+        TempFile::create(target).with_context(|| format!("creating a temp file for {}", target.display()))?;
+    ck.read_to(name, &mut bar.wrap_write(&mut temp))?;
+    temp.publish().with_context(|| format!("publishing {}", target.display()))?;
     Ok(())
 }
 
@@ -116,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?;
         plan.push((c.name.as_str(), rel));
     }
-    fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    create_dir_durable(&StdFs, &args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
 
     let total = ck.chunks().iter().map(|c| c.raw_len).sum();
     let bar = progress::bytes_bar(total, "unpacking");

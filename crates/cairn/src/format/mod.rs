@@ -13,6 +13,7 @@ mod reader;
 mod sink;
 mod source;
 mod stats;
+mod stream_check;
 mod verify;
 mod writer;
 
@@ -25,5 +26,6 @@ pub use reader::{Checkpoint, ReadOptions};
 pub use sink::{FileSink, Sink};
 pub use source::RangeRead;
 pub use stats::LoadStats;
+pub(crate) use stream_check::StreamCheck;
 pub use verify::{Problem, VerifyReport};
 pub use writer::CheckpointWriter;

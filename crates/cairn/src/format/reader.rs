@@ -16,6 +16,33 @@ use super::source::{RangeRead, Source};
 use super::stats::{LoadStats, StatsCell};
 use crate::error::{Error, Result};
 
+/// Frames per rayon thread in one batch of [`Checkpoint::read`]: enough to
+/// keep every thread busy while the next batch waits for its checksums.
+const MAX_BATCH_PER_THREAD: usize = 2;
+
+/// Content bytes one batch may hold once enough has decoded, if that is
+/// more than [`MAX_BATCH_PER_THREAD`] frames per thread: fewer, larger
+/// batches wait less on their slowest frame.
+const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// Content bytes a read may take on in one batch before any frame of the
+/// chunk has decoded (one frame, if frames are larger): the most a file can
+/// make a read allocate beyond what it proved by decoding.
+const FIRST_BATCH_BYTES: usize = 16 << 20;
+
+/// Grows `out` to `len` zeroed elements: to twice its capacity where that
+/// stays within `max` (the chunk's length), so repeated batches reallocate
+/// rarely, but never to more than `max`.
+fn grow<T: bytemuck::Pod>(out: &mut Vec<T>, len: usize, max: usize, name: &str) -> Result<()> {
+    if len > out.capacity() {
+        let want = len.max(out.capacity().saturating_mul(2).min(max));
+        out.try_reserve_exact(want - out.len())
+            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {want} elements")))?;
+    }
+    out.resize(len, T::zeroed());
+    Ok(())
+}
+
 /// How to open a checkpoint.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
@@ -49,6 +76,10 @@ pub struct Checkpoint {
     header: Header,
     trailer: Trailer,
     pub(crate) index: Index,
+    /// xxh3-64 of the 64 header bytes and of the 64 trailer bytes as read
+    /// at open, so a later copy of the file can be checked against them.
+    pub(crate) header_xxh3: u64,
+    pub(crate) trailer_xxh3: u64,
     /// Each chunk's frame table, decoded on first use.
     tables: Vec<OnceLock<Result<Vec<FrameEntry>>>>,
     pub(crate) stats: StatsCell,
@@ -72,6 +103,17 @@ impl Checkpoint {
     pub fn open_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Self> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        Self::from_file(file, path.display().to_string(), opts)
+    }
+
+    /// Opens a checkpoint from a file already open, which `origin` names in
+    /// messages. The caller keeps a handle on exactly the bytes checked,
+    /// whatever happens to the path afterwards.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub(crate) fn from_file(file: File, origin: String, opts: &ReadOptions) -> Result<Self> {
+        let path = origin.as_str();
         let len = file.metadata().map_err(|e| Error::io("reading metadata of", path, e))?.len();
         let use_map = opts.mmap && len > 0 && std::env::var_os("CAIRN_NO_MMAP").is_none_or(|v| v.is_empty());
         // SAFETY: checkpoint files are published by rename and never
@@ -84,7 +126,7 @@ impl Checkpoint {
             Some(map) => Source::Map(map),
             None => Source::File { file, len },
         };
-        Self::from_source(source, path.display().to_string())
+        Self::from_source(source, origin)
     }
 
     /// Opens a checkpoint held in memory.
@@ -117,9 +159,12 @@ impl Checkpoint {
             });
         }
         let io = |e| Error::io("reading", origin.clone(), e);
-        let header = Header::decode(&source.read(0, HEADER_LEN).map_err(io)?, &origin)?;
+        let header_bytes = source.read(0, HEADER_LEN).map_err(io)?;
+        let header = Header::decode(&header_bytes, &origin)?;
+        let header_xxh3 = xxh3(&header_bytes);
         let trailer_bytes = source.read(len - TRAILER_LEN as u64, TRAILER_LEN).map_err(io)?;
         let trailer = Trailer::decode(&trailer_bytes, len, &origin)?;
+        let trailer_xxh3 = xxh3(&trailer_bytes);
         // The index length was checked against the limit and the file size.
         let index_bytes = source.read(trailer.index_offset, trailer.index_len as usize).map_err(io)?;
         if xxh3(&index_bytes) != trailer.index_checksum {
@@ -132,7 +177,17 @@ impl Checkpoint {
         }
         let index = Index::decode(&index_bytes, trailer.index_offset, header.frame_size, header.required, &origin)?;
         let tables = index.chunks.iter().map(|_| OnceLock::new()).collect();
-        Ok(Checkpoint { source, origin, header, trailer, index, tables, stats: StatsCell::default() })
+        Ok(Checkpoint {
+            source,
+            origin,
+            header,
+            trailer,
+            index,
+            header_xxh3,
+            trailer_xxh3,
+            tables,
+            stats: StatsCell::default(),
+        })
     }
 
     /// Where the checkpoint was opened from, for messages.
@@ -265,10 +320,23 @@ impl Checkpoint {
     /// Reads, checks and decodes frame `i` of `c` into `dst`.
     fn read_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, dst: &mut [u8]) -> Result<()> {
         let stored = self.stored_frame(c, i, f)?;
+        self.decode_frame(c, i, f, &stored, dst)
+    }
+
+    /// Decodes frame `i` of `c`, whose checksum has passed, into `dst`.
+    fn decode_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, stored: &[u8], dst: &mut [u8]) -> Result<()> {
         let t = Instant::now();
-        codec::decode(&stored, f.codec, c.shuffle_elem(), dst).map_err(|d| self.corrupt(c, i, f.offset, d))?;
+        codec::decode(stored, f.codec, c.shuffle_elem(), dst).map_err(|d| self.corrupt(c, i, f.offset, d))?;
         self.stats.decompressed(dst.len() as u64, t);
         Ok(())
+    }
+
+    /// Fetches the chunk's stored frames in one ranged read where the source
+    /// is remote; nothing for local sources.
+    fn prefetch_chunk(&self, frames: &[FrameEntry]) -> Result<()> {
+        let start = frames.iter().map(|f| f.offset).min().unwrap_or(0);
+        let end = frames.iter().map(|f| f.offset.saturating_add(u64::from(f.stored_len))).max().unwrap_or(0);
+        self.source.prefetch(start..end).map_err(|e| Error::io("reading", self.origin.clone(), e))
     }
 
     /// Reads a chunk into `dst`, which must be exactly its length. Frames are
@@ -291,9 +359,7 @@ impl Checkpoint {
         let frames = self.frames_of(c)?;
         // From object storage, one ranged get for the chunk's frames instead
         // of one per frame.
-        let start = frames.iter().map(|f| f.offset).min().unwrap_or(0);
-        let end = frames.iter().map(|f| f.offset.saturating_add(u64::from(f.stored_len))).max().unwrap_or(0);
-        self.source.prefetch(start..end).map_err(|e| Error::io("reading", self.origin.clone(), e))?;
+        self.prefetch_chunk(frames)?;
         let result = dst
             .par_chunks_mut(fs)
             .zip(frames.par_iter())
@@ -304,21 +370,16 @@ impl Checkpoint {
         result
     }
 
-    /// Reads a whole chunk, decompressed and checked.
+    /// Reads a whole chunk, decompressed and checked. Memory follows what
+    /// has been checked: the result grows a batch of frames at a time, each
+    /// batch only after its frames' checksums pass, so a small file that
+    /// declares a huge chunk costs at most a frame before it is refused.
     ///
     /// # Errors
     /// As [`read_into`](Self::read_into); [`Error::InvalidArgument`] if the
     /// chunk is too large to hold in memory.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let c = self.entry(name)?;
-        let len =
-            usize::try_from(c.raw_len).map_err(|_| Error::InvalidArgument(format!("chunk {name:?} too large")))?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(len)
-            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {len} bytes")))?;
-        out.resize(len, 0);
-        self.read_into(name, &mut out)?;
-        Ok(out)
+        self.read_vec(self.entry(name)?)
     }
 
     /// Streams a chunk to `out` a frame at a time, checked, with memory of
@@ -370,15 +431,67 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Mismatch`] if the dtype differs from `T`; as [`read_into`](Self::read_into).
     pub fn read_tensor<T: Element>(&self, name: &str) -> Result<Vec<T>> {
-        let c = self.typed_entry::<T>(name)?;
-        let n = usize::try_from(c.raw_len / T::DTYPE.size() as u64)
-            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?} too large")))?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(n)
-            .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {n} elements")))?;
-        out.resize(n, T::zeroed());
-        self.read_into(name, bytemuck::cast_slice_mut(&mut out))?;
-        Ok(out)
+        self.read_vec(self.typed_entry::<T>(name)?)
+    }
+
+    /// Reads chunk `c` into a new vector of `T`, growing it as batches of
+    /// frames pass their checksums (see [`read`](Self::read)). Each batch
+    /// is checked, then decoded, in parallel. Until frames have decoded a
+    /// batch holds [`FIRST_BATCH_BYTES`] of content (or one frame), after
+    /// that no more than what has decoded so far, and never more than
+    /// [`MAX_BATCH_BYTES`] or [`MAX_BATCH_PER_THREAD`] frames per thread,
+    /// whichever is larger. So a hostile length costs one frame, and an
+    /// honest chunk reaches full parallelism within a few batches, its
+    /// vector reallocated a logarithmic number of times.
+    fn read_vec<T: bytemuck::Pod>(&self, c: &ChunkInfo) -> Result<Vec<T>> {
+        let wall = Instant::now();
+        let elem = std::mem::size_of::<T>().max(1);
+        let total =
+            usize::try_from(c.raw_len).map_err(|_| Error::InvalidArgument(format!("chunk {:?} too large", c.name)))?;
+        if total % elem != 0 {
+            return Err(Error::Mismatch {
+                name: c.name.clone(),
+                detail: format!("{total} bytes are not a whole number of {elem}-byte elements"),
+            });
+        }
+        let fs = self.header.frame_size as usize;
+        let frames = self.frames_of(c)?;
+        self.prefetch_chunk(frames)?;
+        let max_batch =
+            rayon::current_num_threads().saturating_mul(MAX_BATCH_PER_THREAD).max(MAX_BATCH_BYTES / fs).max(1);
+        let mut out: Vec<T> = Vec::new();
+        let mut done = 0usize;
+        let result = (|| {
+            while done < frames.len() {
+                let decoded = done.saturating_mul(fs).min(total);
+                let n = (decoded.max(FIRST_BATCH_BYTES) / fs).clamp(1, max_batch).min(frames.len() - done);
+                let batch = frames.get(done..done + n).unwrap_or_default();
+                // Checksums before any allocation sized by the frames; the
+                // first damaged frame in file order is the one reported.
+                let stored: Vec<Result<std::borrow::Cow<'_, [u8]>>> =
+                    batch.par_iter().enumerate().map(|(k, f)| self.stored_frame(c, done + k, f)).collect();
+                let stored = stored.into_iter().collect::<Result<Vec<_>>>()?;
+                let lo = decoded;
+                let hi = done.saturating_add(n).saturating_mul(fs).min(total);
+                grow(&mut out, hi.div_ceil(elem), total / elem, &c.name)?;
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
+                let Some(dst) = bytes.get_mut(lo..hi) else {
+                    return Err(Error::InvalidArgument(format!("chunk {:?}: frames {done}.. out of range", c.name)));
+                };
+                let decodes: Vec<Result<()>> = dst
+                    .par_chunks_mut(fs)
+                    .zip(stored.par_iter().zip(batch.par_iter()))
+                    .enumerate()
+                    .map(|(k, (d, (s, f)))| self.decode_frame(c, done + k, f, s, d))
+                    .collect();
+                decodes.into_iter().collect::<Result<()>>()?;
+                done += n;
+            }
+            Ok(())
+        })();
+        self.source.forget();
+        self.stats.wall(wall);
+        result.map(|()| out)
     }
 
     /// Reads a chunk written with `add_serde` (postcard).
@@ -397,6 +510,10 @@ impl Checkpoint {
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
         let bytes = self.read(name)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })
+    }
+
+    pub(crate) fn trailer(&self) -> &Trailer {
+        &self.trailer
     }
 
     pub(crate) fn source(&self) -> &Source {

@@ -7,11 +7,13 @@
 //! directory sync, and the sweep that removes temp files orphaned by dead
 //! processes.
 
+mod process;
 mod publish;
 mod sim;
 mod std_fs;
 mod vfs;
 
+pub(crate) use process::process_alive;
 pub use publish::{sweep_orphans, sweep_orphans_in, sync_dir, TempFile, TEMP_SUFFIX};
 pub use sim::{CrashPlan, Fault, FaultRule, Keep, OpKind, SimFs, Tear};
 pub use std_fs::{StdFile, StdFs};

@@ -16,12 +16,20 @@ static NONCE: AtomicU64 = AtomicU64::new(0);
 
 /// A file being written under a temporary name beside its final path. It is
 /// removed on drop unless [`TempFile::publish`] succeeded.
+///
+/// Besides positional writes through [`file`](Self::file), it is an
+/// [`io::Write`](std::io::Write) that appends from offset 0, so a stream
+/// (a chunk read with [`Checkpoint::read_to`](crate::Checkpoint::read_to),
+/// a download) can go straight into it. `flush` does nothing: only
+/// [`publish`](Self::publish) makes the bytes durable.
 #[derive(Debug)]
 pub struct TempFile {
     fs: FsRef,
     file: Option<Box<dyn FsFile>>,
     temp: PathBuf,
     target: PathBuf,
+    /// Where the next `io::Write` write goes.
+    appended: u64,
 }
 
 /// Syncs a directory of the real file system so that creates, renames and
@@ -59,7 +67,7 @@ impl TempFile {
         let temp = dir_of(&target).join(format!(".{name}.{}.{nonce:x}{TEMP_SUFFIX}", std::process::id()));
         let file =
             fs.open(&temp, OpenMode::CreateNew).map_err(|e| Error::io("creating a temp file beside", &target, e))?;
-        Ok(TempFile { fs, file: Some(file), temp, target })
+        Ok(TempFile { fs, file: Some(file), temp, target, appended: 0 })
     }
 
     /// The open temp file.
@@ -123,6 +131,21 @@ impl TempFile {
     }
 }
 
+impl std::io::Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(file) = self.file.as_deref() else {
+            return Err(std::io::Error::other("the temp file is already closed"));
+        };
+        file.write_at(buf, self.appended)?;
+        self.appended += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.temp.as_os_str().is_empty() {
@@ -131,21 +154,15 @@ impl Drop for TempFile {
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill with signal 0 only checks whether the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// The pid in a temp file name `.<name>.<pid>.<nonce>.cairn-tmp`.
-fn temp_pid(file_name: &str) -> Option<u32> {
+/// The pid in a temp file name `.<name>.<pid>.<nonce>.cairn-tmp`, as
+/// written: a decimal integer, or `None` for a name cairn did not make.
+fn temp_pid(file_name: &str) -> Option<&str> {
     let stem = file_name.strip_suffix(TEMP_SUFFIX)?;
     let mut parts = stem.rsplitn(3, '.');
     let _nonce = parts.next()?;
-    parts.next()?.parse().ok()
+    let pid = parts.next()?;
+    let digits = pid.strip_prefix('-').unwrap_or(pid);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(pid)
 }
 
 /// Removes temp files in `dir` on the real file system left by processes
@@ -169,7 +186,8 @@ pub fn sweep_orphans_in(fs: &dyn Fs, dir: &Path) -> Result<Vec<PathBuf>> {
     let names = fs.list_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     for name in names {
         let Some(pid) = temp_pid(&name) else { continue };
-        if pid != std::process::id() && !pid_alive(pid) {
+        // This process is alive, so its own temp files stay.
+        if !super::process_alive(pid) {
             let path = dir.join(&name);
             match fs.remove_file(&path) {
                 Ok(()) => removed.push(path),
@@ -196,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = TempFile::create(dir.path().join("a.ckpt")).unwrap();
         let name = t.temp_path().file_name().unwrap().to_str().unwrap().to_string();
-        assert_eq!(temp_pid(&name), Some(std::process::id()));
+        assert_eq!(temp_pid(&name), Some(std::process::id().to_string().as_str()));
         assert!(name.starts_with(".a.ckpt."));
     }
 
@@ -211,6 +229,45 @@ mod tests {
         assert_eq!(removed, vec![dead.clone()]);
         assert!(!dead.exists());
         assert!(live.temp_path().exists());
+    }
+
+    #[test]
+    fn sweep_takes_pids_that_name_no_process_for_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        // `kill(0, 0)` and `kill(-1, 0)` succeed (they address process
+        // groups), and the last two do not fit a pid_t: none is a live writer.
+        let dead: Vec<PathBuf> = ["0", "-1", "2147483648", "99999999999999999999"]
+            .iter()
+            .map(|pid| dir.path().join(format!(".x.ckpt.{pid}.1f{TEMP_SUFFIX}")))
+            .collect();
+        for p in &dead {
+            fs::write(p, b"partial").unwrap();
+        }
+        // Not a name cairn writes (no decimal pid): left alone.
+        let foreign = dir.path().join(format!(".x.ckpt.abc.1f{TEMP_SUFFIX}"));
+        fs::write(&foreign, b"someone else's").unwrap();
+        let mut removed = sweep_orphans(dir.path()).unwrap();
+        removed.sort();
+        let mut want = dead.clone();
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(foreign.exists());
+    }
+
+    #[test]
+    fn written_bytes_are_appended_and_published() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("s.bin");
+        let mut t = TempFile::create(&target).unwrap();
+        t.write_all(b"hello, ").unwrap();
+        t.write_all(b"world").unwrap();
+        t.flush().unwrap();
+        assert!(!target.exists(), "nothing is visible before publish");
+        assert_eq!(fs::read(t.temp_path()).unwrap(), b"hello, world");
+        t.publish().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"hello, world");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! with the best, the latest or a given entry found through one index read.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +16,7 @@ use super::options::StoreOptions;
 use super::select::{EntryInfo, EntryKind};
 use crate::backend::{self, Backend, BackendExt, LocalBackend, PutMode};
 use crate::error::{Error, Result};
-use crate::format::{Checkpoint, CheckpointWriter, WriterOptions};
+use crate::format::{Checkpoint, CheckpointWriter, ReadOptions, StreamCheck, WriterOptions};
 
 /// What a save records about the new entry besides its data.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -248,15 +250,26 @@ impl Store {
     }
 
     /// Saves a checkpoint file as a new entry of `key`, after verifying it
-    /// completely; the file is streamed, not held in memory.
+    /// completely; the file is streamed, not held in memory. What is stored
+    /// is exactly what was verified: the file is opened once, and every
+    /// byte streamed is checked against what verification proved (each
+    /// part's checksum, the length), so a file replaced or changed after
+    /// verification is refused, not stored.
     ///
     /// # Errors
     /// As [`save_bytes`](Self::save_bytes); [`Error::Corrupt`] when the
-    /// file fails verification; I/O errors reading it.
+    /// file fails verification or changes before it is stored; I/O errors
+    /// reading it.
     pub fn save_file(&self, key: &Key, path: impl AsRef<Path>, info: SaveInfo) -> Result<EntryInfo> {
         let path = path.as_ref();
         check_info(&info)?;
-        let report = Checkpoint::open(path)?.verify()?;
+        // One open file for both: a file renamed over the path after this
+        // is not what gets stored. Positional reads, not a map: a file
+        // truncated under a map would kill the process with SIGBUS.
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let for_check = file.try_clone().map_err(|e| Error::io("opening", path, e))?;
+        let ck = Checkpoint::from_file(for_check, path.display().to_string(), &ReadOptions::default().mmap(false))?;
+        let report = ck.verify()?;
         if let Some(p) = report.problems.first() {
             return Err(Error::Corrupt {
                 file: path.display().to_string(),
@@ -265,11 +278,14 @@ impl Store {
                 detail: format!("{} ({} problems in all)", p.detail, report.problems.len()),
             });
         }
-        let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let mut reader = HashingReader { inner: file, hasher: blake3::Hasher::new(), len: 0 };
+        let mut stream =
+            VerifiedStream { file: &file, check: StreamCheck::new(&ck), hasher: blake3::Hasher::new(), failure: None };
         self.commit_entry_streamed(key, info, Pending::new(), |data_key| {
-            self.backend.put_from(data_key, &mut reader, PutMode::Create)?;
-            Ok((reader.len, reader.hasher.finalize().to_hex().to_string()))
+            match self.backend.put_from(data_key, &mut stream, PutMode::Create) {
+                Ok(_) => Ok((stream.check.len(), stream.hasher.finalize().to_hex().to_string())),
+                // The file's own error, rather than the upload it broke.
+                Err(e) => Err(stream.failure.take().unwrap_or(e)),
+            }
         })
     }
 
@@ -584,19 +600,43 @@ impl crate::format::RangeRead for BytesSource {
     }
 }
 
-/// Hashes and counts what passes through.
-struct HashingReader<R> {
-    inner: R,
+/// Streams the open file a save verified, from offset 0, checking each
+/// byte against what verification proved and hashing it. A difference ends
+/// the stream with an error before its last byte is handed over, so the
+/// upload is abandoned and nothing is committed.
+struct VerifiedStream<'a> {
+    file: &'a File,
+    check: StreamCheck<'a>,
     hasher: blake3::Hasher,
-    len: u64,
+    /// Why the stream failed, kept for the caller.
+    failure: Option<Error>,
 }
 
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+impl VerifiedStream<'_> {
+    fn fail(&mut self, e: Error) -> std::io::Error {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+        self.failure.get_or_insert(e);
+        io
+    }
+}
+
+impl std::io::Read for VerifiedStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if self.failure.is_some() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the file changed"));
+        }
+        let n = self.file.read_at(buf, self.check.len())?;
+        if n == 0 {
+            return match self.check.finish() {
+                Ok(()) => Ok(0),
+                Err(e) => Err(self.fail(e)),
+            };
+        }
         let got = buf.get(..n).unwrap_or_default();
+        if let Err(e) = self.check.update(got) {
+            return Err(self.fail(e));
+        }
         self.hasher.update(got);
-        self.len += n as u64;
         Ok(n)
     }
 }

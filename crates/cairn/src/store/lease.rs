@@ -74,22 +74,17 @@ fn holder() -> String {
     format!("{}:{}", super::hardware::host_name(), std::process::id())
 }
 
-/// Whether a lease is still in force at `now`.
+/// Whether a lease is still in force at `now`. A holder on this host
+/// whose pid names no running process (or no process at all) has died; a
+/// holder elsewhere is trusted until the lease expires.
 fn live(doc: &LeaseDoc, now: u64) -> bool {
     if doc.expires_at <= now {
         return false;
     }
     match doc.holder.rsplit_once(':') {
-        Some((host, pid)) if host == super::hardware::host_name() => pid.parse::<i32>().map_or(true, process_alive),
+        Some((host, pid)) if host == super::hardware::host_name() => crate::io::process_alive(pid),
         _ => true,
     }
-}
-
-fn process_alive(pid: i32) -> bool {
-    // Signal 0 checks existence without sending anything.
-    // SAFETY: kill with signal 0 has no effect on the target.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 impl Store {

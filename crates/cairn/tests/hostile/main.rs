@@ -614,6 +614,66 @@ fn largest_frame_size_with_a_one_byte_frame() {
     eprintln!("read_to of a 64 MiB frame stored in 1 byte, {len}-byte file: {u:?}");
 }
 
+/// A chunk that declares 2 GiB in 32 frames of the largest frame size, each
+/// stored in one lz4 byte: a file of well under a kilobyte. `tensor` makes
+/// it an f32 tensor; `bad_sums` gives every frame a wrong checksum.
+fn two_gib_in_one_byte_frames(tensor: bool, bad_sums: bool) -> Vec<u8> {
+    let frame_size = 64u32 << 20;
+    let mut s = Spec::new();
+    s.frame_size = frame_size;
+    s.required = REQ_LZ4;
+    let frames: Vec<(u8, &[u8])> = (0..32).map(|_| (LZ4, &[0x00][..])).collect();
+    let r = s.add("x", 32 * u64::from(frame_size), &frames);
+    if tensor {
+        r.kind = 1;
+        r.dtype = 12; // f32
+        r.dims = vec![32 * u64::from(frame_size) / 4];
+    }
+    if bad_sums {
+        for f in &mut r.frames {
+            f.checksum ^= 1;
+        }
+    }
+    s.build()
+}
+
+/// Opens the crafted file and reads its chunk whole (as bytes, or as a
+/// tensor), which must fail; returns the error, what the read cost and
+/// the file's length.
+fn read_two_gib(tensor: bool, bad_sums: bool) -> (Error, Usage, usize) {
+    let bytes = two_gib_in_one_byte_frames(tensor, bad_sums);
+    let len = bytes.len();
+    let ck = open(bytes).unwrap();
+    let (r, u) = measured(|| if tensor { ck.read_tensor::<f32>("x").map(|_| ()) } else { ck.read("x").map(|_| ()) });
+    let how = if tensor { "read_tensor" } else { "read" };
+    eprintln!("{how} of a 2 GiB chunk (bad checksums: {bad_sums}), {len}-byte file: {u:?}");
+    (r.expect_err("hostile frames read as data"), u, len)
+}
+
+#[test]
+fn two_gib_chunk_in_a_tiny_file_is_not_allocated_before_its_frames_check() {
+    let _g = serial();
+    for tensor in [false, true] {
+        let (e, u, len) = read_two_gib(tensor, true);
+        // The first frame is the first damaged one, whatever the threads do.
+        assert_corrupt(&e, "chunk \"x\" frame 0", "frame checksum mismatch", len);
+        assert!(u.peak < 64 << 20 && u.largest < 64 << 20, "a {len}-byte file made read hold {u:?}");
+    }
+}
+
+#[test]
+fn two_gib_chunk_in_a_tiny_file_costs_at_most_one_frame_when_frames_do_not_decode() {
+    let _g = serial();
+    // Valid checksums: the first frame is decoded (into its 64 MiB) and
+    // fails; nothing past it is allocated.
+    for tensor in [false, true] {
+        let (e, u, len) = read_two_gib(tensor, false);
+        assert_corrupt(&e, "chunk \"x\" frame 0", "", len);
+        let bound = (64 << 20) + (1 << 20);
+        assert!(u.peak < bound && u.largest < bound, "a {len}-byte file made read hold {u:?}");
+    }
+}
+
 #[test]
 fn the_counter_sees_allocations() {
     let _g = serial();

@@ -301,6 +301,39 @@ pub fn leased_entries_are_not_removed(b: Arc<dyn Backend>) {
     assert!(b.list("store/leases/").unwrap().is_empty());
 }
 
+/// This machine's host name, as the library reads it for lease holders.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+pub fn leases_held_by_impossible_pids_on_this_host_are_stale(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default());
+    let key = Key::new("held");
+    let e = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint()).unwrap();
+    let hp = key.hash_path();
+    let host = host_name();
+    // Far from expiring: only the holder's pid can make these stale.
+    // `kill(0, 0)` and `kill(-1, 0)` succeed (they address process groups),
+    // so a check that only looks for ESRCH takes these holders for alive.
+    let lease = |holder: &str| format!("{{\"version\":1,\"expires_at\":{},\"holder\":\"{holder}\"}}", u64::MAX / 2);
+    let stale = [format!("{host}:0"), format!("{host}:-1"), format!("{host}:abc"), format!("{host}:99999999999")];
+    for (i, holder) in stale.iter().enumerate() {
+        b.put(&format!("store/leases/{hp}/{}.dead{i}", e.id), Bytes::from(lease(holder)), PutMode::Create).unwrap();
+    }
+    // A live holder on this host, and a holder on another host (whose
+    // pids say nothing here), keep their leases.
+    let live = [format!("{host}:{}", std::process::id()), "another-host.invalid:0".to_string()];
+    for (i, holder) in live.iter().enumerate() {
+        b.put(&format!("store/leases/{hp}/{}.live{i}", e.id), Bytes::from(lease(holder)), PutMode::Create).unwrap();
+    }
+    let gc = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(gc.stale_leases, stale.len(), "{gc:?}");
+    let mut left: Vec<String> = b.list("store/leases/").unwrap().into_iter().map(|m| m.key).collect();
+    left.sort();
+    assert_eq!(left, [format!("store/leases/{hp}/{}.live0", e.id), format!("store/leases/{hp}/{}.live1", e.id)]);
+    assert_eq!(ids(&store, &key), vec![e.id]);
+}
+
 pub fn remove_and_pin(b: Arc<dyn Backend>) {
     let store = open(&b, StoreOptions::default());
     let key = Key::new("../../etc/passwd");
@@ -583,6 +616,7 @@ macro_rules! store_tests {
             lost_or_damaged_indexes_are_rebuilt,
             crash_leftovers_are_cleaned_or_adopted,
             leased_entries_are_not_removed,
+            leases_held_by_impossible_pids_on_this_host_are_stale,
             remove_and_pin,
             concurrent_savers_lose_nothing,
             saves_with_retention_racing_collections_stay_clean,
