@@ -4,19 +4,19 @@
 //! or losing commit left is removed.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used, missing_docs)]
 
+#[path = "backend/hooked.rs"]
+mod hooked;
 #[path = "backend/s3_env.rs"]
 mod s3_env;
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
 use bytes::Bytes;
 use cairn::backend::commit::{self, Commit};
-use cairn::backend::{
-    Backend, FaultBackend, LocalBackend, MemoryBackend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned,
-};
+use cairn::backend::{Backend, FaultBackend, LocalBackend, MemoryBackend, PutMode};
 use cairn::Error;
+use hooked::{Hooked, When};
 
 fn part(i: u8, len: usize) -> Bytes {
     Bytes::from((0..len).map(|j| (j as u8).wrapping_mul(31) ^ i).collect::<Vec<u8>>())
@@ -98,53 +98,16 @@ fn a_failed_commit_leaves_nothing_published(b: &Arc<dyn Backend>) {
     assert_eq!(commit::remove_unpublished(&**b, "failed").unwrap(), 1);
 }
 
-/// Stores the manifest, then reports a failure, the first time: a reply
-/// lost on the way back.
-#[derive(Debug)]
-struct LostReply {
-    inner: Arc<dyn Backend>,
-    lost: AtomicBool,
-}
-
-impl Backend for LostReply {
-    fn url(&self) -> &str {
-        self.inner.url()
-    }
-    fn put(&self, key: &str, data: Bytes, mode: PutMode) -> cairn::Result<PutResult> {
-        let r = self.inner.put(key, data, mode)?;
-        if key.ends_with("/MANIFEST") && !self.lost.swap(true, Ordering::SeqCst) {
+fn a_retried_publish_finds_its_own_manifest(b: &Arc<dyn Backend>) {
+    // Stores the manifest, then reports a failure, the first time: a reply
+    // lost on the way back.
+    let lost = AtomicBool::new(false);
+    let lossy: Arc<dyn Backend> = Arc::new(Hooked::new(Arc::clone(b), move |op, key, when| {
+        if op == "put" && when == When::After && key.ends_with("/MANIFEST") && !lost.swap(true, Ordering::SeqCst) {
             return Err(Error::Backend { op: "uploading", what: key.into(), source: "connection reset".into() });
         }
-        Ok(r)
-    }
-    fn writer(&self, key: &str, mode: PutMode) -> cairn::Result<Box<dyn ObjectWriter>> {
-        self.inner.writer(key, mode)
-    }
-    fn get_range(&self, key: &str, range: Range<u64>) -> cairn::Result<Bytes> {
-        self.inner.get_range(key, range)
-    }
-    fn get(&self, key: &str) -> cairn::Result<Bytes> {
-        self.inner.get(key)
-    }
-    fn get_versioned(&self, key: &str) -> cairn::Result<Versioned> {
-        self.inner.get_versioned(key)
-    }
-    fn head(&self, key: &str) -> cairn::Result<ObjectMeta> {
-        self.inner.head(key)
-    }
-    fn list(&self, prefix: &str) -> cairn::Result<Vec<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> cairn::Result<()> {
-        self.inner.delete(key)
-    }
-    fn copy(&self, from: &str, to: &str) -> cairn::Result<()> {
-        self.inner.copy(from, to)
-    }
-}
-
-fn a_retried_publish_finds_its_own_manifest(b: &Arc<dyn Backend>) {
-    let lossy: Arc<dyn Backend> = Arc::new(LostReply { inner: Arc::clone(b), lost: AtomicBool::new(false) });
+        Ok(())
+    }));
     let mut c = Commit::begin(lossy, "retried").unwrap();
     c.put_part("x", part(5, 500)).unwrap();
     let nonce = c.nonce().to_string();

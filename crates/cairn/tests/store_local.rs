@@ -1,12 +1,15 @@
 //! The store suite on the local-disk backend.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used, missing_docs)]
 
+#[path = "backend/hooked.rs"]
+mod hooked;
 #[path = "store/suite.rs"]
 mod suite;
 
 use std::sync::Arc;
 
-use cairn::backend::{Backend, LocalBackend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use cairn::backend::{Backend, LocalBackend};
+use hooked::{Hooked, When};
 
 fn make() -> Option<(Arc<dyn Backend>, suite::Guard)> {
     let dir = tempfile::tempdir().unwrap();
@@ -31,58 +34,6 @@ fn open_url_takes_paths_and_file_urls_and_refuses_memory() {
     assert!(Store::open_url("s3://", StoreOptions::default()).is_err());
 }
 
-/// Passes every call to the backend inside, and runs a hook once, when the
-/// first data object's writer opens: after `save_file` has verified its
-/// file, before any byte of it is streamed.
-struct OnDataWriter {
-    inner: Arc<dyn Backend>,
-    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl std::fmt::Debug for OnDataWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnDataWriter").field("inner", &self.inner).finish_non_exhaustive()
-    }
-}
-
-impl Backend for OnDataWriter {
-    fn url(&self) -> &str {
-        self.inner.url()
-    }
-    fn put(&self, key: &str, data: bytes::Bytes, mode: PutMode) -> cairn::Result<PutResult> {
-        self.inner.put(key, data, mode)
-    }
-    fn writer(&self, key: &str, mode: PutMode) -> cairn::Result<Box<dyn ObjectWriter>> {
-        if key.ends_with(".data") {
-            if let Some(hook) = self.hook.lock().unwrap().take() {
-                hook();
-            }
-        }
-        self.inner.writer(key, mode)
-    }
-    fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> cairn::Result<bytes::Bytes> {
-        self.inner.get_range(key, range)
-    }
-    fn get(&self, key: &str) -> cairn::Result<bytes::Bytes> {
-        self.inner.get(key)
-    }
-    fn get_versioned(&self, key: &str) -> cairn::Result<Versioned> {
-        self.inner.get_versioned(key)
-    }
-    fn head(&self, key: &str) -> cairn::Result<ObjectMeta> {
-        self.inner.head(key)
-    }
-    fn list(&self, prefix: &str) -> cairn::Result<Vec<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> cairn::Result<()> {
-        self.inner.delete(key)
-    }
-    fn copy(&self, from: &str, to: &str) -> cairn::Result<()> {
-        self.inner.copy(from, to)
-    }
-}
-
 /// A local store whose first data upload runs `hook` first, and the
 /// backend under it.
 fn hooked_store(
@@ -91,7 +42,17 @@ fn hooked_store(
 ) -> (cairn::store::Store, Arc<dyn Backend>) {
     use cairn::store::{Store, StoreOptions};
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(dir.join("store")).unwrap());
-    let hooked = OnDataWriter { inner: backend.clone(), hook: std::sync::Mutex::new(Some(Box::new(hook))) };
+    // Runs `hook` once, when the first data object's writer opens: after
+    // `save_file` has verified its file, before any byte of it is streamed.
+    let once = std::sync::Mutex::new(Some(hook));
+    let hooked = Hooked::new(backend.clone(), move |op, key, when| {
+        if op == "writer" && when == When::Before && key.ends_with(".data") {
+            if let Some(hook) = once.lock().unwrap().take() {
+                hook();
+            }
+        }
+        Ok(())
+    });
     (Store::open(Arc::new(hooked), "", StoreOptions::default()).unwrap(), backend)
 }
 
