@@ -9,14 +9,14 @@
 //!
 //! Environment:
 //! - `CAIRN_BENCH_SECS` (default 2): seconds each append configuration runs
-//!   per round (the raw loop and the `Sync::Always` logs of one record size
+//!   per round (the raw loop and the `SyncPolicy::Always` logs of one record size
 //!   take turns in four slices of a quarter of it);
 //! - `CAIRN_BENCH_REPS` (default 3): rounds of every measurement; the
 //!   median is reported, with min–max beside it;
 //! - `CAIRN_BENCH_RECORDS` (default 1000000): records in the replay log,
 //!   and ops in the longest `StateLog` (the others have 1/10 and 1/100);
 //! - `CAIRN_BENCH_PARTS`: a comma-separated subset of `always` (the raw
-//!   loop and `Sync::Always`), `relaxed` (`Interval` and `Never`), `replay`,
+//!   loop and `SyncPolicy::Always`), `relaxed` (`Interval` and `Never`), `replay`,
 //!   `recovery` and `damage` to run instead of all of them; targets of parts not run
 //!   are reported as not measured;
 //! - `CAIRN_BENCH_DIR`: directory in which the bench makes its temp
@@ -125,7 +125,7 @@ fn print_appends(cases: &[Case]) {
     println!("options but the sync policy: 64 MiB segments) for the set time per round; records/s counts");
     println!("every append that returned. The raw loop is one thread doing `write_all` of a record of the");
     println!("same size to a new file in the same directory, then `sync_data`. The raw loop and the");
-    println!("`Sync::Always` rows of one record size run in turns, in slices of a quarter of that time each,");
+    println!("`SyncPolicy::Always` rows of one record size run in turns, in slices of a quarter of that time each,");
     println!("on files and logs kept open through the round; the other rows run whole. Latency is per append");
     println!("(per write + sync for the raw loop), over all rounds, recorded only where an append waits for");
     println!("a sync. Writes and syncs are counted by a pass-through `Fs` wrapper around `StdFs` (the raw");
@@ -169,7 +169,7 @@ fn print_replay(r: &Replay) {
         println!("{}. {}: {}", i + 1, row.label, row.how);
     }
     println!(
-        "\nThe log was written with `append_batch` of 1,024 records under `Sync::Never` and closed ({:.2} s); one untimed pass of each way precedes the timed rounds.\n",
+        "\nThe log was written with `append_batch` of 1,024 records under `SyncPolicy::Never` and closed ({:.2} s); one untimed pass of each way precedes the timed rounds.\n",
         r.write_secs
     );
 }
@@ -177,7 +177,7 @@ fn print_replay(r: &Replay) {
 fn print_recovery(r: &Recovery) {
     println!("## StateLog recovery against log length\n");
     println!(
-        "State: 1,000 counters in a BTreeMap; op: {} B postcard-encoded; logs written under `Sync::Never`; 2 snapshots kept (the default).\n",
+        "State: 1,000 counters in a BTreeMap; op: {} B postcard-encoded; logs written under `SyncPolicy::Never`; 2 snapshots kept (the default).\n",
         r.op_bytes
     );
     println!("| ops in log | snapshots, log segments | dir MiB | snapshot LSN | log records scanned | ops replayed | open median ms | min–max ms | of which Wal::open ms | build s |");
@@ -232,7 +232,7 @@ fn print_damage(rows: &[damage::Row]) {
         );
     }
     println!();
-    println!("Records of 64 B (88-byte frames) written under `Sync::Never` into one segment; every record with");
+    println!("Records of 64 B (88-byte frames) written under `SyncPolicy::Never` into one segment; every record with");
     println!("an even LSN has a payload byte flipped. Each round verifies the clean copy, then verifies the");
     println!("damaged one, then salvages it (`WalReader` in `Salvage` and every record read); medians of the");
     println!("rounds after one warm-up round, min–max in brackets.\n");
@@ -274,7 +274,7 @@ fn print_targets(cases: &[Case], replay: Option<&Replay>, recovery: Option<&Reco
         let raw = append::find(cases, Mode::Raw, size, 1);
         target_line(
             &format!(
-                "1 writer, Sync::Always, {} records ≥ {ONE_WRITER_VS_RAW}× raw write+fdatasync loop",
+                "1 writer, SyncPolicy::Always, {} records ≥ {ONE_WRITER_VS_RAW}× raw write+fdatasync loop",
                 size_label(size)
             ),
             compare(one, raw).map(|(t, r)| (t, r >= ONE_WRITER_VS_RAW)),
@@ -284,7 +284,7 @@ fn print_targets(cases: &[Case], replay: Option<&Replay>, recovery: Option<&Reco
         let many = append::find(cases, Mode::Always, size, WRITERS[2]);
         let one = append::find(cases, Mode::Always, size, 1);
         let target = format!(
-            "{} writers, Sync::Always, {} records ≥ {GROUP_COMMIT_GAIN}× 1 writer (group commit)",
+            "{} writers, SyncPolicy::Always, {} records ≥ {GROUP_COMMIT_GAIN}× 1 writer (group commit)",
             WRITERS[2],
             size_label(size)
         );

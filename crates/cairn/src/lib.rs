@@ -39,6 +39,6 @@ pub mod wal;
 
 pub use error::{Error, Result};
 pub use format::{
-    load, save, Checkpoint, CheckpointWriter, Checkpointable, ChunkInfo, ChunkKind, ChunkSpec, Compression, DType,
-    Element, FileSink, LoadStats, Problem, ReadOptions, Sink, VerifyReport, WriterOptions,
+    load, save, Checkpoint, CheckpointProblem, CheckpointWriter, Checkpointable, ChunkInfo, ChunkKind, ChunkSpec,
+    Compression, DType, Element, FileSink, LoadStats, ReadOptions, Sink, VerifyReport, WriterOptions,
 };

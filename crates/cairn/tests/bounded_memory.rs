@@ -97,8 +97,8 @@ fn writing_and_streaming_a_large_chunk_keeps_memory_to_a_few_frames() {
 /// record is damaged, optionally followed by a durable mark that makes the
 /// damage corruption rather than a torn write.
 fn huge_segment(dir: &std::path::Path, marked: bool) {
-    use cairn::wal::{Sync, Wal, WalOptions};
-    let opts = WalOptions::default().sync(Sync::Always);
+    use cairn::wal::{SyncPolicy, Wal, WalOptions};
+    let opts = WalOptions::default().sync(SyncPolicy::Always);
     let wal = Wal::open_with(cairn::io::StdFs::shared(), dir, opts).unwrap();
     wal.append(b"the first record, damaged below").unwrap();
     wal.close().unwrap();

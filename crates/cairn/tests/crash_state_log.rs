@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use cairn::io::{CrashPlan, FsRef, OpenMode, SimFs};
-use cairn::wal::{State, StateLog, StateLogOptions, Sync, WalOptions};
+use cairn::wal::{LoggedState, StateLog, StateLogOptions, SyncPolicy, WalOptions};
 use cairn::{Checkpoint, CheckpointWriter, WriterOptions};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ struct Op {
     pad: String,
 }
 
-impl State for Seen {
+impl LoggedState for Seen {
     type Op = Op;
     fn apply(&mut self, op: &Op) {
         self.ops.push(op.n);
@@ -50,7 +50,7 @@ fn after(k: u64) -> Seen {
 fn opts(every: u64) -> StateLogOptions {
     StateLogOptions::default()
         .snapshot_every_ops(Some(every))
-        .wal(WalOptions::default().sync(Sync::Always).segment_size(4096))
+        .wal(WalOptions::default().sync(SyncPolicy::Always).segment_size(4096))
 }
 
 fn open(fs: FsRef, every: u64) -> cairn::Result<StateLog<Seen>> {

@@ -6,7 +6,7 @@
 //! (dropping, keeping, reordering, tearing or garbling what was pending).
 //! Recovery must then give a contiguous run of records, each holding exactly
 //! what was appended at its LSN, containing every record acknowledged under
-//! `Sync::Always`; and the recovered log must take new appends after it.
+//! `SyncPolicy::Always`; and the recovered log must take new appends after it.
 //! Recovery itself is crashed too, and so is a log whose syncs fail.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used, missing_docs)]
 
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn::io::{CrashPlan, FaultRule, OpKind, SimFs};
-use cairn::wal::{Sync, Wal, WalOptions};
+use cairn::wal::{SyncPolicy, Wal, WalOptions};
 use cairn::Error;
 
 const DIR: &str = "/data/log";
@@ -30,13 +30,13 @@ fn payload(lsn: u64) -> Vec<u8> {
     p
 }
 
-fn opts(sync: Sync) -> WalOptions {
+fn opts(sync: SyncPolicy) -> WalOptions {
     WalOptions::default().sync(sync).segment_size(4096)
 }
 
 /// Runs the workload until the file system fails; returns the LSNs whose
 /// append returned `Ok`.
-fn workload(sim: &SimFs, sync: Sync) -> Vec<u64> {
+fn workload(sim: &SimFs, sync: SyncPolicy) -> Vec<u64> {
     let mut acked = Vec::new();
     let Ok(wal) = Wal::open_with(sim.shared(), DIR, opts(sync)) else { return acked };
     let mut lsn = 1;
@@ -72,7 +72,7 @@ fn workload(sim: &SimFs, sync: Sync) -> Vec<u64> {
 
 /// Opens the log after a crash and checks it against what was acked.
 /// Returns the last recovered LSN.
-fn check_recovered(sim: &SimFs, sync: Sync, acked: &[u64], context: &str) -> u64 {
+fn check_recovered(sim: &SimFs, sync: SyncPolicy, acked: &[u64], context: &str) -> u64 {
     let wal = Wal::open_with(sim.shared(), DIR, opts(sync))
         .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}\n{:?}", sim.list_all()));
     let records: Vec<(u64, Vec<u8>)> = wal
@@ -90,7 +90,7 @@ fn check_recovered(sim: &SimFs, sync: Sync, acked: &[u64], context: &str) -> u64
     let first = records.first().map_or(u64::MAX, |r| r.0);
     let last = records.last().map_or(0, |r| r.0);
     assert!(first <= TRUNCATE_BEFORE || records.is_empty(), "{context}: records from {first} on only");
-    if sync == Sync::Always {
+    if sync == SyncPolicy::Always {
         for lsn in acked.iter().filter(|l| **l >= TRUNCATE_BEFORE) {
             assert!(*lsn >= first && *lsn <= last, "{context}: acknowledged LSN {lsn} lost ({first}..={last})");
         }
@@ -105,14 +105,14 @@ fn check_recovered(sim: &SimFs, sync: Sync, acked: &[u64], context: &str) -> u64
     last
 }
 
-fn ops_of_full_run(sync: Sync) -> u64 {
+fn ops_of_full_run(sync: SyncPolicy) -> u64 {
     let sim = SimFs::new();
     let acked = workload(&sim, sync);
     assert_eq!(acked.len() as u64, N);
     sim.op_count()
 }
 
-fn enumerate(sync: Sync) {
+fn enumerate(sync: SyncPolicy) {
     let total = ops_of_full_run(sync);
     let mut runs = 0;
     for n in 0..=total {
@@ -130,34 +130,34 @@ fn enumerate(sync: Sync) {
 
 #[test]
 fn crash_at_every_operation_under_sync_always() {
-    enumerate(Sync::Always);
+    enumerate(SyncPolicy::Always);
 }
 
 #[test]
 fn crash_at_every_operation_under_sync_never() {
-    enumerate(Sync::Never);
+    enumerate(SyncPolicy::Never);
 }
 
 #[test]
 fn crash_at_every_operation_under_sync_interval() {
-    enumerate(Sync::Interval(Duration::from_millis(1)));
+    enumerate(SyncPolicy::Interval(Duration::from_millis(1)));
 }
 
 /// A crash while recovering from a crash: the second recovery must still
 /// hold everything acknowledged before the first.
 #[test]
 fn crash_during_recovery() {
-    let total = ops_of_full_run(Sync::Always);
+    let total = ops_of_full_run(SyncPolicy::Always);
     for n in (0..=total).step_by(3) {
         for (v, plan) in CrashPlan::variants(n).into_iter().enumerate() {
             let sim = SimFs::new();
             sim.crash_after(n);
-            let acked = workload(&sim, Sync::Always);
+            let acked = workload(&sim, SyncPolicy::Always);
             sim.crash(&plan);
             for m in 0..4 {
                 let before = sim.op_count();
                 sim.crash_after(m);
-                let _ = Wal::open_with(sim.shared(), DIR, opts(Sync::Always));
+                let _ = Wal::open_with(sim.shared(), DIR, opts(SyncPolicy::Always));
                 let finished = sim.op_count() - before < m;
                 // Crashing also disarms a crash point recovery did not reach.
                 sim.crash(&CrashPlan::variants(m + n).swap_remove(v));
@@ -165,7 +165,12 @@ fn crash_during_recovery() {
                     break;
                 }
             }
-            check_recovered(&sim, Sync::Always, &acked, &format!("crash after op {n}, plan {v}, then in recovery"));
+            check_recovered(
+                &sim,
+                SyncPolicy::Always,
+                &acked,
+                &format!("crash after op {n}, plan {v}, then in recovery"),
+            );
         }
     }
 }
@@ -173,7 +178,7 @@ fn crash_during_recovery() {
 #[test]
 fn a_failed_sync_poisons_the_log_until_reopened() {
     let sim = SimFs::new();
-    let wal = Wal::open_with(sim.shared(), DIR, opts(Sync::Always)).unwrap();
+    let wal = Wal::open_with(sim.shared(), DIR, opts(SyncPolicy::Always)).unwrap();
     for lsn in 1..=3 {
         wal.append(&payload(lsn)).unwrap();
     }
@@ -190,21 +195,21 @@ fn a_failed_sync_poisons_the_log_until_reopened() {
     assert_eq!(sim.op_count(), syncs, "a poisoned log does no more I/O");
     drop(wal);
     sim.crash(&CrashPlan::drop_all());
-    let last = check_recovered(&sim, Sync::Always, &[1, 2, 3], "after a failed sync");
+    let last = check_recovered(&sim, SyncPolicy::Always, &[1, 2, 3], "after a failed sync");
     assert!(last >= 3);
 }
 
 #[test]
 fn a_failed_write_poisons_the_log_and_nothing_partial_is_read() {
     let sim = SimFs::new();
-    let wal = Wal::open_with(sim.shared(), DIR, opts(Sync::Never)).unwrap();
+    let wal = Wal::open_with(sim.shared(), DIR, opts(SyncPolicy::Never)).unwrap();
     wal.append(&payload(1)).unwrap();
     sim.inject(FaultRule::on(OpKind::Write).with_fault(cairn::io::Fault::Enospc).fail_times(1));
     let err = wal.append(&payload(2)).unwrap_err();
     assert!(matches!(err, Error::LogPoisoned { .. }), "{err}");
     assert!(matches!(wal.append(&payload(2)), Err(Error::LogPoisoned { .. })));
     drop(wal);
-    let wal = Wal::open_with(sim.shared(), DIR, opts(Sync::Never)).unwrap();
+    let wal = Wal::open_with(sim.shared(), DIR, opts(SyncPolicy::Never)).unwrap();
     assert_eq!(wal.last_lsn(), Some(1));
     assert_eq!(wal.append(&payload(2)).unwrap(), 2);
 }
@@ -212,7 +217,7 @@ fn a_failed_write_poisons_the_log_and_nothing_partial_is_read() {
 #[test]
 fn a_failed_segment_creation_poisons_the_log() {
     let sim = SimFs::new();
-    let wal = Wal::open_with(sim.shared(), DIR, opts(Sync::Always)).unwrap();
+    let wal = Wal::open_with(sim.shared(), DIR, opts(SyncPolicy::Always)).unwrap();
     sim.inject(FaultRule::on(OpKind::SyncDir).on_path(DIR).fail_times(1));
     let mut acked = Vec::new();
     let err = loop {
@@ -226,6 +231,6 @@ fn a_failed_segment_creation_poisons_the_log() {
     assert!(matches!(err, Error::LogPoisoned { .. }), "{err}");
     drop(wal);
     sim.crash(&CrashPlan::drop_all());
-    check_recovered(&sim, Sync::Always, &acked, "after a failed directory sync");
+    check_recovered(&sim, SyncPolicy::Always, &acked, "after a failed directory sync");
     assert!(!Path::new(DIR).exists(), "the simulated log never touches the real disk");
 }

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn::store::{GcOptions, Key, SaveInfo, Select, Store, StoreOptions};
-use cairn::wal::{ProblemKind, RecoveryMode, WalReader};
+use cairn::wal::{LogProblemKind, RecoveryMode, WalReader};
 use cairn::{Checkpoint, ChunkSpec, Compression, DType, WriterOptions};
 
 fn fixtures() -> PathBuf {
@@ -98,8 +98,8 @@ fn write_checkpoint(path: &Path) {
 }
 
 fn write_wal(dir: &Path) {
-    use cairn::wal::{Sync, Wal, WalOptions};
-    let opts = WalOptions::default().sync(Sync::Always).segment_size(6144);
+    use cairn::wal::{SyncPolicy, Wal, WalOptions};
+    let opts = WalOptions::default().sync(SyncPolicy::Always).segment_size(6144);
     let wal = Wal::open_with(cairn::io::StdFs::shared(), dir, opts).unwrap();
     for lsn in 1..=WAL_RECORDS + 1 {
         assert_eq!(wal.append(&wal_payload(lsn)).unwrap(), lsn);
@@ -230,7 +230,7 @@ fn v1_wal_reads_with_its_torn_tail() {
     assert!(!report.is_corrupt(), "{:?}", report.problems);
     assert_eq!(report.records, WAL_RECORDS);
     assert_eq!((report.first_lsn, report.last_lsn, report.durable_lsn), (Some(1), Some(WAL_RECORDS), WAL_RECORDS));
-    let torn: Vec<_> = report.problems.iter().filter(|p| p.kind == ProblemKind::TornTail).collect();
+    let torn: Vec<_> = report.problems.iter().filter(|p| p.kind == LogProblemKind::TornTail).collect();
     assert_eq!(torn.len(), 1, "{:?}", report.problems);
     assert_eq!(torn[0].lsn, WAL_RECORDS + 1);
     assert_eq!((torn[0].offset, torn[0].bytes), WAL_TORN_AT);

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use cairn::io::StdFs;
-use cairn::wal::{ReplayProgress, State, StateLog, StateLogOptions, WalOptions};
+use cairn::wal::{LoggedState, ReplayProgress, StateLog, StateLogOptions, WalOptions};
 use serde::{Deserialize, Serialize};
 
 /// A small key-value state: counters by name.
@@ -24,7 +24,7 @@ enum Op {
     Reset(String),
 }
 
-impl State for Counters {
+impl LoggedState for Counters {
     type Op = Op;
     fn apply(&mut self, op: &Op) {
         match op {
@@ -200,7 +200,7 @@ fn a_damaged_newest_snapshot_falls_back_to_the_previous_one() {
 #[test]
 fn recovery_reports_progress() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), opts(None).wal(WalOptions::default().sync(cairn::wal::Sync::Never)));
+    let mut log = open(dir.path(), opts(None).wal(WalOptions::default().sync(cairn::wal::SyncPolicy::Never)));
     for i in 1..=70_000 {
         log.apply(op(i)).unwrap();
     }

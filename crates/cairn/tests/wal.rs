@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn::io::StdFs;
-use cairn::wal::{ProblemKind, RecoveryMode, Sync, Wal, WalOptions, WalReader};
+use cairn::wal::{LogProblemKind, RecoveryMode, SyncPolicy, Wal, WalOptions, WalReader};
 use cairn::Error;
 
 fn payload(i: u64) -> Vec<u8> {
@@ -58,7 +58,7 @@ fn appends_survive_reopen_in_order() {
 #[test]
 fn segments_rotate_and_iter_from_starts_mid_log() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), WalOptions::default().segment_size(4096).sync(Sync::Never));
+    let wal = open(dir.path(), WalOptions::default().segment_size(4096).sync(SyncPolicy::Never));
     for i in 1..=500 {
         wal.append(&payload(i)).unwrap();
     }
@@ -90,10 +90,10 @@ fn concurrent_appenders_each_see_their_own_records_in_lsn_order() {
     // segments meanwhile, under a policy that waits for syncs and one that
     // waits for writes only.
     for (sync, spin) in [
-        (Sync::Always, Duration::from_millis(1)),
-        (Sync::Always, Duration::ZERO),
-        (Sync::Never, Duration::from_millis(1)),
-        (Sync::Never, Duration::ZERO),
+        (SyncPolicy::Always, Duration::from_millis(1)),
+        (SyncPolicy::Always, Duration::ZERO),
+        (SyncPolicy::Never, Duration::from_millis(1)),
+        (SyncPolicy::Never, Duration::ZERO),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let opts = WalOptions::default().segment_size(64 << 10).sync(sync).spin_wait(spin);
@@ -105,7 +105,7 @@ fn concurrent_appenders_each_see_their_own_records_in_lsn_order() {
                     (0..200u64)
                         .map(|i| {
                             let lsn = wal.append(format!("{t}:{i}").as_bytes()).unwrap();
-                            if sync == Sync::Always {
+                            if sync == SyncPolicy::Always {
                                 assert!(wal.durable_lsn() >= lsn, "acknowledged before durable");
                             }
                             (lsn, i)
@@ -142,7 +142,7 @@ fn concurrent_appenders_each_see_their_own_records_in_lsn_order() {
 #[test]
 fn truncate_before_drops_only_whole_old_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), WalOptions::default().segment_size(4096).sync(Sync::Never));
+    let wal = open(dir.path(), WalOptions::default().segment_size(4096).sync(SyncPolicy::Never));
     for i in 1..=300 {
         wal.append(&payload(i)).unwrap();
     }
@@ -176,7 +176,7 @@ fn a_second_writer_is_locked_out() {
 #[test]
 fn interval_policy_makes_records_durable_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), WalOptions::default().sync(Sync::Interval(Duration::from_millis(5))));
+    let wal = open(dir.path(), WalOptions::default().sync(SyncPolicy::Interval(Duration::from_millis(5))));
     let lsn = wal.append(b"soon durable").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while wal.durable_lsn() < lsn {
@@ -192,7 +192,7 @@ fn closing_a_log_with_a_long_interval_does_not_wait_for_the_next_tick() {
     // out the interval.
     for round in 0..50 {
         let dir = tempfile::tempdir().unwrap();
-        let opts = WalOptions::default().sync(Sync::Interval(Duration::from_secs(3600)));
+        let opts = WalOptions::default().sync(SyncPolicy::Interval(Duration::from_secs(3600)));
         let (tx, rx) = std::sync::mpsc::channel();
         let path = dir.path().to_path_buf();
         std::thread::spawn(move || {
@@ -210,7 +210,7 @@ fn closing_a_log_with_a_long_interval_does_not_wait_for_the_next_tick() {
 #[test]
 fn a_batch_larger_than_a_segment_is_split_across_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path(), WalOptions::default().segment_size(4096).sync(Sync::Never));
+    let wal = open(dir.path(), WalOptions::default().segment_size(4096).sync(SyncPolicy::Never));
     let batch: Vec<Vec<u8>> = (1..=100).map(payload).collect();
     assert_eq!(wal.append_batch(&batch).unwrap(), Some(1..=100));
     // A record larger than a segment gets one of its own.
@@ -236,7 +236,7 @@ fn a_batch_larger_than_a_segment_is_split_across_segments() {
     assert!(report.problems.is_empty() && report.oversized.is_empty(), "{report:?}");
 }
 
-/// Appends `n` records with `Sync::Always` and returns the last segment.
+/// Appends `n` records with `SyncPolicy::Always` and returns the last segment.
 fn log_with(dir: &Path, n: u64) -> std::path::PathBuf {
     let wal = Wal::open(dir).unwrap();
     for i in 1..=n {
@@ -268,7 +268,7 @@ fn a_torn_tail_is_cut_and_reported() {
     assert!(report.has_torn_tail() && !report.is_corrupt(), "{report:?}");
     let wal = Wal::open(dir.path()).unwrap();
     assert_eq!(wal.recovery().truncated_bytes, bytes.len() as u64 - end);
-    assert_eq!(wal.recovery().problems[0].kind, ProblemKind::TornTail);
+    assert_eq!(wal.recovery().problems[0].kind, LogProblemKind::TornTail);
     assert_eq!(wal.recovery().problems[0].offset, end);
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), end);
     assert_eq!(all(&wal).len(), 10);

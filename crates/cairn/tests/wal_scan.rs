@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use cairn::io::StdFs;
-use cairn::wal::{ProblemKind, RecoveryMode, Wal, WalOptions, WalReader};
+use cairn::wal::{LogProblemKind, RecoveryMode, Wal, WalOptions, WalReader};
 use cairn::Error;
 
 /// A segment header for `first` (docs/WAL.md, "Segment header").
@@ -93,7 +93,7 @@ fn a_jump_in_lsns_before_a_durable_mark_is_corruption_to_verify_as_to_open() {
     let report = assert_refused_alike(dir.path());
     let at = 32 + (record(1).len() + record(2).len()) as u64;
     let p = &report.problems[0];
-    assert_eq!((p.kind, p.lsn, p.offset, p.bytes), (ProblemKind::Corrupt, 3, at, 0), "{p:?}");
+    assert_eq!((p.kind, p.lsn, p.offset, p.bytes), (LogProblemKind::Corrupt, 3, at, 0), "{p:?}");
     assert!(p.detail.contains("3..=4 are missing"), "{}", p.detail);
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(salvaged(dir.path()), [1, 2, 5, 6], "salvage keeps every intact record");
@@ -133,7 +133,7 @@ fn files_named_like_segments_outside_the_lsn_range_are_reported() {
         write(dir.path(), bad, &segment(2, &[record(2), mark(2)]));
         let report = assert_refused_alike(dir.path());
         let p = &report.problems[0];
-        assert!(p.segment.ends_with(bad) && p.kind == ProblemKind::Corrupt, "{bad}: {p:?}");
+        assert!(p.segment.ends_with(bad) && p.kind == LogProblemKind::Corrupt, "{bad}: {p:?}");
         assert_eq!(salvaged(dir.path()), [1], "{bad}");
     }
     // Other files in the directory are not the log's business.
@@ -177,7 +177,7 @@ fn damage_all_through_a_segment_is_reported_within_a_bounded_list() {
     assert_eq!(report.problems.len(), cairn::wal::MAX_PROBLEMS);
     assert_eq!(report.omitted.corrupt, n / 2 - cairn::wal::MAX_PROBLEMS as u64, "every damaged record counted");
     assert_eq!(report.records, n / 2, "every intact record counted");
-    assert!(report.problems.iter().all(|p| p.kind == ProblemKind::Corrupt && p.bytes == record(p.lsn).len() as u64));
+    assert!(report.problems.iter().all(|p| p.kind == LogProblemKind::Corrupt && p.bytes == record(p.lsn).len() as u64));
     let kept = salvaged(dir.path());
     assert_eq!(kept, (1..=n).step_by(2).collect::<Vec<_>>());
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn::io::SimFs;
-use cairn::wal::{RecoveryMode, Sync, Wal, WalOptions, WalReader};
+use cairn::wal::{RecoveryMode, SyncPolicy, Wal, WalOptions, WalReader};
 use cairn::Error;
 
 const DIR: &str = "/log";
@@ -22,7 +22,7 @@ fn payload(lsn: u64) -> Vec<u8> {
 
 /// Every record is synced, and a durable mark follows each sync.
 fn opts(mode: RecoveryMode) -> WalOptions {
-    WalOptions::default().sync(Sync::Always).segment_size(4096).recovery(mode)
+    WalOptions::default().sync(SyncPolicy::Always).segment_size(4096).recovery(mode)
 }
 
 /// The segments of a clean log: (path, bytes), in LSN order.

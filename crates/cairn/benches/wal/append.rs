@@ -1,6 +1,6 @@
 //! Append throughput: 1, 4 and 16 writers sharing one log under each sync
 //! policy, beside a raw `write_all` + `sync_data` loop on a plain file in
-//! the same directory, the most one writer can get under `Sync::Always`.
+//! the same directory, the most one writer can get under `SyncPolicy::Always`.
 
 use std::fs::File;
 use std::io::Write;
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use cairn::wal::{Sync, Wal, WalOptions};
+use cairn::wal::{SyncPolicy, Wal, WalOptions};
 
 use crate::common::{payload, remove_dir, settle, Config, Stats};
 use crate::counting_fs::{self, Counts, Snapshot};
@@ -31,17 +31,17 @@ impl Mode {
     pub fn label(self) -> &'static str {
         match self {
             Mode::Raw => "raw write_all + sync_data loop",
-            Mode::Always => "Sync::Always",
-            Mode::Interval => "Sync::Interval(1 ms)",
-            Mode::Never => "Sync::Never",
+            Mode::Always => "SyncPolicy::Always",
+            Mode::Interval => "SyncPolicy::Interval(1 ms)",
+            Mode::Never => "SyncPolicy::Never",
         }
     }
 
-    fn sync(self) -> Sync {
+    fn sync(self) -> SyncPolicy {
         match self {
-            Mode::Raw | Mode::Always => Sync::Always,
-            Mode::Interval => Sync::Interval(INTERVAL),
-            Mode::Never => Sync::Never,
+            Mode::Raw | Mode::Always => SyncPolicy::Always,
+            Mode::Interval => SyncPolicy::Interval(INTERVAL),
+            Mode::Never => SyncPolicy::Never,
         }
     }
 
@@ -269,7 +269,7 @@ pub fn find(cases: &[Case], mode: Mode, size: usize, writers: usize) -> Option<&
 const SLICES: u32 = 4;
 
 /// Every configuration, `cfg.reps` rounds of `cfg.secs` each. In a round,
-/// the raw loop and the `Sync::Always` logs of one record size take turns
+/// the raw loop and the `SyncPolicy::Always` logs of one record size take turns
 /// in slices of a quarter of that time, each on its own file or log kept
 /// open for the round: the shared disk's fsync latency drifts between
 /// about 0.3 and 4 ms from one second to the next, and slices let those
@@ -280,7 +280,7 @@ pub fn bench_appends(cfg: &Config) -> Vec<Case> {
     let always = if cfg.runs("always") { cfg.reps } else { 0 };
     let relaxed = if cfg.runs("relaxed") { cfg.reps } else { 0 };
     for round in 1..=always {
-        eprintln!("appends under Sync::Always and the raw loop, round {round} of {}", cfg.reps);
+        eprintln!("appends under SyncPolicy::Always and the raw loop, round {round} of {}", cfg.reps);
         for size in SIZES {
             let mut group = vec![Contender::open(cfg, Mode::Raw, size, 1)];
             group.extend(WRITERS.iter().map(|&w| Contender::open(cfg, Mode::Always, size, w)));
@@ -296,7 +296,7 @@ pub fn bench_appends(cfg: &Config) -> Vec<Case> {
         }
     }
     for round in 1..=relaxed {
-        eprintln!("appends under Sync::Interval(1 ms) and Sync::Never, round {round} of {}", cfg.reps);
+        eprintln!("appends under SyncPolicy::Interval(1 ms) and SyncPolicy::Never, round {round} of {}", cfg.reps);
         for mode in [Mode::Interval, Mode::Never] {
             for size in SIZES {
                 for writers in WRITERS {

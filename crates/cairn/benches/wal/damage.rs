@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use cairn::io::StdFs;
-use cairn::wal::{RecoveryMode, Sync, Wal, WalOptions, WalReader};
+use cairn::wal::{RecoveryMode, SyncPolicy, Wal, WalOptions, WalReader};
 
 use crate::common::{payload, remove_dir, settle, Config, Stats};
 
@@ -40,7 +40,7 @@ impl Row {
 /// Writes a one-segment log of `records` records in `dir` and returns the
 /// segment's path.
 fn write_log(dir: &Path, records: u64, segment_size: u64) -> std::path::PathBuf {
-    let opts = WalOptions::default().sync(Sync::Never).segment_size(segment_size);
+    let opts = WalOptions::default().sync(SyncPolicy::Never).segment_size(segment_size);
     let wal = Wal::open_with(StdFs::shared(), dir, opts).expect("open log");
     let noise = payload(RECORD, 3);
     let mut left = records;

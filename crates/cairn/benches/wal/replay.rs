@@ -1,5 +1,5 @@
 //! Replay throughput: a log of N records of 64 bytes, written under
-//! `Sync::Never` and closed, read back whole through the read-only
+//! `SyncPolicy::Never` and closed, read back whole through the read-only
 //! `WalReader` and through `Wal::open` (recovery), beside reading the same
 //! segment files and checksumming every byte, the floor for any replay.
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn::io::StdFs;
-use cairn::wal::{Sync, Wal, WalOptions, WalReader};
+use cairn::wal::{SyncPolicy, Wal, WalOptions, WalReader};
 
 use crate::common::{dir_bytes, payload, remove_dir, settle, Config, Stats};
 
@@ -52,7 +52,7 @@ impl Replay {
 /// Record `i` (from 0) is 64 bytes: `i` little-endian, then fixed noise.
 fn write_log(dir: &Path, records: u64) {
     let noise = payload(RECORD, 7);
-    let opts = WalOptions::default().sync(Sync::Never);
+    let opts = WalOptions::default().sync(SyncPolicy::Never);
     let wal = Wal::open_with(StdFs::shared(), dir, opts).expect("open log");
     let mut buf = Vec::with_capacity(BATCH * RECORD);
     let mut i = 0u64;
@@ -121,7 +121,7 @@ fn reader_iterator(dir: &Path, records: u64) -> (Duration, Option<Duration>) {
 
 fn wal_next_ref(dir: &Path, records: u64) -> (Duration, Option<Duration>) {
     let t = Instant::now();
-    let opts = WalOptions::default().sync(Sync::Never);
+    let opts = WalOptions::default().sync(SyncPolicy::Never);
     let wal = Wal::open_with(StdFs::shared(), dir, opts).expect("open log");
     let opened = t.elapsed();
     let mut it = wal.iter_from(1);
@@ -161,14 +161,14 @@ const WAYS: [(&str, &str, &str, Pass); 4] = [
     (
         "wal",
         "Wal::open (recovery) + next_ref",
-        "Wal::open_with(StdFs, dir, Sync::Never): lock, scan, repair, sync of the last segment; then iter_from(1) + next_ref; close untimed",
+        "Wal::open_with(StdFs, dir, SyncPolicy::Never): lock, scan, repair, sync of the last segment; then iter_from(1) + next_ref; close untimed",
         wal_next_ref,
     ),
 ];
 
 pub fn bench_replay(cfg: &Config) -> Replay {
     let records = cfg.records;
-    eprintln!("replay: writing {records} records of {RECORD} B under Sync::Never");
+    eprintln!("replay: writing {records} records of {RECORD} B under SyncPolicy::Never");
     let dir = cfg.fresh("replay");
     let t = Instant::now();
     write_log(&dir, records);

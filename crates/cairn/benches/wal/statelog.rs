@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn::io::StdFs;
-use cairn::wal::{State, StateLog, StateLogOptions, Sync, WalOptions};
+use cairn::wal::{LoggedState, StateLog, StateLogOptions, SyncPolicy, WalOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{dir_bytes, remove_dir, settle, thousands, Config, Stats};
@@ -40,7 +40,7 @@ struct Add {
     tag: Vec<u8>,
 }
 
-impl State for Counters {
+impl LoggedState for Counters {
     type Op = Add;
 
     fn apply(&mut self, op: &Add) {
@@ -83,7 +83,7 @@ impl Variant {
 
     fn options(&self) -> StateLogOptions {
         StateLogOptions::default()
-            .wal(WalOptions::default().sync(Sync::Never).segment_size(self.segment))
+            .wal(WalOptions::default().sync(SyncPolicy::Never).segment_size(self.segment))
             .snapshot_every_ops(self.every)
             .snapshot_every_bytes(None)
     }

@@ -27,5 +27,5 @@ pub use sink::{FileSink, Sink};
 pub use source::RangeRead;
 pub use stats::LoadStats;
 pub(crate) use stream_check::StreamCheck;
-pub use verify::{Problem, VerifyReport};
+pub use verify::{CheckpointProblem, VerifyReport};
 pub use writer::CheckpointWriter;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// One problem found by [`Checkpoint::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Problem {
+pub struct CheckpointProblem {
     /// The damaged part: `chunk "w" frame 3`, `chunk "w"`, `padding`, `index`.
     pub what: String,
     /// The chunk involved, if any.
@@ -42,7 +42,7 @@ pub struct VerifyReport {
     /// Stored bytes read.
     pub stored_bytes: u64,
     /// Everything that failed; empty when the file is intact.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<CheckpointProblem>,
     /// Wall time taken.
     pub elapsed: Duration,
 }
@@ -82,7 +82,7 @@ impl Checkpoint {
             match self.frames_of(c) {
                 Ok(frames) => total_frames += frames.len(),
                 Err(Error::Corrupt { what, offset, detail, .. }) => {
-                    problems.push(Problem { what, chunk: Some(c.name.clone()), offset, detail })
+                    problems.push(CheckpointProblem { what, chunk: Some(c.name.clone()), offset, detail })
                 }
                 Err(e) => return Err(e),
             }
@@ -104,7 +104,7 @@ impl Checkpoint {
                     Ok(h) => Some(h),
                     Err(Error::Corrupt { what, offset, detail, .. }) => {
                         if damaged.fetch_add(1, Ordering::Relaxed) < MAX_FRAME_PROBLEMS {
-                            let p = Problem { what, chunk: Some(c.name.clone()), offset, detail };
+                            let p = CheckpointProblem { what, chunk: Some(c.name.clone()), offset, detail };
                             frame_problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
                         }
                         None
@@ -124,7 +124,7 @@ impl Checkpoint {
         problems.extend(listed);
         let damaged = damaged.into_inner();
         if damaged > MAX_FRAME_PROBLEMS {
-            problems.push(Problem {
+            problems.push(CheckpointProblem {
                 what: "frames".into(),
                 chunk: None,
                 offset: 0,
@@ -140,7 +140,7 @@ impl Checkpoint {
             // A chunk with a damaged frame is already reported.
             let Some(frame_hashes) = frame_hashes else { continue };
             if digest::chunk_digest(&frame_hashes) != Some(c.digest) {
-                problems.push(Problem {
+                problems.push(CheckpointProblem {
                     what: format!("chunk {:?}", c.name),
                     chunk: Some(c.name.clone()),
                     offset: c.data_offset,
@@ -150,7 +150,7 @@ impl Checkpoint {
         }
         self.check_padding(&mut problems)?;
         if file_digest(self.chunks()) != self.digest() {
-            problems.push(Problem {
+            problems.push(CheckpointProblem {
                 what: "index".into(),
                 chunk: None,
                 offset: 0,
@@ -198,7 +198,7 @@ impl Checkpoint {
 
     /// Gaps between chunk regions must be alignment padding: shorter than
     /// 64 bytes and zero.
-    fn check_padding(&self, problems: &mut Vec<Problem>) -> Result<()> {
+    fn check_padding(&self, problems: &mut Vec<CheckpointProblem>) -> Result<()> {
         let mut end = HEADER_LEN as u64;
         let index_offset = self.index_offset();
         let starts = self.chunks().iter().map(|c| (c.data_offset, c.data_offset + c.stored_len));
@@ -210,7 +210,7 @@ impl Checkpoint {
                     .read(end, gap.min(64) as usize)
                     .map_err(|e| Error::io("reading", self.origin(), e))?;
                 if gap >= 64 || bytes.iter().any(|b| *b != 0) {
-                    problems.push(Problem {
+                    problems.push(CheckpointProblem {
                         what: "padding".into(),
                         chunk: None,
                         offset: end,

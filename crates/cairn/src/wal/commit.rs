@@ -1,9 +1,9 @@
 //! Group commit: appenders queue framed records in one buffer; whichever
 //! finds no write in progress becomes the leader and writes (and, under
-//! [`Sync::Always`], syncs) everything queued so far in one go, while the
+//! [`SyncPolicy::Always`], syncs) everything queued so far in one go, while the
 //! others wait for the LSN they need.
 //!
-//! Under `Sync::Always` a new leader first waits, briefly, for the appenders
+//! Under `SyncPolicy::Always` a new leader first waits, briefly, for the appenders
 //! the last commit released to come back with their next record. Without
 //! that pause the appenders settle into two halves that take turns, and each
 //! sync carries only half of them.
@@ -21,7 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::options::{Sync, WalOptions};
+use super::options::{SyncPolicy, WalOptions};
 use super::reader::SegRange;
 use super::record::{self, MAX_LSN, MAX_PAYLOAD};
 use super::segment;
@@ -217,7 +217,7 @@ impl Shared {
     }
 
     /// Frames `payloads` under one lock, so they get consecutive LSNs, and
-    /// waits until the last is written (and durable under `Sync::Always`).
+    /// waits until the last is written (and durable under `SyncPolicy::Always`).
     /// Returns the first and last LSN.
     pub(crate) fn append<'a>(&self, payloads: impl Iterator<Item = &'a [u8]> + Clone) -> Result<Option<(u64, u64)>> {
         if let Some(p) = payloads.clone().find(|p| p.len() > MAX_PAYLOAD) {
@@ -255,7 +255,7 @@ impl Shared {
             self.gather.notify_one();
         }
         self.inside.fetch_add(1, Ordering::Relaxed);
-        let always = self.opts.sync == Sync::Always;
+        let always = self.opts.sync == SyncPolicy::Always;
         let outcome = self.wait_for(st, last, always);
         self.inside.fetch_sub(1, Ordering::Relaxed);
         outcome.map(|()| Some((first, last)))
@@ -278,7 +278,7 @@ impl Shared {
                 st = lock(&self.state);
                 continue;
             }
-            let (guard, wake) = self.lead(st, durable || self.opts.sync == Sync::Always, false);
+            let (guard, wake) = self.lead(st, durable || self.opts.sync == SyncPolicy::Always, false);
             drop(guard);
             for t in wake {
                 t.unpark();
@@ -308,7 +308,7 @@ impl Shared {
         }
     }
 
-    /// Under `Sync::Always`, waits until as many appenders have queued as
+    /// Under `SyncPolicy::Always`, waits until as many appenders have queued as
     /// the last commit saw, or half a commit's time (at most [`MAX_GATHER`]).
     fn gather<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         if st.expect <= 1 || st.queued_appenders >= st.expect {
@@ -376,7 +376,7 @@ impl Shared {
         rotate: bool,
     ) -> (MutexGuard<'a, State>, Vec<Thread>) {
         st.leader = true;
-        if sync && self.opts.sync == Sync::Always {
+        if sync && self.opts.sync == SyncPolicy::Always {
             st = self.gather(st);
         }
         let spare = std::mem::take(&mut st.spare);

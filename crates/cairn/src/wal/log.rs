@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::commit::{create_segment, lock, Io, Shared};
-use super::options::{RecoveryMode, Sync, WalOptions};
+use super::options::{RecoveryMode, SyncPolicy, WalOptions};
 use super::reader::{SegRange, WalIter};
 use super::report::RecoveryReport;
 use super::scan;
@@ -25,7 +25,7 @@ pub const LOCK_FILE: &str = "LOCK";
 /// in an `Arc`) and concurrent appends share writes and syncs.
 ///
 /// ```
-/// use cairn::wal::{Wal, WalOptions, Sync};
+/// use cairn::wal::{Wal, WalOptions, SyncPolicy};
 /// # fn main() -> Result<(), cairn::Error> {
 /// let dir = tempfile::tempdir().unwrap();
 /// let wal = Wal::open(dir.path())?;
@@ -54,7 +54,7 @@ struct Flusher {
 
 impl Wal {
     /// Opens (or creates) the log in `dir` on the real file system with the
-    /// default options: [`Sync::Always`], torn tails tolerated.
+    /// default options: [`SyncPolicy::Always`], torn tails tolerated.
     ///
     /// # Errors
     /// As [`open_with`](Self::open_with).
@@ -91,15 +91,15 @@ impl Wal {
         io.mark(last)?;
         let shared = Arc::new(Shared::new(fs, dir, opts, last, io));
         let flusher = match shared.opts.sync {
-            Sync::Interval(every) => Some(start_flusher(&shared, every)),
-            Sync::Always | Sync::Never => None,
+            SyncPolicy::Interval(every) => Some(start_flusher(&shared, every)),
+            SyncPolicy::Always | SyncPolicy::Never => None,
         };
         report.elapsed = started.elapsed();
         Ok(Wal { shared, report, flusher, _lock: lock })
     }
 
     /// Appends one record and returns its LSN once it is written, and under
-    /// [`Sync::Always`] durable.
+    /// [`SyncPolicy::Always`] durable.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a payload over 64 MiB;

@@ -4,7 +4,7 @@
 //! The log is a directory of segment files; records are framed with their
 //! length, a CRC32C, an LSN and a type ([`record`](self) layout in
 //! `docs/WAL.md`). Appends from many threads share writes and syncs (group
-//! commit); the sync policy is chosen at open ([`Sync`]); opening recovers
+//! commit); the sync policy is chosen at open ([`SyncPolicy`]); opening recovers
 //! what is on disk under a [`RecoveryMode`]. A failed write or sync poisons
 //! the log until it is reopened.
 
@@ -21,9 +21,9 @@ mod state_log;
 mod window;
 
 pub use log::{Wal, LOCK_FILE};
-pub use options::{RecoveryMode, Sync, WalOptions};
+pub use options::{RecoveryMode, SyncPolicy, WalOptions};
 pub use reader::{verify, verify_with, Record, WalIter, WalReader};
 pub use record::{MAX_LSN, MAX_PAYLOAD};
 pub use report::RecoveryReport;
-pub use scan::{OmittedProblems, Oversized, Problem, ProblemKind, MAX_PROBLEMS};
-pub use state_log::{ReplayProgress, State, StateLog, StateLogOptions, StateRecovery};
+pub use scan::{LogProblem, LogProblemKind, OmittedProblems, Oversized, MAX_PROBLEMS};
+pub use state_log::{LoggedState, ReplayProgress, StateLog, StateLogOptions, StateRecovery};

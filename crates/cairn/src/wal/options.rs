@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sync {
+pub enum SyncPolicy {
     /// `append` returns once the record is on disk (`fdatasync`).
     /// Concurrent appenders share one write and one sync (group commit).
     Always,
@@ -36,7 +36,7 @@ pub enum RecoveryMode {
 /// Options for [`Wal::open_with`](super::Wal::open_with).
 #[derive(Debug, Clone)]
 pub struct WalOptions {
-    pub(crate) sync: Sync,
+    pub(crate) sync: SyncPolicy,
     pub(crate) recovery: RecoveryMode,
     pub(crate) segment_size: u64,
     pub(crate) spin: Duration,
@@ -45,7 +45,7 @@ pub struct WalOptions {
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
-            sync: Sync::Always,
+            sync: SyncPolicy::Always,
             recovery: RecoveryMode::default(),
             segment_size: 64 << 20,
             spin: Duration::from_millis(1),
@@ -54,9 +54,9 @@ impl Default for WalOptions {
 }
 
 impl WalOptions {
-    /// When appends become durable. Default = [`Sync::Always`].
+    /// When appends become durable. Default = [`SyncPolicy::Always`].
     #[must_use]
-    pub fn sync(mut self, sync: Sync) -> Self {
+    pub fn sync(mut self, sync: SyncPolicy) -> Self {
         self.sync = sync;
         self
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::scan::{LogScan, OmittedProblems, Oversized, Problem, ProblemKind};
+use super::scan::{LogProblem, LogProblemKind, LogScan, OmittedProblems, Oversized};
 
 /// What recovery found and did when a log was opened, or what a
 /// verification found.
@@ -20,7 +20,7 @@ pub struct RecoveryReport {
     pub durable_lsn: u64,
     /// Torn tails that were (or, when verifying, would be) cut off, and in
     /// salvage mode the damaged regions that were skipped.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<LogProblem>,
     /// Problems found beyond the first
     /// [`MAX_PROBLEMS`](super::MAX_PROBLEMS), counted rather than listed.
     pub omitted: OmittedProblems,
@@ -52,11 +52,11 @@ impl RecoveryReport {
 
     /// Whether any durable record is damaged (a torn tail is not damage).
     pub fn is_corrupt(&self) -> bool {
-        self.omitted.corrupt > 0 || self.problems.iter().any(|p| p.kind == ProblemKind::Corrupt)
+        self.omitted.corrupt > 0 || self.problems.iter().any(|p| p.kind == LogProblemKind::Corrupt)
     }
 
     /// Whether the log ended in a torn write.
     pub fn has_torn_tail(&self) -> bool {
-        self.omitted.torn > 0 || self.problems.iter().any(|p| p.kind == ProblemKind::TornTail)
+        self.omitted.torn > 0 || self.problems.iter().any(|p| p.kind == LogProblemKind::TornTail)
     }
 }

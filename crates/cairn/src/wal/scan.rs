@@ -29,7 +29,7 @@ use crate::io::Fs;
 
 /// What kind of problem a scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProblemKind {
+pub enum LogProblemKind {
     /// Bytes past the last point known durable that do not form valid
     /// records: a write cut short by a crash. Harmless; recovery cuts them.
     TornTail,
@@ -39,9 +39,9 @@ pub enum ProblemKind {
 
 /// One problem found in a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub struct LogProblem {
     /// Torn tail or corruption.
-    pub kind: ProblemKind,
+    pub kind: LogProblemKind,
     /// The segment file.
     pub segment: PathBuf,
     /// Where in the segment the bad bytes start.
@@ -54,15 +54,15 @@ pub struct Problem {
     pub detail: String,
 }
 
-impl Problem {
+impl LogProblem {
     pub(crate) fn to_error(&self) -> Error {
         Error::Corrupt {
             file: self.segment.display().to_string(),
             what: format!("log record (LSN {})", self.lsn),
             offset: self.offset,
             detail: match self.kind {
-                ProblemKind::Corrupt => format!("{} (before the durable point)", self.detail),
-                ProblemKind::TornTail => format!("{} (torn tail, refused by strict recovery)", self.detail),
+                LogProblemKind::Corrupt => format!("{} (before the durable point)", self.detail),
+                LogProblemKind::TornTail => format!("{} (torn tail, refused by strict recovery)", self.detail),
             },
         }
     }
@@ -110,13 +110,13 @@ pub struct OmittedProblems {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LogScan {
     pub segments: Vec<SegmentScan>,
-    pub problems: Vec<Problem>,
+    pub problems: Vec<LogProblem>,
     /// Problems past the list's limit.
     pub omitted: OmittedProblems,
     /// Segments longer than the writer makes them.
     pub oversized: Vec<Oversized>,
     /// The kind of the last problem reported.
-    pub last_kind: Option<ProblemKind>,
+    pub last_kind: Option<LogProblemKind>,
     pub records: u64,
     pub first_lsn: Option<u64>,
     pub last_lsn: Option<u64>,
@@ -149,18 +149,18 @@ pub(crate) enum ScanMode {
 
 impl ScanMode {
     /// Whether scanning goes on at the next valid record after a problem.
-    fn resumes(self, kind: ProblemKind) -> bool {
+    fn resumes(self, kind: LogProblemKind) -> bool {
         match self {
             ScanMode::Recover(RecoveryMode::Salvage) => true,
-            ScanMode::Verify => kind == ProblemKind::Corrupt,
+            ScanMode::Verify => kind == LogProblemKind::Corrupt,
             ScanMode::Recover(_) => false,
         }
     }
 
-    fn fatal(self, kind: ProblemKind) -> bool {
+    fn fatal(self, kind: LogProblemKind) -> bool {
         match self {
             ScanMode::Recover(RecoveryMode::Strict) => true,
-            ScanMode::Recover(RecoveryMode::TolerateTornTail) => kind == ProblemKind::Corrupt,
+            ScanMode::Recover(RecoveryMode::TolerateTornTail) => kind == LogProblemKind::Corrupt,
             ScanMode::Recover(RecoveryMode::Salvage) | ScanMode::Verify => false,
         }
     }
@@ -215,8 +215,8 @@ pub(crate) fn scan_log(fs: &dyn Fs, dir: &Path, mode: ScanMode, segment_size: Op
     let mut scan = LogScan::default();
     for path in listing.misnamed {
         let bytes = fs.stat(&path).map(|s| s.len).unwrap_or(0);
-        let p = Problem {
-            kind: ProblemKind::Corrupt,
+        let p = LogProblem {
+            kind: LogProblemKind::Corrupt,
             segment: path,
             offset: 0,
             bytes,
@@ -276,8 +276,8 @@ fn scan_segment(
             if last && !resync(&mut w, segment::HEADER_LEN as u64, name_lsn)?.frames =>
         {
             if let HeaderError::Invalid(why) = e {
-                let p = Problem {
-                    kind: ProblemKind::TornTail,
+                let p = LogProblem {
+                    kind: LogProblemKind::TornTail,
                     segment: seg.path.clone(),
                     offset: 0,
                     bytes: file_len,
@@ -294,8 +294,8 @@ fn scan_segment(
         Err(HeaderError::Invalid(why)) => Some(format!("segment header: {why}")),
     };
     if let Some(detail) = header_problem {
-        let p = Problem {
-            kind: ProblemKind::Corrupt,
+        let p = LogProblem {
+            kind: LogProblemKind::Corrupt,
             segment: seg.path.clone(),
             offset: 0,
             bytes: file_len,
@@ -306,8 +306,8 @@ fn scan_segment(
         report(scan, p, mode)?;
     }
     if !scan.segments.is_empty() && name_lsn != expected {
-        let p = Problem {
-            kind: ProblemKind::Corrupt,
+        let p = LogProblem {
+            kind: LogProblemKind::Corrupt,
             segment: seg.path.clone(),
             offset: 0,
             bytes: 0,
@@ -342,15 +342,15 @@ fn scan_segment(
                 None => *evidence.insert(lookahead(&mut w, bad.at, bad.lsn)?),
             };
             if bad.lsn <= d.max(scan.durable_lsn) {
-                ProblemKind::Corrupt
+                LogProblemKind::Corrupt
             } else {
-                ProblemKind::TornTail
+                LogProblemKind::TornTail
             }
         } else {
-            ProblemKind::Corrupt
+            LogProblemKind::Corrupt
         };
         let resume = bad.resume.filter(|_| mode.resumes(kind));
-        let p = Problem {
+        let p = LogProblem {
             kind,
             segment: seg.path.clone(),
             offset: bad.at,
@@ -366,7 +366,7 @@ fn scan_segment(
         }
     }
     seg.valid_end = walk.at;
-    let torn = seg.damaged_tail && scan.last_kind == Some(ProblemKind::TornTail);
+    let torn = seg.damaged_tail && scan.last_kind == Some(LogProblemKind::TornTail);
     scan.segments.push(seg);
     Ok(torn && mode != ScanMode::Recover(RecoveryMode::Salvage))
 }
@@ -502,7 +502,7 @@ fn accept(scan: &mut LogScan, f: &FrameAt) {
 }
 
 /// Records a problem, or fails with it when the mode does not tolerate it.
-fn report(scan: &mut LogScan, p: Problem, mode: ScanMode) -> Result<()> {
+fn report(scan: &mut LogScan, p: LogProblem, mode: ScanMode) -> Result<()> {
     if mode.fatal(p.kind) {
         return Err(p.to_error());
     }
@@ -511,8 +511,8 @@ fn report(scan: &mut LogScan, p: Problem, mode: ScanMode) -> Result<()> {
         scan.problems.push(p);
     } else {
         match p.kind {
-            ProblemKind::Corrupt => scan.omitted.corrupt += 1,
-            ProblemKind::TornTail => scan.omitted.torn += 1,
+            LogProblemKind::Corrupt => scan.omitted.corrupt += 1,
+            LogProblemKind::TornTail => scan.omitted.torn += 1,
         }
     }
     Ok(())

@@ -20,7 +20,7 @@ use crate::io::{create_dir_durable, FsRef, StdFs};
 /// State a [`StateLog`] keeps: serde-encodable, changed only by applying
 /// operations, and deterministic (the same ops in the same order give the
 /// same state), since recovery re-applies logged ops to a snapshot.
-pub trait State: Serialize + DeserializeOwned {
+pub trait LoggedState: Serialize + DeserializeOwned {
     /// One change to the state, logged before it is applied.
     type Op: Serialize + DeserializeOwned;
     /// Applies one operation.
@@ -150,11 +150,11 @@ pub struct StateRecovery {
 /// snapshot interval however long the process has run.
 ///
 /// ```
-/// use cairn::wal::{State, StateLog};
+/// use cairn::wal::{LoggedState, StateLog};
 /// # fn main() -> Result<(), cairn::Error> {
 /// #[derive(Default, serde::Serialize, serde::Deserialize)]
 /// struct Counter { total: i64 }
-/// impl State for Counter {
+/// impl LoggedState for Counter {
 ///     type Op = i64;
 ///     fn apply(&mut self, op: &i64) { self.total += op; }
 /// }
@@ -169,7 +169,7 @@ pub struct StateRecovery {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct StateLog<S: State> {
+pub struct StateLog<S: LoggedState> {
     fs: FsRef,
     dir: PathBuf,
     wal: Wal,
@@ -184,7 +184,7 @@ pub struct StateLog<S: State> {
 /// The log's directory inside a StateLog's directory.
 const WAL_DIR: &str = "wal";
 
-impl<S: State> StateLog<S> {
+impl<S: LoggedState> StateLog<S> {
     /// Opens (or creates) the StateLog in `dir` on the real file system with
     /// default options; a new log starts from `init()`, which is kept as
     /// its base snapshot (see [`open_with`](Self::open_with)).

@@ -490,7 +490,7 @@ fn table_refused(bytes: Vec<u8>, name: &str, says: &str) {
     assert_corrupt(&e, "index frame table", says, len);
     assert!(matches!(ck.read_to(name, &mut std::io::sink()), Err(Error::Corrupt { .. })));
     let report = ck.verify().unwrap();
-    let named = |p: &cairn::Problem| p.what == "index frame table" && p.chunk.as_deref() == Some(name);
+    let named = |p: &cairn::CheckpointProblem| p.what == "index frame table" && p.chunk.as_deref() == Some(name);
     assert!(report.problems.iter().any(named), "{report:?}");
 }
 

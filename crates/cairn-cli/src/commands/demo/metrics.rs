@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use cairn::store::Fingerprint;
-use cairn::wal::{State, StateLog, StateLogOptions, Sync, WalOptions};
+use cairn::wal::{LoggedState, StateLog, StateLogOptions, SyncPolicy, WalOptions};
 use serde::{Deserialize, Serialize};
 
 /// What was measured at one step.
@@ -26,7 +26,7 @@ pub struct Metrics {
     pub steps: BTreeMap<u64, StepMetric>,
 }
 
-impl State for Metrics {
+impl LoggedState for Metrics {
     type Op = (u64, StepMetric);
 
     fn apply(&mut self, (step, m): &Self::Op) {
@@ -53,7 +53,7 @@ pub fn dir(local: Option<&Path>, key: &Fingerprint) -> anyhow::Result<PathBuf> {
 /// durable, which the demo does before each checkpoint rather than at every
 /// step.
 pub fn open(dir: &Path) -> anyhow::Result<StateLog<Metrics>> {
-    let opts = StateLogOptions::default().wal(WalOptions::default().sync(Sync::Never));
+    let opts = StateLogOptions::default().wal(WalOptions::default().sync(SyncPolicy::Never));
     StateLog::open_with(cairn::io::StdFs::shared(), dir, opts, Metrics::default)
         .with_context(|| format!("opening the metrics log {}", dir.display()))
 }

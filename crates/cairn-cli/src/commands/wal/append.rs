@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cairn::io::StdFs;
-use cairn::wal::{Sync, Wal, WalOptions, MAX_PAYLOAD};
+use cairn::wal::{SyncPolicy, Wal, WalOptions, MAX_PAYLOAD};
 
 use crate::exit::usage;
 
@@ -58,12 +58,12 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 impl Args {
-    fn sync(&self) -> anyhow::Result<Sync> {
+    fn sync(&self) -> anyhow::Result<SyncPolicy> {
         match (self.sync, self.interval) {
-            (SyncArg::Interval, every) => Ok(Sync::Interval(every.unwrap_or(DEFAULT_INTERVAL))),
+            (SyncArg::Interval, every) => Ok(SyncPolicy::Interval(every.unwrap_or(DEFAULT_INTERVAL))),
             (_, Some(_)) => Err(usage("--interval only applies with --sync interval")),
-            (SyncArg::Always, None) => Ok(Sync::Always),
-            (SyncArg::Never, None) => Ok(Sync::Never),
+            (SyncArg::Always, None) => Ok(SyncPolicy::Always),
+            (SyncArg::Never, None) => Ok(SyncPolicy::Never),
         }
     }
 }
@@ -194,10 +194,10 @@ mod tests {
     fn interval_needs_interval_sync() {
         let args = |sync, interval| Args { dir: PathBuf::new(), sync, interval };
         let ms = Duration::from_millis;
-        assert_eq!(args(SyncArg::Interval, None).sync().unwrap(), Sync::Interval(DEFAULT_INTERVAL));
-        assert_eq!(args(SyncArg::Interval, Some(ms(3))).sync().unwrap(), Sync::Interval(ms(3)));
-        assert_eq!(args(SyncArg::Always, None).sync().unwrap(), Sync::Always);
-        assert_eq!(args(SyncArg::Never, None).sync().unwrap(), Sync::Never);
+        assert_eq!(args(SyncArg::Interval, None).sync().unwrap(), SyncPolicy::Interval(DEFAULT_INTERVAL));
+        assert_eq!(args(SyncArg::Interval, Some(ms(3))).sync().unwrap(), SyncPolicy::Interval(ms(3)));
+        assert_eq!(args(SyncArg::Always, None).sync().unwrap(), SyncPolicy::Always);
+        assert_eq!(args(SyncArg::Never, None).sync().unwrap(), SyncPolicy::Never);
         assert!(args(SyncArg::Never, Some(ms(3))).sync().is_err());
         assert_eq!(parse_interval("250us").unwrap(), Duration::from_micros(250));
         assert!(parse_interval("0s").is_err() && parse_interval("soon").is_err());

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cairn::io::StdFs;
-use cairn::wal::{Problem, ProblemKind, RecoveryReport};
+use cairn::wal::{LogProblem, LogProblemKind, RecoveryReport};
 use serde::Serialize;
 
 use crate::exit::Integrity;
@@ -63,10 +63,10 @@ struct ProblemRow {
 }
 
 impl ProblemRow {
-    fn new(p: &Problem) -> Self {
+    fn new(p: &LogProblem) -> Self {
         let kind = match p.kind {
-            ProblemKind::TornTail => "torn_tail",
-            ProblemKind::Corrupt => "corrupt",
+            LogProblemKind::TornTail => "torn_tail",
+            LogProblemKind::Corrupt => "corrupt",
         };
         ProblemRow {
             kind,
