@@ -72,22 +72,12 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
-/// The message with its causes, `outer: inner: innermost`. A cause whose
-/// text its parent already ends with (cairn's I/O errors embed the OS error
-/// and also return it as their source) is printed once.
+/// The message with its causes, `outer: inner: innermost`, as the library
+/// writes error chains ([`cairn::error_chain`]): a cause whose text its
+/// parent already ends with (context that repeats its cause) is printed
+/// once.
 pub fn message(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.ends_with(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    cairn::error_chain(err.as_ref())
 }
 
 /// Prints `cairn: <message>` to stderr and returns the exit code; a broken
@@ -116,7 +106,12 @@ mod tests {
         assert_eq!(code(&anyhow::Error::new(corrupt()).context("reading")), INTEGRITY);
         assert_eq!(code(&anyhow::Error::new(Integrity("2 problems".into()))), INTEGRITY);
         assert_eq!(code(&usage_if_invalid(cairn::Error::InvalidArgument("x".into()))), USAGE);
-        assert_eq!(code(&usage_if_invalid(cairn::Error::Poisoned)), RUNTIME);
+        let poisoned = cairn::Error::Poisoned { what: "log x".into(), cause: "disk full".into() };
+        assert_eq!(code(&usage_if_invalid(poisoned)), RUNTIME);
+        // A refused change and an internal failure are not the user's usage.
+        let refused = cairn::Error::Refused { what: "removing entry 1".into(), reason: "it is pinned".into() };
+        assert_eq!(code(&usage_if_invalid(refused)), RUNTIME);
+        assert_eq!(code(&usage_if_invalid(cairn::Error::Internal("bug".into()))), RUNTIME);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success (also: stdout closed early, e.g. `cairn cat f x \| head`) |
-//! | 1 | runtime error: missing file, chunk or log, I/O failure, a chunk name `unpack` refuses to write, a log another process holds |
+//! | 1 | runtime error: missing file, chunk or log, I/O failure, a chunk name `unpack` refuses to write, a log another process holds, a change the data refuses (`store rm` of a pinned entry), an internal failure |
 //! | 2 | usage error: bad arguments, `NAME=PATH` specs, dtypes, shapes that do not match their file |
 //! | 3 | integrity failure: stored data is damaged; the message names the damaged chunk, part, log record or store entry |
 

@@ -74,7 +74,10 @@ fn put_get_ls_pin_rm_gc_verify_repair() {
         .unwrap()
         .iter()
         .any(|r| r["id"] == id_a.as_str() && r["pinned"] == true));
-    store(&root, &["rm", "run/1", &id_a]).expect(2);
+    // A refused change, not a usage error: exit 1, saying why.
+    let refused = store(&root, &["rm", "run/1", &id_a]);
+    refused.expect(1);
+    assert!(refused.stderr.contains("pinned"), "{}", refused.stderr);
     let rm = store(&root, &["rm", "run/1"]).expect(0).out();
     assert!(rm.contains(&id_b) && !rm.contains(&id_a), "{rm}");
     store(&root, &["pin", "run/1", &id_a, "--off"]).expect(0);

@@ -23,15 +23,19 @@ pub enum Error {
     NotFound {
         /// The missing path, or the object as `<backend URL>/<key>`.
         what: String,
-        /// The operating system's error, for files.
+        /// What reported it: the operating system's error for files, the
+        /// object store's for objects; none when cairn itself found nothing.
         #[source]
-        source: Option<io::Error>,
+        source: Option<BoxError>,
     },
     /// A create-only put found an object already stored under its key.
     #[error("already exists: {what}")]
     AlreadyExists {
         /// The object, as `<backend URL>/<key>`.
         what: String,
+        /// What reported it, where something else than cairn did.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A conditional operation found the object not in the state it asked
     /// for (another writer changed it).
@@ -39,8 +43,11 @@ pub enum Error {
     Precondition {
         /// The object, as `<backend URL>/<key>`.
         what: String,
-        /// What the backend said.
+        /// What did not hold.
         detail: String,
+        /// What reported it, where something else than cairn did.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A storage backend failed for another reason (network, service,
     /// permissions, I/O).
@@ -90,9 +97,23 @@ pub enum Error {
         /// What does not match.
         detail: String,
     },
-    /// An argument was invalid (duplicate chunk name, bad shape, bad option).
+    /// The caller's argument was invalid (duplicate chunk name, bad shape,
+    /// bad option, a URL cairn cannot use), and nothing else.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A change the state of the data does not allow, e.g. removing a
+    /// pinned entry. Nothing was changed.
+    #[error("refused: {what}: {reason}")]
+    Refused {
+        /// What was to be changed.
+        what: String,
+        /// Why it was refused, and what would allow it.
+        reason: String,
+    },
+    /// An invariant of cairn's own failed: a bug, not the caller's doing or
+    /// the data's.
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
     /// A chunk could not be encoded or decoded as the requested serde type.
     #[error("chunk {name:?}: serde: {detail}")]
     Serde {
@@ -101,16 +122,13 @@ pub enum Error {
         /// The serializer's message.
         detail: String,
     },
-    /// An earlier write or sync failed; this writer accepts nothing more.
-    #[error("writer is poisoned by an earlier I/O failure; start a new one")]
-    Poisoned,
-    /// A write or sync of this log failed earlier. What reached the disk is
-    /// unknown, so the log accepts nothing more until it is reopened, which
-    /// recovers what is there.
-    #[error("log {path} is poisoned by an earlier failure ({cause}); reopen it to recover")]
-    LogPoisoned {
-        /// The log's directory.
-        path: PathBuf,
+    /// A writer (a checkpoint writer, a log) failed earlier and accepts
+    /// nothing more: what reached its file is unknown. A new checkpoint
+    /// writer starts again; a log recovers what is on disk when reopened.
+    #[error("{what} accepts nothing more after an earlier failure: {cause}")]
+    Poisoned {
+        /// What was poisoned: `checkpoint writer for <path>`, `log <dir>`.
+        what: String,
         /// The failure that poisoned it.
         cause: String,
     },
@@ -122,8 +140,10 @@ pub enum Error {
     },
 }
 
-/// An error and its sources as one line, `outer: inner: innermost`.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources as one line, `outer: inner: innermost`; a
+/// source whose text the line already ends with (context that repeats its
+/// cause) is not written again.
+pub fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {
@@ -137,6 +157,9 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// A source error of any kind (an I/O error, the object store's).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// `Result` with cairn's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -145,7 +168,7 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         if source.kind() == io::ErrorKind::NotFound {
-            Error::NotFound { what: path.display().to_string(), source: Some(source) }
+            Error::NotFound { what: path.display().to_string(), source: Some(Box::new(source)) }
         } else {
             Error::Io { op, path, source }
         }
@@ -153,14 +176,14 @@ impl Error {
 
     /// A copy of a decoding error, for results that are computed once and
     /// handed out many times. Other kinds (never cached) become an
-    /// [`Error::InvalidArgument`] holding their message.
+    /// [`Error::Internal`] holding their message.
     pub(crate) fn duplicate(&self) -> Self {
         match self {
             Error::Corrupt { file, what, offset, detail } => {
                 Error::Corrupt { file: file.clone(), what: what.clone(), offset: *offset, detail: detail.clone() }
             }
             Error::Unsupported { file, feature } => Error::Unsupported { file: file.clone(), feature: feature.clone() },
-            other => Error::InvalidArgument(other.to_string()),
+            other => Error::Internal(other.to_string()),
         }
     }
 

@@ -37,7 +37,7 @@ pub mod io;
 pub mod store;
 pub mod wal;
 
-pub use error::{Error, Result};
+pub use error::{chain as error_chain, BoxError, Error, Result};
 pub use format::{
     load, save, Checkpoint, CheckpointProblem, CheckpointWriter, Checkpointable, ChunkInfo, ChunkKind, ChunkSpec,
     Compression, DType, Element, FileSink, LoadStats, ReadOptions, Sink, VerifyReport, WriterOptions,

@@ -28,3 +28,22 @@ fn make() -> Option<(Arc<dyn Backend>, conformance::Guard)> {
 }
 
 conformance_tests!(make);
+
+/// The object store's own error stays reachable as the source of the kinds
+/// cairn maps it to, so callers can see what S3 said.
+#[test]
+fn mapped_errors_keep_the_object_stores_error_as_their_source() {
+    use cairn::backend::PutMode;
+    use std::error::Error as _;
+    let Some((b, _guard)) = make() else { return };
+    match b.get("missing") {
+        Err(e @ cairn::Error::NotFound { .. }) => assert!(e.source().is_some(), "{e}: no source"),
+        other => panic!("{other:?}"),
+    }
+    b.put("once", bytes::Bytes::from_static(b"x"), PutMode::Create).unwrap();
+    match b.put("once", bytes::Bytes::from_static(b"y"), PutMode::Create) {
+        Err(e @ cairn::Error::AlreadyExists { .. }) => assert!(e.source().is_some(), "{e}: no source"),
+        other => panic!("{other:?}"),
+    }
+    let _ = b.delete("once");
+}

@@ -184,14 +184,14 @@ fn a_failed_sync_poisons_the_log_until_reopened() {
     }
     sim.inject(FaultRule::on(OpKind::SyncData).fail_times(1));
     let err = wal.append(&payload(4)).unwrap_err();
-    assert!(matches!(err, Error::LogPoisoned { .. }), "{err}");
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
     assert!(err.to_string().contains("syncing log segment"), "the message names the failure: {err}");
     assert!(wal.is_poisoned());
     // The fault is spent, yet nothing is accepted or retried.
     let syncs = sim.op_count();
-    assert!(matches!(wal.append(&payload(4)), Err(Error::LogPoisoned { .. })));
-    assert!(matches!(wal.append_batch([payload(4)]), Err(Error::LogPoisoned { .. })));
-    assert!(matches!(wal.sync(), Err(Error::LogPoisoned { .. })));
+    assert!(matches!(wal.append(&payload(4)), Err(Error::Poisoned { .. })));
+    assert!(matches!(wal.append_batch([payload(4)]), Err(Error::Poisoned { .. })));
+    assert!(matches!(wal.sync(), Err(Error::Poisoned { .. })));
     assert_eq!(sim.op_count(), syncs, "a poisoned log does no more I/O");
     drop(wal);
     sim.crash(&CrashPlan::drop_all());
@@ -206,8 +206,8 @@ fn a_failed_write_poisons_the_log_and_nothing_partial_is_read() {
     wal.append(&payload(1)).unwrap();
     sim.inject(FaultRule::on(OpKind::Write).with_fault(cairn::io::Fault::Enospc).fail_times(1));
     let err = wal.append(&payload(2)).unwrap_err();
-    assert!(matches!(err, Error::LogPoisoned { .. }), "{err}");
-    assert!(matches!(wal.append(&payload(2)), Err(Error::LogPoisoned { .. })));
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    assert!(matches!(wal.append(&payload(2)), Err(Error::Poisoned { .. })));
     drop(wal);
     let wal = Wal::open_with(sim.shared(), DIR, opts(SyncPolicy::Never)).unwrap();
     assert_eq!(wal.last_lsn(), Some(1));
@@ -228,7 +228,7 @@ fn a_failed_segment_creation_poisons_the_log() {
         }
         assert!(lsn < 50, "the segment never rotated");
     };
-    assert!(matches!(err, Error::LogPoisoned { .. }), "{err}");
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
     drop(wal);
     sim.crash(&CrashPlan::drop_all());
     check_recovered(&sim, SyncPolicy::Always, &acked, "after a failed directory sync");

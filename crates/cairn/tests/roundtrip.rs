@@ -184,3 +184,18 @@ fn chunks_read_in_many_batches_come_back_whole() {
 fn bytemuck_bytes(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
+
+/// A writer that a chunk poisoned says so, and by what, on every later call.
+#[test]
+fn a_poisoned_writer_names_what_poisoned_it() {
+    let mut w = CheckpointWriter::in_memory(WriterOptions::default()).unwrap();
+    // Six bytes for a tensor of two f32: frames are written before the
+    // length is known to be wrong.
+    let spec = cairn::ChunkSpec::tensor(cairn::DType::F32, &[2]);
+    assert!(matches!(w.add_reader("t", &spec, &[0u8; 6][..]), Err(cairn::Error::InvalidArgument(_))));
+    let err = w.add_bytes("next", b"x").unwrap_err();
+    let cairn::Error::Poisoned { what, cause } = &err else { unreachable!("{err}") };
+    assert!(what.contains("checkpoint writer"), "{err}");
+    assert!(cause.contains("\"t\""), "the cause does not name the chunk: {err}");
+    assert!(matches!(w.finish(), Err(cairn::Error::Poisoned { .. })));
+}

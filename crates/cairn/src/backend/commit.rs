@@ -163,7 +163,7 @@ impl Commit {
             metadata: self.metadata,
         };
         let body = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Error::InvalidArgument(format!("manifest of {}: {e}", self.name)))?;
+            .map_err(|e| Error::Internal(format!("encoding the manifest of {}: {e}", self.name)))?;
         let key = manifest_key(&self.name);
         let mut last = None;
         for _ in 0..PUBLISH_ATTEMPTS {
@@ -173,7 +173,9 @@ impl Commit {
                     // Ours, from an attempt whose reply was lost? Or theirs?
                     match read_manifest(&*self.backend, &self.name) {
                         Ok(found) if found.nonce == manifest.nonce => return Ok(manifest),
-                        Ok(_) => return Err(Error::AlreadyExists { what: locator(self.backend.url(), &key) }),
+                        Ok(_) => {
+                            return Err(Error::AlreadyExists { what: locator(self.backend.url(), &key), source: None })
+                        }
                         Err(_) if matches!(e, Error::AlreadyExists { .. }) => return Err(e),
                         Err(_) => last = Some(e),
                     }
@@ -181,7 +183,7 @@ impl Commit {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::InvalidArgument("publish was never attempted".into())))
+        Err(last.unwrap_or_else(|| Error::Internal("publish was never attempted".into())))
     }
 }
 

@@ -179,7 +179,7 @@ impl LocalBackend {
     fn rename_error(&self, key: &str, e: Error) -> Error {
         match e {
             Error::NotFound { source, .. } => Error::NotFound { what: locator(&self.url, key), source },
-            Error::AlreadyExists { .. } => Error::AlreadyExists { what: locator(&self.url, key) },
+            Error::AlreadyExists { source, .. } => Error::AlreadyExists { what: locator(&self.url, key), source },
             other => other,
         }
     }

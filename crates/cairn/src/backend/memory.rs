@@ -76,7 +76,7 @@ impl Backend for MemoryBackend {
         let current = objects.map.get(key);
         match &mode {
             PutMode::Create if current.is_some() => {
-                return Err(Error::AlreadyExists { what: locator(self.url(), key) });
+                return Err(Error::AlreadyExists { what: locator(self.url(), key), source: None });
             }
             PutMode::Update(expected) if current.map(Object::etag).as_ref() != Some(expected) => {
                 return Err(stale_update(self.url(), key, expected, current.is_some()));

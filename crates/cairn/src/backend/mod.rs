@@ -57,7 +57,7 @@ pub(crate) fn stale_update(url: &str, key: &str, expected: &str, exists: bool) -
     } else {
         format!("no object to update (expected version {expected})")
     };
-    Error::Precondition { what: locator(url, key), detail }
+    Error::Precondition { what: locator(url, key), detail, source: None }
 }
 
 /// Bytes `range` of `data`, cut at its end, as [`Backend::get_range`]

@@ -163,10 +163,14 @@ impl ObjectBackend {
     fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> Error {
         let what = locator(&self.url, key);
         match e {
-            object_store::Error::NotFound { .. } => Error::NotFound { what, source: None },
-            object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { what },
-            object_store::Error::Precondition { source, .. } | object_store::Error::NotModified { source, .. } => {
-                Error::Precondition { what, detail: source.to_string() }
+            e @ object_store::Error::NotFound { .. } => Error::NotFound { what, source: Some(Box::new(e)) },
+            e @ object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { what, source: Some(Box::new(e)) },
+            e @ (object_store::Error::Precondition { .. } | object_store::Error::NotModified { .. }) => {
+                Error::Precondition {
+                    what,
+                    detail: "the backend refused the condition".into(),
+                    source: Some(Box::new(e)),
+                }
             }
             other => Error::Backend { op, what, source: Box::new(other) },
         }
@@ -180,10 +184,11 @@ impl ObjectBackend {
     fn update_error(&self, key: &str, expected: &str, e: object_store::Error) -> Error {
         match e {
             object_store::Error::NotFound { .. } => stale_update(&self.url, key, expected, false),
-            object_store::Error::Precondition { source, .. } | object_store::Error::AlreadyExists { source, .. } => {
+            e @ (object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                 Error::Precondition {
                     what: locator(&self.url, key),
-                    detail: format!("the object changed or is gone since version {expected}: {source}"),
+                    detail: format!("the object changed or is gone since version {expected}"),
+                    source: Some(Box::new(e)),
                 }
             }
             other => self.error("uploading", key, other),

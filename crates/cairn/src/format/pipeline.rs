@@ -109,7 +109,7 @@ where
             }
             let Some(rx) = in_flight.pop_front() else { break };
             let Some((raw, encoded)) = wait(&rx) else {
-                return Err(Error::InvalidArgument(format!("chunk {chunk:?}: a frame task vanished")));
+                return Err(Error::Internal(format!("chunk {chunk:?}: a frame task vanished")));
             };
             let e = encoded.map_err(|e| Error::Io { op: "compressing a frame of", path: chunk.into(), source: e })?;
             let raw = raw.as_ref();

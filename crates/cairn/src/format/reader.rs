@@ -291,7 +291,7 @@ impl Checkpoint {
         match slot.get() {
             Some(Ok(frames)) => Ok(frames),
             Some(Err(e)) => Err(e.duplicate()),
-            None => Err(Error::InvalidArgument(format!("chunk {:?}: frame table unavailable", c.name))),
+            None => Err(Error::Internal(format!("chunk {:?}: frame table unavailable", c.name))),
         }
     }
 
@@ -476,7 +476,7 @@ impl Checkpoint {
                 grow(&mut out, hi.div_ceil(elem), total / elem, &c.name)?;
                 let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
                 let Some(dst) = bytes.get_mut(lo..hi) else {
-                    return Err(Error::InvalidArgument(format!("chunk {:?}: frames {done}.. out of range", c.name)));
+                    return Err(Error::Internal(format!("chunk {:?}: frames {done}.. out of range", c.name)));
                 };
                 let decodes: Vec<Result<()>> = dst
                     .par_chunks_mut(fs)

@@ -37,6 +37,10 @@ use crate::error::{Error, Result};
 /// ```
 pub struct CheckpointWriter<S: Sink = FileSink> {
     sink: Option<S>,
+    /// Where it writes, for messages.
+    target: String,
+    /// Why the sink was given up, once it was.
+    poisoned: Option<String>,
     pos: u64,
     opts: WriterOptions,
     pool: Option<Arc<rayon::ThreadPool>>,
@@ -105,13 +109,15 @@ impl<S: Sink> CheckpointWriter<S> {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n.max(1))
                     .build()
-                    .map_err(|e| Error::InvalidArgument(format!("thread pool: {e}")))?,
+                    .map_err(|e| Error::Internal(format!("starting the writer's thread pool: {e}")))?,
             )),
             None => None,
         };
         // A placeholder header; `finish` rewrites it with the features used.
         sink.write_all(&header(opts.frame_size, 0).encode()).map_err(sink_err(&sink))?;
         Ok(CheckpointWriter {
+            target: sink.describe().display().to_string(),
+            poisoned: None,
             sink: Some(sink),
             pos: HEADER_LEN as u64,
             opts,
@@ -172,7 +178,7 @@ impl<S: Sink> CheckpointWriter<S> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a duplicate or bad name or a shape that
-    /// does not match; [`Error::Poisoned`] after an earlier write failed;
+    /// does not match; [`Error::Poisoned`] after an earlier chunk failed;
     /// I/O errors writing.
     pub fn add_chunk(&mut self, name: &str, spec: &ChunkSpec, data: &[u8]) -> Result<()> {
         self.check_chunk(name, spec, Some(data.len() as u64))?;
@@ -198,7 +204,7 @@ impl<S: Sink> CheckpointWriter<S> {
 
     fn check_chunk(&self, name: &str, spec: &ChunkSpec, len: Option<u64>) -> Result<()> {
         if self.sink.is_none() {
-            return Err(Error::Poisoned);
+            return Err(self.poisoned_error());
         }
         if name.is_empty() || name.len() > limits::MAX_NAME_LEN {
             return Err(Error::InvalidArgument(format!(
@@ -231,7 +237,17 @@ impl<S: Sink> CheckpointWriter<S> {
         if matches!(result, Err(Error::Io { .. }) | Err(Error::NotFound { .. })) {
             self.sink = None; // poison: the file is in an unknown state
         }
+        if let (Err(e), None) = (&result, &self.sink) {
+            self.poisoned.get_or_insert_with(|| format!("chunk {name:?}: {}", crate::error::chain(e)));
+        }
         result
+    }
+
+    fn poisoned_error(&self) -> Error {
+        Error::Poisoned {
+            what: format!("checkpoint writer for {} (start a new one)", self.target),
+            cause: self.poisoned.clone().unwrap_or_else(|| "an earlier chunk failed".into()),
+        }
     }
 
     fn write_chunk_inner<B, I>(&mut self, name: &str, spec: &ChunkSpec, frames: I) -> Result<()>
@@ -246,7 +262,7 @@ impl<S: Sink> CheckpointWriter<S> {
         };
         let params = FrameParams { frame_size: self.opts.frame_size, compression, shuffle_elem };
         let Some(mut sink) = self.sink.take() else {
-            return Err(Error::Poisoned);
+            return Err(self.poisoned_error());
         };
         let mut pos = self.pos;
         let pad = (DATA_ALIGN - pos % DATA_ALIGN) % DATA_ALIGN;
@@ -263,7 +279,7 @@ impl<S: Sink> CheckpointWriter<S> {
             tensor_len_matches(name, spec, shape, raw_len).inspect_err(|_| self.sink = None)?;
         }
         let digest = digest::chunk_digest(&hashes)
-            .ok_or_else(|| Error::InvalidArgument(format!("chunk {name:?}: frame hashes do not form a tree")))?;
+            .ok_or_else(|| Error::Internal(format!("chunk {name:?}: frame hashes do not form a tree")))?;
         if shuffle_elem > 1 {
             required |= features::REQUIRED_SHUFFLE;
         }
@@ -300,7 +316,7 @@ impl<S: Sink> CheckpointWriter<S> {
     /// syncing or renaming. The target is untouched unless `Ok` is returned.
     pub fn finish(mut self) -> Result<S::Output> {
         let Some(mut sink) = self.sink.take() else {
-            return Err(Error::Poisoned);
+            return Err(self.poisoned_error());
         };
         let created = self.opts.created_at.unwrap_or_else(SystemTime::now);
         self.index.created_at_us = match created.duration_since(UNIX_EPOCH) {

@@ -107,7 +107,7 @@ impl TempFile {
 
     fn publish_as(mut self, create_only: bool) -> Result<PathBuf> {
         let Some(file) = self.file.take() else {
-            return Err(Error::Poisoned);
+            return Err(Error::Internal(format!("the temp file of {} is already closed", self.target.display())));
         };
         file.sync_all().map_err(|e| Error::io("syncing", &self.temp, e))?;
         drop(file);
@@ -118,7 +118,7 @@ impl TempFile {
         };
         renamed.map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists if create_only => {
-                Error::AlreadyExists { what: self.target.display().to_string() }
+                Error::AlreadyExists { what: self.target.display().to_string(), source: Some(Box::new(e)) }
             }
             _ => Error::io("renaming temp file to", &self.target, e),
         })?;

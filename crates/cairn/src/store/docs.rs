@@ -80,10 +80,9 @@ const CHECKSUM_HEX: usize = 16;
 /// edit that keeps it valid JSON (a digest changed, an id swapped) is
 /// found as damage.
 pub(crate) fn encode<T: Serialize>(doc: &T) -> Result<bytes::Bytes> {
-    let body =
-        serde_json::to_vec(doc).map_err(|e| Error::InvalidArgument(format!("encoding a store document: {e}")))?;
+    let body = serde_json::to_vec(doc).map_err(|e| Error::Internal(format!("encoding a store document: {e}")))?;
     let Some(fields) = body.strip_prefix(b"{") else {
-        return Err(Error::InvalidArgument("a store document is not a JSON object".into()));
+        return Err(Error::Internal("a store document is not a JSON object".into()));
     };
     let sum = xxhash_rust::xxh3::xxh3_64(&body);
     let mut out = Vec::with_capacity(body.len() + CHECKSUM_PREFIX.len() + CHECKSUM_HEX + 2);

@@ -314,8 +314,7 @@ impl Store {
         let facts = super::facts::EntryFacts::new(key.name(), &pending.id, pending.created_at, &info);
         w.set_metadata(
             ENTRY_FACTS_KEY,
-            serde_json::to_value(&facts)
-                .map_err(|e| Error::InvalidArgument(format!("encoding an entry's facts: {e}")))?,
+            serde_json::to_value(&facts).map_err(|e| Error::Internal(format!("encoding an entry's facts: {e}")))?,
         );
         let data: Bytes = w.finish()?.into();
         Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "the checkpoint to save")?;
@@ -522,7 +521,10 @@ impl Store {
                     });
                 };
                 if e.pinned {
-                    return Err(Error::InvalidArgument(format!("entry {id} of key {key:?} is pinned; unpin it first")));
+                    return Err(Error::Refused {
+                        what: format!("removing entry {id} of key {key:?}"),
+                        reason: "it is pinned; unpin it first".into(),
+                    });
                 }
                 vec![e.id.clone()]
             }

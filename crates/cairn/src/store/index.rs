@@ -106,6 +106,7 @@ impl Store {
             }
         }
         Err(Error::Precondition {
+            source: None,
             what: format!("{}/{k}", self.backend.url()),
             detail: format!("the index kept changing: {MAX_ATTEMPTS} updates in a row lost a race"),
         })

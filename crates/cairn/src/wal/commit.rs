@@ -166,7 +166,10 @@ impl Shared {
     }
 
     pub(crate) fn poisoned_error(&self, cause: &str) -> Error {
-        Error::LogPoisoned { path: self.dir.clone(), cause: cause.to_string() }
+        Error::Poisoned {
+            what: format!("log {} (reopen it to recover what is on disk)", self.dir.display()),
+            cause: cause.to_string(),
+        }
     }
 
     /// Poisons the log with `e`: a failed write or sync leaves the file's
@@ -436,11 +439,11 @@ impl Shared {
                 // A record larger than a whole segment has one of its own.
                 (take, n) = (frame_at(rest), 1);
                 if take == 0 {
-                    return Err(Error::InvalidArgument("a log batch holds a partial frame".into()));
+                    return Err(Error::Internal("a log batch holds a partial frame".into()));
                 }
             }
             let Some(seg) = io.segments.last_mut() else {
-                return Err(Error::InvalidArgument("log has no active segment".into()));
+                return Err(Error::Internal("the log has no active segment".into()));
             };
             let (offset, path) = (seg.end, seg.path.clone());
             let part = rest.get(..take).unwrap_or_default();

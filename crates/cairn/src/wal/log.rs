@@ -103,11 +103,11 @@ impl Wal {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a payload over 64 MiB;
-    /// [`Error::LogPoisoned`] if this or an earlier write or sync failed.
+    /// [`Error::Poisoned`] if this or an earlier write or sync failed.
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         match self.shared.append(std::iter::once(payload))? {
             Some((lsn, _)) => Ok(lsn),
-            None => Err(Error::InvalidArgument("nothing was appended".into())),
+            None => Err(Error::Internal("one record was appended, but the log returned no LSN".into())),
         }
     }
 
@@ -129,7 +129,7 @@ impl Wal {
     /// Makes every record appended so far durable, whatever the sync policy.
     ///
     /// # Errors
-    /// [`Error::LogPoisoned`] if the sync (or an earlier one) failed.
+    /// [`Error::Poisoned`] if the sync (or an earlier one) failed.
     pub fn sync(&self) -> Result<()> {
         let st = lock(&self.shared.state);
         let target = st.next_lsn - 1;
@@ -145,7 +145,7 @@ impl Wal {
     /// rotates after each snapshot.
     ///
     /// # Errors
-    /// [`Error::LogPoisoned`] if this or an earlier write or sync failed.
+    /// [`Error::Poisoned`] if this or an earlier write or sync failed.
     pub fn rotate(&self) -> Result<()> {
         self.shared.rotate()
     }

@@ -332,7 +332,7 @@ impl<S: LoggedState> StateLog<S> {
     ///
     /// # Errors
     /// [`Error::Serde`] if the op cannot be encoded; the log's errors
-    /// ([`Error::LogPoisoned`] after a failed write or sync); a failed due
+    /// ([`Error::Poisoned`] after a failed write or sync); a failed due
     /// snapshot's errors.
     pub fn apply(&mut self, op: S::Op) -> Result<u64> {
         if self.snapshot_due() {

@@ -64,7 +64,7 @@ pub fn put_get_head_overwrite(b: Arc<dyn Backend>) {
 pub fn create_only_keeps_the_first(b: Arc<dyn Backend>) {
     b.create("k", data(100, 1)).unwrap();
     match b.create("k", data(50, 2)) {
-        Err(Error::AlreadyExists { what }) => assert!(what.ends_with("k"), "{what}"),
+        Err(Error::AlreadyExists { what, .. }) => assert!(what.ends_with("k"), "{what}"),
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
     assert_eq!(b.get("k").unwrap(), data(100, 1));
