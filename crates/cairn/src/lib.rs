@@ -35,6 +35,7 @@ mod error;
 pub mod format;
 pub mod io;
 pub mod store;
+mod util;
 pub mod wal;
 
 pub use error::{chain as error_chain, BoxError, Error, Result};

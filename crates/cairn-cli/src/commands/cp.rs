@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use cairn::backend::{is_url, resolve, BackendExt, Location, PutMode};
+use cairn::backend::{parse_url, resolve, BackendExt, Location, PutMode, Target};
 use cairn::io::TempFile;
 
 use crate::exit::{self, usage_if_invalid, Integrity};
@@ -34,10 +34,7 @@ enum End {
 }
 
 fn end(target: &str) -> anyhow::Result<End> {
-    if !is_url(target) {
-        return Ok(End::Path(PathBuf::from(target)));
-    }
-    if let Some(path) = target.strip_prefix("file://") {
+    if let Target::Path(path) = parse_url(target).map_err(usage_if_invalid)? {
         return Ok(End::Path(PathBuf::from(path)));
     }
     Ok(End::Object(resolve(target).map_err(usage_if_invalid).with_context(|| format!("opening {target}"))?))

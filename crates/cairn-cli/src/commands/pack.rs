@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cairn::backend::is_url;
+use cairn::backend::{parse_url, Target};
 use cairn::{CheckpointWriter, ChunkSpec, Compression, WriterOptions};
 use clap::ArgMatches;
 
@@ -128,12 +128,16 @@ pub fn run(args: Args, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
     if let Some(bytes) = args.frame_size {
         opts = opts.frame_size(bytes);
     }
-    let remote = is_url(&args.out) && !args.out.starts_with("file://");
-    let staging = if remote { Some(tempfile::tempdir().context("creating a temp directory")?) } else { None };
-    let local = match &staging {
-        Some(dir) => dir.path().join("upload.cairn"),
-        None => PathBuf::from(args.out.strip_prefix("file://").unwrap_or(&args.out)),
+    // A URL is packed into a staging file, then uploaded.
+    let (staging, local) = match parse_url(&args.out).map_err(usage_if_invalid)? {
+        Target::Path(p) => (None, PathBuf::from(p)),
+        Target::Memory | Target::Object { .. } => {
+            let dir = tempfile::tempdir().context("creating a temp directory")?;
+            let local = dir.path().join("upload.cairn");
+            (Some(dir), local)
+        }
     };
+    let remote = staging.is_some();
     let mut w = CheckpointWriter::create(&local, opts)
         .map_err(usage_if_invalid)
         .with_context(|| format!("creating {}", local.display()))?;

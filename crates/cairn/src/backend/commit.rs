@@ -11,7 +11,6 @@
 //! | `N/MANIFEST` | the manifest (JSON), written once |
 //! | `N/data/<nonce>/<part>` | the parts of the commit with that nonce |
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -77,17 +76,6 @@ fn manifest_key(name: &str) -> String {
     format!("{name}/MANIFEST")
 }
 
-pub(crate) fn new_nonce() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let mut h = blake3::Hasher::new();
-    h.update(&nanos.to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let hex = h.finalize().to_hex();
-    hex.as_str().get(..24).unwrap_or_default().to_string()
-}
-
 /// A commit in progress: add parts, then [`publish`](Commit::publish).
 /// Dropped unpublished, its parts stay invisible (no manifest names them);
 /// [`remove_unpublished`] deletes them.
@@ -110,7 +98,7 @@ impl Commit {
         Ok(Commit {
             backend,
             name: name.to_string(),
-            nonce: new_nonce(),
+            nonce: crate::util::nonce(),
             parts: Vec::new(),
             metadata: serde_json::Map::new(),
         })

@@ -45,8 +45,7 @@ impl MemoryBackend {
     }
 
     fn objects(&self) -> MutexGuard<'_, Objects> {
-        // Every update is a single map operation: nothing is half-done.
-        self.objects.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.objects)
     }
 
     fn meta(key: &str, o: &Object) -> ObjectMeta {

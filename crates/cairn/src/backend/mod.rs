@@ -19,6 +19,7 @@ mod memory;
 #[cfg(feature = "cloud")]
 mod object;
 mod remote;
+mod url;
 
 pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 pub use counting::{CountingBackend, Traffic};
@@ -29,9 +30,9 @@ pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 #[cfg(feature = "cloud")]
 pub use object::{ObjectBackend, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE};
-pub use remote::{is_url, open_checkpoint, resolve, Location};
+pub use remote::{open_checkpoint, resolve, Location};
+pub use url::{is_url, parse_url, Target};
 
-pub(crate) use commit::new_nonce;
 pub(crate) use remote::bucket_backend;
 
 use std::ops::Range;

@@ -58,14 +58,12 @@ fn runtime() -> Result<Runtime> {
         })
 }
 
-/// `scheme://bucket/prefix` split into the bucket URL and the prefix.
+/// `scheme://bucket/prefix` split into the scheme, the bucket and the prefix.
 fn split_url(url: &str) -> Result<(&str, &str, String)> {
     let bad = |why: &str| Error::InvalidArgument(format!("object storage URL {url:?}: {why}"));
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(bad("no bucket"));
-    }
+    let super::Target::Object { scheme, bucket, key: prefix } = super::parse_url(url)? else {
+        return Err(bad("not an object storage URL (scheme://bucket/prefix)"));
+    };
     let prefix = prefix.trim_end_matches('/');
     if !prefix.is_empty() {
         check_prefix(prefix).map_err(|_| bad("the prefix is not a valid key"))?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::api::Backend;
 use super::local::LocalBackend;
 use super::locator;
+use super::url::{is_url, parse_url, Target};
 use crate::error::{Error, Result};
 use crate::format::{Checkpoint, RangeRead};
 
@@ -53,13 +54,6 @@ pub struct Location {
     pub key: String,
 }
 
-/// Whether `target` is a URL (`scheme://…`) rather than a plain path.
-pub fn is_url(target: &str) -> bool {
-    target.split_once("://").is_some_and(|(scheme, _)| {
-        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    })
-}
-
 /// Resolves `file:///dir/name` (the directory as a [`LocalBackend`]),
 /// `s3://bucket/key`, `gs://bucket/key` or `az://container/key` (the bucket
 /// as an [`ObjectBackend`](super::ObjectBackend), configured from the
@@ -70,24 +64,24 @@ pub fn is_url(target: &str) -> bool {
 /// without a key; errors opening the backend.
 pub fn resolve(url: &str) -> Result<Location> {
     let bad = |why: &str| Error::InvalidArgument(format!("{url:?}: {why}"));
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("not a URL (scheme://...)"))?;
-    if scheme == "file" {
-        let path = Path::new(rest);
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-            return Err(bad("no file name"));
-        };
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(dir)?);
-        return Ok(Location { backend, key: name.to_string() });
+    if !is_url(url) {
+        return Err(bad("not a URL (scheme://...)"));
     }
-    let (bucket, key) = rest.split_once('/').ok_or_else(|| bad("no key after the bucket"))?;
-    if key.is_empty() {
-        return Err(bad("no key after the bucket"));
+    match parse_url(url)? {
+        Target::Path(rest) => {
+            let path = Path::new(rest);
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+                return Err(bad("no file name"));
+            };
+            let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(dir)?);
+            Ok(Location { backend, key: name.to_string() })
+        }
+        Target::Memory => Err(bad("a memory backend is private to one handle; use MemoryBackend")),
+        Target::Object { key: "", .. } => Err(bad("no key after the bucket")),
+        Target::Object { scheme, bucket, key } => {
+            Ok(Location { backend: bucket_backend(scheme, bucket, url)?, key: key.to_string() })
+        }
     }
-    open_bucket(scheme, bucket, key, url)
-}
-
-fn open_bucket(scheme: &str, bucket: &str, key: &str, url: &str) -> Result<Location> {
-    Ok(Location { backend: bucket_backend(scheme, bucket, url)?, key: key.to_string() })
 }
 
 /// The object storage backend of `scheme://bucket` (`url` names it in
@@ -119,10 +113,7 @@ impl Checkpoint {
     /// # Errors
     /// As [`resolve`] and [`open_checkpoint`].
     pub fn open_url(url: &str) -> Result<Self> {
-        if !is_url(url) {
-            return Checkpoint::open(url);
-        }
-        if let Some(path) = url.strip_prefix("file://") {
+        if let Target::Path(path) = parse_url(url)? {
             return Checkpoint::open(path);
         }
         let loc = resolve(url)?;

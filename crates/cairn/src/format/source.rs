@@ -46,8 +46,7 @@ pub(crate) struct Prefetched(std::sync::Mutex<Option<(u64, std::sync::Arc<Vec<u8
 
 impl Prefetched {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, std::sync::Arc<Vec<u8>>)>> {
-        // Replaced whole under the lock: never half-updated.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.0)
     }
 
     /// Bytes `offset..offset+len` if the span holds them.

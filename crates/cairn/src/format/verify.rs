@@ -105,21 +105,21 @@ impl Checkpoint {
                     Err(Error::Corrupt { what, offset, detail, .. }) => {
                         if damaged.fetch_add(1, Ordering::Relaxed) < MAX_FRAME_PROBLEMS {
                             let p = CheckpointProblem { what, chunk: Some(c.name.clone()), offset, detail };
-                            frame_problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+                            crate::util::lock(&frame_problems).push(p);
                         }
                         None
                     }
                     Err(e) => {
-                        io_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                        crate::util::lock(&io_error).get_or_insert(e);
                         None
                     }
                 }
             })
             .collect();
-        if let Some(e) = io_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(e) = crate::util::into_inner(io_error) {
             return Err(e);
         }
-        let mut listed = frame_problems.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut listed = crate::util::into_inner(frame_problems);
         listed.sort_by_key(|p| p.offset);
         problems.extend(listed);
         let damaged = damaged.into_inner();

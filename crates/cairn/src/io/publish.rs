@@ -2,8 +2,6 @@
 //! rename it over the target, sync the directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::std_fs::StdFs;
 use super::vfs::{dir_of, Fs, FsFile, FsRef, OpenMode};
@@ -11,8 +9,6 @@ use crate::error::{Error, Result};
 
 /// Every temp file's name ends with this, after `.<pid>.<nonce>`.
 pub const TEMP_SUFFIX: &str = ".cairn-tmp";
-
-static NONCE: AtomicU64 = AtomicU64::new(0);
 
 /// A file being written under a temporary name beside its final path. It is
 /// removed on drop unless [`TempFile::publish`] succeeded.
@@ -62,9 +58,8 @@ impl TempFile {
         let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
             return Err(Error::InvalidArgument(format!("{} has no UTF-8 file name", target.display())));
         };
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let nonce = (u64::from(nanos) << 16) ^ NONCE.fetch_add(1, Ordering::Relaxed);
-        let temp = dir_of(&target).join(format!(".{name}.{}.{nonce:x}{TEMP_SUFFIX}", std::process::id()));
+        let nonce = crate::util::nonce();
+        let temp = dir_of(&target).join(format!(".{name}.{}.{nonce}{TEMP_SUFFIX}", std::process::id()));
         let file =
             fs.open(&temp, OpenMode::CreateNew).map_err(|e| Error::io("creating a temp file beside", &target, e))?;
         Ok(TempFile { fs, file: Some(file), temp, target, appended: 0 })

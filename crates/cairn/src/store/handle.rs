@@ -160,24 +160,15 @@ impl Store {
     /// the options say not to create it
     /// ([`StoreOptions::create_if_missing`]).
     pub fn open_url(url: &str, opts: StoreOptions) -> Result<Self> {
-        let local = |path: &str| if opts.create { LocalBackend::open(path) } else { LocalBackend::open_existing(path) };
-        let Some((scheme, rest)) = url.split_once("://").filter(|_| backend::is_url(url)) else {
-            let b = local(url).map_err(|e| no_store(e, url))?;
-            return Self::open(Arc::new(b), "", opts);
-        };
-        match scheme {
-            "file" => {
-                let b = local(rest).map_err(|e| no_store(e, url))?;
-                Self::open(Arc::new(b), "", opts)
+        match backend::parse_url(url)? {
+            backend::Target::Path(path) => {
+                let b = if opts.create { LocalBackend::open(path) } else { LocalBackend::open_existing(path) };
+                Self::open(Arc::new(b.map_err(|e| no_store(e, url))?), "", opts)
             }
-            "memory" => Err(Error::InvalidArgument(format!(
+            backend::Target::Memory => Err(Error::InvalidArgument(format!(
                 "{url:?}: a memory store is private to one handle; open it with Store::open and a MemoryBackend"
             ))),
-            _ => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(Error::InvalidArgument(format!("{url:?}: no bucket")));
-                }
+            backend::Target::Object { scheme, bucket, key: prefix } => {
                 Self::open(backend::bucket_backend(scheme, bucket, url)?, prefix, opts)
             }
         }
@@ -210,7 +201,7 @@ impl Store {
     }
 
     pub(crate) fn usage_state(&self) -> std::sync::MutexGuard<'_, UsageState> {
-        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.usage)
     }
 
     fn read_usage(&self) -> Result<Option<UsageDoc>> {
@@ -394,7 +385,7 @@ impl Store {
     /// Makes sure the key at `hp` has an index, creating an empty one if
     /// not; remembered per key, so a handle asks once.
     fn ensure_index(&self, hp: &str, key_name: &str) -> Result<()> {
-        let known = |s: &Self| s.indexed_keys.lock().unwrap_or_else(|e| e.into_inner()).contains(hp);
+        let known = |s: &Self| crate::util::lock(&s.indexed_keys).contains(hp);
         if known(self) {
             return Ok(());
         }
@@ -403,7 +394,7 @@ impl Store {
             Ok(_) | Err(Error::AlreadyExists { .. } | Error::Precondition { .. }) => {}
             Err(e) => return Err(e),
         }
-        let mut set = self.indexed_keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut set = crate::util::lock(&self.indexed_keys);
         // A bound on what a long-lived handle remembers.
         if set.len() >= 100_000 {
             set.clear();

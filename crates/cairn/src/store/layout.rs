@@ -72,7 +72,7 @@ pub(crate) fn now_ns() -> u64 {
 /// A new entry id: the time in hex, so ids sort in the order entries were
 /// made (across processes, as far as their clocks agree), then a nonce.
 pub(crate) fn new_id(created_at: u64) -> String {
-    format!("{created_at:016x}-{}", crate::backend::new_nonce().get(..12).unwrap_or_default())
+    format!("{created_at:016x}-{}", crate::util::nonce().get(..12).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ impl Store {
     /// never takes the data of a save in progress for an orphan, and knows
     /// the data of a save whose process died for one.
     pub(crate) fn take_lease(&self, hp: &str, id: &str) -> Result<Lease> {
-        let object = self.k(&format!("{}{}", layout::lease_prefix(hp, id), crate::backend::new_nonce()));
+        let object = self.k(&format!("{}{}", layout::lease_prefix(hp, id), crate::util::nonce()));
         self.backend.put(&object, lease_doc(self.opts.lease_ttl)?, PutMode::Create)?;
         Ok(Lease { backend: self.backend.clone(), object, ttl: self.opts.lease_ttl, released: false })
     }

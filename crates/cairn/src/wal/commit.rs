@@ -131,11 +131,7 @@ pub(crate) struct Shared {
     pub io: Mutex<Io>,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves nothing half-done that a later
-    // holder could misread: every field is updated in one step.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::util::lock;
 
 impl Shared {
     /// The shared state of a log whose last record is `last`, written and

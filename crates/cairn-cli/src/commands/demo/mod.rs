@@ -221,7 +221,10 @@ fn open_store(args: &Args) -> anyhow::Result<(Store, Option<PathBuf>)> {
     };
     let local = match &args.root {
         Some(dir) => Some(dir.clone()),
-        None => (!cairn::backend::is_url(&location)).then(|| PathBuf::from(&location)),
+        None => match cairn::backend::parse_url(&location)? {
+            cairn::backend::Target::Path(p) => Some(PathBuf::from(p)),
+            _ => None,
+        },
     };
     let store = Store::open_url(&location, opts).with_context(|| format!("opening the store {location}"))?;
     Ok((store, local))

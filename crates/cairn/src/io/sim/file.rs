@@ -13,7 +13,7 @@ use crate::io::vfs::FsFile;
 /// in a test) must not hide the state from the rest of the test, and every
 /// change is made after its checks, so a poisoned state is still whole.
 pub(super) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(state)
 }
 
 /// An open file: an inode of one epoch. After a crash it only returns
