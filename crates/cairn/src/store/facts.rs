@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::handle::{SaveInfo, ENTRY_FACTS_KEY};
-use super::select::{EntryInfo, EntryKind};
+use super::entry::{EntryInfo, EntryKind};
+use super::save::{SaveInfo, ENTRY_FACTS_KEY};
 use crate::format::Checkpoint;
 
 /// What an entry's info says of it, less what only the stored bytes give.

@@ -7,11 +7,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::docs::IndexDoc;
-use super::handle::Store;
 use super::layout::{self, now_ns, split_entry_key};
 use super::options::Retention;
+use super::records::IndexDoc;
 use super::retention::{evictions, victims, Candidate};
+use super::store::Store;
 use crate::backend::BackendExt;
 use crate::error::Result;
 
@@ -233,7 +233,7 @@ impl Store {
     /// the lease expired), or it has none and is older than the orphan
     /// grace period.
     fn reconcile(&self, now: u64, report: &mut GcReport) -> Result<()> {
-        let root = self.k(layout::ENTRIES);
+        let root = self.object_key(layout::ENTRIES);
         let mut seen: HashMap<(String, String), Seen> = HashMap::new();
         for m in self.backend.list(&root)? {
             let Some((hp, id, part)) = split_entry_key(&m.key, &root) else { continue };
@@ -260,10 +260,10 @@ impl Store {
             // index).
             let mut really = Vec::new();
             for id in half_removed {
-                if self.backend.exists(&self.k(&layout::info_key(&hp, &id)))? {
+                if self.backend.exists(&self.object_key(&layout::info_key(&hp, &id)))? {
                     continue;
                 }
-                if self.backend.list(&self.k(&layout::lease_prefix(&hp, &id)))?.is_empty() {
+                if self.backend.list(&self.object_key(&layout::lease_prefix(&hp, &id)))?.is_empty() {
                     log::warn!(
                         "{}: entry {id} of key {:?} is indexed but its info is missing (damage, not a removal): \
                          kept; `cairn store repair` restores the info",
@@ -298,9 +298,9 @@ impl Store {
                 let (live, stale) = self.lease_states(hp, id, now)?;
                 // A save that finished since the listing released its
                 // lease after committing: its info is there now.
-                let committed = || self.backend.exists(&self.k(&layout::info_key(hp, id)));
+                let committed = || self.backend.exists(&self.object_key(&layout::info_key(hp, id)));
                 if live == 0 && (stale || age > grace) && !committed()? {
-                    self.backend.delete(&self.k(&layout::data_key(hp, id)))?;
+                    self.backend.delete(&self.object_key(&layout::data_key(hp, id)))?;
                     report.orphans += 1;
                 }
             }

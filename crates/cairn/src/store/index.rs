@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::docs::{decode, encode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
-use super::handle::Store;
 use super::layout::{self, split_entry_key};
+use super::records::{decode, encode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
+use super::store::Store;
 use crate::backend::PutMode;
 use crate::error::{Error, Result};
 
@@ -19,7 +19,7 @@ impl Store {
     /// save makes the index before its data, so that is damage), so that
     /// they stay reachable.
     pub(crate) fn read_index(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
-        let k = self.k(&layout::index_key(hp));
+        let k = self.object_key(&layout::index_key(hp));
         let v = match self.backend.get_versioned(&k) {
             Ok(v) => v,
             Err(Error::NotFound { .. }) => {
@@ -47,7 +47,7 @@ impl Store {
 
     /// The index as stored, rebuilding nothing.
     fn read_index_as_is(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
-        let k = self.k(&layout::index_key(hp));
+        let k = self.object_key(&layout::index_key(hp));
         match self.backend.get_versioned(&k) {
             Ok(v) => Ok(Some((decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k)?, v.etag))),
             Err(Error::NotFound { .. }) => Ok(None),
@@ -57,8 +57,8 @@ impl Store {
 
     /// Whether any info object (a committed entry) is stored under `hp`.
     pub(crate) fn has_infos(&self, hp: &str) -> Result<bool> {
-        let root = self.k(layout::ENTRIES);
-        let listed = self.backend.list(&self.k(&layout::entry_prefix(hp)))?;
+        let root = self.object_key(layout::ENTRIES);
+        let listed = self.backend.list(&self.object_key(&layout::entry_prefix(hp)))?;
         Ok(listed.iter().any(|m| matches!(split_entry_key(&m.key, &root), Some((_, _, "info")))))
     }
 
@@ -88,7 +88,7 @@ impl Store {
     /// for wins, backing off with jitter after each lost race; returns the
     /// value of the attempt that won, or that stopped without a put.
     fn swap_index<T>(&self, hp: &str, mut attempt: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
-        let k = self.k(&layout::index_key(hp));
+        let k = self.object_key(&layout::index_key(hp));
         let mut backoff = Duration::from_micros(50);
         for _ in 0..MAX_ATTEMPTS {
             let (body, mode, value) = match attempt()? {
@@ -123,9 +123,9 @@ impl Store {
     /// put fails and the rebuild starts again, instead of bringing the
     /// removed entry back.
     pub(crate) fn rebuild_index(&self, hp: &str, damaged: Option<(&[u8], &str)>, why: &str) -> Result<usize> {
-        let k = self.k(&layout::index_key(hp));
+        let k = self.object_key(&layout::index_key(hp));
         if let Some((bytes, _)) = damaged {
-            let aside = self.k(&format!("{}index-{}", layout::QUARANTINE, layout::new_id(layout::now_ns())));
+            let aside = self.object_key(&format!("{}index-{}", layout::QUARANTINE, layout::new_id(layout::now_ns())));
             let aside = format!("{aside}-{}", hp.replace('/', ""));
             self.backend.put(&aside, bytes::Bytes::copy_from_slice(bytes), PutMode::Create)?;
             log::warn!("{}/{k}: damaged index moved to {aside} and rebuilt: {why}", self.backend.url());
@@ -158,7 +158,7 @@ impl Store {
     /// The index as stored and its version tag, its content `None` if
     /// unreadable; `None` if there is no index.
     fn get_index_any(&self, hp: &str) -> Result<Option<(Option<IndexDoc>, String)>> {
-        let k = self.k(&layout::index_key(hp));
+        let k = self.object_key(&layout::index_key(hp));
         match self.backend.get_versioned(&k) {
             Ok(v) => Ok(Some((decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k).ok(), v.etag))),
             Err(Error::NotFound { .. }) => Ok(None),
@@ -169,9 +169,9 @@ impl Store {
     /// The readable info objects of a key's committed entries; unreadable
     /// ones are logged and skipped.
     pub(crate) fn infos_of(&self, hp: &str) -> Result<Vec<InfoDoc>> {
-        let root = self.k(layout::ENTRIES);
+        let root = self.object_key(layout::ENTRIES);
         let mut out = Vec::new();
-        for m in self.backend.list(&self.k(&layout::entry_prefix(hp)))? {
+        for m in self.backend.list(&self.object_key(&layout::entry_prefix(hp)))? {
             let Some((_, _, "info")) = split_entry_key(&m.key, &root) else { continue };
             match self.read_info(&m.key) {
                 Ok(Some(doc)) => out.push(doc),

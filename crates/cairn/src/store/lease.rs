@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::docs::{decode, encode, LeaseDoc, DOC_VERSION, MAX_SMALL_DOC_BYTES};
-use super::handle::Store;
 use super::key::Key;
 use super::layout::{self, now_ns};
+use super::records::{decode, encode, LeaseDoc, DOC_VERSION, MAX_SMALL_DOC_BYTES};
+use super::store::Store;
 use crate::backend::{Backend, BackendExt, PutMode};
 use crate::error::{Error, Result};
 
@@ -100,7 +100,7 @@ impl Store {
         let lease = self.take_lease(&hp, id)?;
         // Removal deletes the info before it checks leases: if the info is
         // still here, any removal to come will see this lease.
-        if !self.backend.exists(&self.k(&layout::info_key(&hp, id)))? {
+        if !self.backend.exists(&self.object_key(&layout::info_key(&hp, id)))? {
             return Err(Error::NotFound { what: format!("{}: entry {id} of key {key:?}", self.url()), source: None });
         }
         Ok(lease)
@@ -111,7 +111,7 @@ impl Store {
     /// never takes the data of a save in progress for an orphan, and knows
     /// the data of a save whose process died for one.
     pub(crate) fn take_lease(&self, hp: &str, id: &str) -> Result<Lease> {
-        let object = self.k(&format!("{}{}", layout::lease_prefix(hp, id), crate::util::nonce()));
+        let object = self.object_key(&format!("{}{}", layout::lease_prefix(hp, id), crate::util::nonce()));
         self.backend.put(&object, lease_doc(self.opts.lease_ttl)?, PutMode::Create)?;
         Ok(Lease { backend: self.backend.clone(), object, ttl: self.opts.lease_ttl, released: false })
     }
@@ -132,7 +132,7 @@ impl Store {
         except: Option<&str>,
     ) -> Result<(usize, bool)> {
         let (mut live_n, mut stale) = (0, false);
-        for m in self.backend.list(&self.k(&layout::lease_prefix(hp, id)))? {
+        for m in self.backend.list(&self.object_key(&layout::lease_prefix(hp, id)))? {
             if Some(m.key.as_str()) == except {
                 continue;
             }
@@ -166,7 +166,7 @@ impl Store {
     /// mark it as such). Returns the live set and how many stale leases
     /// and orphan data objects went.
     pub(crate) fn sweep_leases(&self, now: u64) -> Result<LeaseSweep> {
-        let root = self.k(layout::LEASES);
+        let root = self.object_key(layout::LEASES);
         let mut live_set = std::collections::HashSet::new();
         let (mut stale, mut orphans) = (0, 0);
         // The ids each key's index names, read once per key that needs it.
@@ -178,7 +178,7 @@ impl Store {
                     live_set.insert((hp, id.to_string()));
                 }
                 _ => {
-                    if !self.backend.exists(&self.k(&layout::info_key(&hp, id)))? {
+                    if !self.backend.exists(&self.object_key(&layout::info_key(&hp, id)))? {
                         // A removal that died after the info went and before
                         // the index changed: its lease marks it as such, so
                         // it stays for the collection to finish (an indexed
@@ -190,7 +190,7 @@ impl Store {
                         if indexed.get(&hp).is_some_and(|ids| ids.contains(id)) {
                             continue;
                         }
-                        let data = self.k(&layout::data_key(&hp, id));
+                        let data = self.object_key(&layout::data_key(&hp, id));
                         if self.backend.exists(&data)? {
                             self.backend.delete(&data)?;
                             orphans += 1;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::handle::{Found, Store};
+use super::entry::EntryInfo;
 use super::key::Key;
 use super::layout::{self, now_ns};
-use super::select::{candidates, EntryInfo, Select};
+use super::select::{candidates, Select};
+use super::store::{Found, Store};
 use crate::error::{Error, Result};
 use crate::format::Checkpoint;
 
@@ -64,7 +65,7 @@ impl Store {
             |bytes| {
                 // Open too: the digest proves the bytes are the ones saved, and
                 // opening proves those were a checkpoint.
-                Checkpoint::open_ranged(Box::new(super::handle::BytesSource(bytes.clone())), "entry")?;
+                Checkpoint::open_ranged(Box::new(super::store::BytesSource(bytes.clone())), "entry")?;
                 Ok(bytes)
             },
         )
@@ -97,7 +98,7 @@ impl Store {
                         Judgement::IndexWrong => {
                             let why = format!("its record of entry {} disagrees with the entry's info", e.id);
                             // The wrong index is kept aside, as a damaged one is.
-                            let wrong = self.backend.get_versioned(&self.k(&layout::index_key(&hp)))?;
+                            let wrong = self.backend.get_versioned(&self.object_key(&layout::index_key(&hp)))?;
                             self.rebuild_index(&hp, Some((&wrong.data, &wrong.etag)), &why)?;
                             log::warn!("{}: the index of key {:?} was wrong ({why}); rebuilt", self.url(), key.name());
                             index_wrong = true;
@@ -141,7 +142,7 @@ impl Store {
     /// unreadable, its own checksums). A healthy entry is never quarantined
     /// for a damaged index.
     fn judge(&self, hp: &str, e: &EntryInfo) -> Result<Judgement> {
-        let info = match self.read_info(&self.k(&layout::info_key(hp, &e.id))) {
+        let info = match self.read_info(&self.object_key(&layout::info_key(hp, &e.id))) {
             Ok(doc) => doc.map(|d| d.entry),
             Err(err) if err.is_corruption() => None,
             Err(err) => return Err(err),
@@ -152,12 +153,12 @@ impl Store {
             }
             return Ok(Judgement::DataDamaged(info));
         }
-        let data = match self.backend.get(&self.k(&layout::data_key(hp, &e.id))) {
+        let data = match self.backend.get(&self.object_key(&layout::data_key(hp, &e.id))) {
             Ok(d) => d,
             Err(Error::NotFound { .. }) => return Ok(Judgement::DataDamaged(e.clone())),
             Err(err) => return Err(err),
         };
-        let intact = Checkpoint::open_ranged(Box::new(super::handle::BytesSource(data)), "entry")
+        let intact = Checkpoint::open_ranged(Box::new(super::store::BytesSource(data)), "entry")
             .and_then(|c| c.verify())
             .is_ok_and(|r| r.is_ok());
         Ok(if intact { Judgement::Unproven } else { Judgement::DataDamaged(e.clone()) })
@@ -165,7 +166,7 @@ impl Store {
 
     /// An entry's data, checked for its recorded length and digest.
     pub(crate) fn read_verified(&self, hp: &str, e: &EntryInfo) -> Result<Bytes> {
-        let k = self.k(&layout::data_key(hp, &e.id));
+        let k = self.object_key(&layout::data_key(hp, &e.id));
         let data = self.backend.get(&k)?;
         self.check_data(&k, &data, e)?;
         Ok(data)

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
-use super::docs::{encode, InfoDoc, Quarantined, DOC_VERSION};
-use super::handle::Store;
+use super::entry::EntryInfo;
 use super::layout::{self, now_ns};
+use super::records::{encode, InfoDoc, Quarantined, DOC_VERSION};
 use super::retention::victims;
-use super::select::EntryInfo;
+use super::store::Store;
 use crate::backend::PutMode;
 use crate::error::{Error, Result};
 
@@ -42,7 +42,7 @@ impl Store {
             markers.push((id.to_string(), self.take_lease(hp, id)?));
         }
         for id in &ids {
-            self.backend.delete(&self.k(&layout::info_key(hp, id)))?;
+            self.backend.delete(&self.object_key(&layout::info_key(hp, id)))?;
         }
         let mut removed = Vec::new();
         let mut pinned_since = Vec::new();
@@ -57,7 +57,7 @@ impl Store {
         })?;
         for e in &pinned_since {
             let doc = InfoDoc { version: DOC_VERSION, key: index.key.clone(), entry: e.clone(), quarantined: None };
-            self.backend.put(&self.k(&layout::info_key(hp, &e.id)), encode(&doc)?, PutMode::Overwrite)?;
+            self.backend.put(&self.object_key(&layout::info_key(hp, &e.id)), encode(&doc)?, PutMode::Overwrite)?;
         }
         let ids: Vec<&String> = ids.into_iter().filter(|id| !pinned_since.iter().any(|e| &&e.id == id)).collect();
         // A reader may have taken a lease since: its data stays, and a
@@ -66,7 +66,7 @@ impl Store {
         for id in &ids {
             let mine = markers.iter().find(|(of, _)| of == *id).map(|(_, m)| m.object());
             if self.lease_states_except(hp, id, now, mine)?.0 == 0 {
-                self.backend.delete(&self.k(&layout::data_key(hp, id)))?;
+                self.backend.delete(&self.object_key(&layout::data_key(hp, id)))?;
                 self.cache.forget(hp, id);
             }
         }
@@ -97,8 +97,8 @@ impl Store {
     /// Moves a damaged entry aside: its data and info (with the reason)
     /// are copied under `quarantine/`, then it is removed from the key.
     pub(crate) fn quarantine(&self, hp: &str, key_name: &str, entry: &EntryInfo, reason: &str) -> Result<()> {
-        let data = self.k(&layout::data_key(hp, &entry.id));
-        match self.backend.copy(&data, &self.k(&layout::quarantine_key(hp, &entry.id, "data"))) {
+        let data = self.object_key(&layout::data_key(hp, &entry.id));
+        match self.backend.copy(&data, &self.object_key(&layout::quarantine_key(hp, &entry.id, "data"))) {
             Ok(()) | Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -109,15 +109,15 @@ impl Store {
             quarantined: Some(Quarantined { at: now_ns(), reason: reason.to_string() }),
         };
         let info: Bytes = encode(&note)?;
-        self.backend.put(&self.k(&layout::quarantine_key(hp, &entry.id, "info")), info, PutMode::Overwrite)?;
+        self.backend.put(&self.object_key(&layout::quarantine_key(hp, &entry.id, "info")), info, PutMode::Overwrite)?;
         log::warn!(
             "{}: entry {} of key {key_name:?} is damaged and was moved to {}: {reason}",
             self.url(),
             entry.id,
-            self.k(&layout::quarantine_key(hp, &entry.id, "data"))
+            self.object_key(&layout::quarantine_key(hp, &entry.id, "data"))
         );
         // Removal ignores leases here: nobody should read damaged data.
-        self.backend.delete(&self.k(&layout::info_key(hp, &entry.id)))?;
+        self.backend.delete(&self.object_key(&layout::info_key(hp, &entry.id)))?;
         self.update_index(hp, key_name, |ix| {
             let before = ix.entries.len();
             ix.entries.retain(|e| e.id != entry.id);

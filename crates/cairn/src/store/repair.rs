@@ -8,11 +8,11 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::docs::{decode, encode, IndexDoc, InfoDoc, DOC_VERSION, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
+use super::entry::{EntryInfo, EntryKind};
 use super::facts::EntryFacts;
-use super::handle::{BytesSource, Store};
 use super::layout::{self, split_entry_key};
-use super::select::{EntryInfo, EntryKind};
+use super::records::{decode, encode, IndexDoc, InfoDoc, DOC_VERSION, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
+use super::store::{BytesSource, Store};
 use super::verify::EntryProblem;
 use crate::backend::{BackendExt, PutMode};
 use crate::error::{Error, Result};
@@ -62,7 +62,7 @@ impl Store {
         self.restore_quarantined(&mut rep)?;
         hps.extend(rep.restored.iter().map(|p| p.hp.clone()));
         for hp in &hps {
-            let k = self.k(&layout::index_key(hp));
+            let k = self.object_key(&layout::index_key(hp));
             let damaged = match self.backend.get_versioned(&k) {
                 Ok(v) => decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k).err().map(|e| (v, e)),
                 Err(_) => None,
@@ -88,7 +88,7 @@ impl Store {
 
     /// Step 1 of [`repair`](Self::repair) for one entry with data.
     fn recover_info(&self, hp: &str, id: &str, listed: bool, rep: &mut RepairReport) -> Result<()> {
-        let info_key = self.k(&layout::info_key(hp, id));
+        let info_key = self.object_key(&layout::info_key(hp, id));
         let damage = match self.read_info(&info_key) {
             Ok(Some(_)) => return Ok(()),
             Ok(None) if !listed => None,
@@ -97,7 +97,7 @@ impl Store {
             Err(e) if e.is_corruption() => Some(e.to_string()),
             Err(e) => return Err(e),
         };
-        let k = self.k(&layout::index_key(hp));
+        let k = self.object_key(&layout::index_key(hp));
         let index = match self.backend.get(&k) {
             Ok(b) => decode::<IndexDoc>(&b, MAX_INDEX_BYTES, &k).ok(),
             Err(Error::NotFound { .. }) => None,
@@ -117,7 +117,7 @@ impl Store {
             rep.recovered.push(problem(&key, format!("{why}; rewritten from the key's index")));
             return Ok(());
         }
-        let data = match self.backend.get(&self.k(&layout::data_key(hp, id))) {
+        let data = match self.backend.get(&self.object_key(&layout::data_key(hp, id))) {
             Ok(d) => d,
             Err(Error::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
@@ -159,14 +159,14 @@ impl Store {
     }
 
     fn holds_lease(&self, hp: &str, id: &str) -> Result<bool> {
-        Ok(!self.backend.list(&self.k(&layout::lease_prefix(hp, id)))?.is_empty())
+        Ok(!self.backend.list(&self.object_key(&layout::lease_prefix(hp, id)))?.is_empty())
     }
 
     fn put_info(&self, hp: &str, key: &str, entry: EntryInfo, replace: bool) -> Result<()> {
         let id = entry.id.clone();
         let doc = InfoDoc { version: DOC_VERSION, key: key.to_string(), entry, quarantined: None };
         let mode = if replace { PutMode::Overwrite } else { PutMode::Create };
-        match self.backend.put(&self.k(&layout::info_key(hp, &id)), encode(&doc)?, mode) {
+        match self.backend.put(&self.object_key(&layout::info_key(hp, &id)), encode(&doc)?, mode) {
             Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -176,14 +176,14 @@ impl Store {
     /// whose data matches the info it was quarantined with and passes its
     /// own checksums, unless the store holds that id again.
     fn restore_quarantined(&self, rep: &mut RepairReport) -> Result<()> {
-        let root = self.k(layout::QUARANTINE);
+        let root = self.object_key(layout::QUARANTINE);
         for m in self.backend.list(&root)? {
             let Some((hp, id, "info")) = split_entry_key(&m.key, &root) else { continue };
             let Ok(note) = self.backend.get(&m.key).and_then(|b| decode::<InfoDoc>(&b, MAX_SMALL_DOC_BYTES, &m.key))
             else {
                 continue;
             };
-            let qdata = self.k(&layout::quarantine_key(&hp, id, "data"));
+            let qdata = self.object_key(&layout::quarantine_key(&hp, id, "data"));
             let data = match self.backend.get(&qdata) {
                 Ok(d) => d,
                 Err(Error::NotFound { .. }) => continue,
@@ -193,11 +193,11 @@ impl Store {
                 && Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "entry")
                     .and_then(|c| c.verify())
                     .is_ok_and(|r| r.is_ok());
-            let info_key = self.k(&layout::info_key(&hp, id));
+            let info_key = self.object_key(&layout::info_key(&hp, id));
             if !intact || note.entry.id != id || self.backend.exists(&info_key)? {
                 continue;
             }
-            match self.backend.put(&self.k(&layout::data_key(&hp, id)), data, PutMode::Create) {
+            match self.backend.put(&self.object_key(&layout::data_key(&hp, id)), data, PutMode::Create) {
                 Ok(_) | Err(Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
+use super::entry::EntryInfo;
 use super::options::Retention;
-use super::select::{candidates, Direction, EntryInfo, Select};
+use super::select::{candidates, Direction, Select};
 
 /// The ids of `entries` (one key's) that `policy` removes at time `now`
 /// (ns). Pinned entries are never among them.

@@ -1,21 +1,11 @@
-//! What an entry of the store says about itself, and the rules that pick
-//! one entry of a key: the best, the latest, or a given id.
+//! The rules that pick one entry of a key: the best, the latest, or a
+//! given id.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Whether an entry is an intermediate checkpoint or a final result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    /// Saved along the way; may be superseded.
-    #[default]
-    Checkpoint,
-    /// The outcome of a finished run.
-    Final,
-}
+use super::entry::{EntryInfo, EntryKind};
 
 /// Which objective values are better: a store setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,35 +16,6 @@ pub enum Direction {
     Minimize,
     /// Higher is better (an accuracy, a throughput).
     Maximize,
-}
-
-/// One entry of a key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EntryInfo {
-    /// Unique in the store; ids sort in the order entries were made.
-    pub id: String,
-    /// The score the entry reached, if it has one. Never NaN.
-    pub objective: Option<f64>,
-    /// The step or iteration it was saved at, if given.
-    pub iteration: Option<u64>,
-    /// Checkpoint or final result.
-    pub kind: EntryKind,
-    /// When it was saved, in nanoseconds since the Unix epoch.
-    pub created_at: u64,
-    /// The stored checkpoint's size in bytes.
-    pub bytes: u64,
-    /// Pinned entries are never removed by retention or eviction.
-    pub pinned: bool,
-    /// User metadata.
-    pub metadata: BTreeMap<String, String>,
-    /// BLAKE3 of the stored checkpoint, in hex: every read is checked
-    /// against it.
-    #[serde(default)]
-    pub digest: String,
-    /// When the entry was last read or saved, in nanoseconds since the
-    /// Unix epoch (updated at most once per the store's touch interval).
-    #[serde(default)]
-    pub last_used: u64,
 }
 
 /// Which entry of a key to take.
@@ -134,6 +95,7 @@ pub fn candidates<'a>(entries: &'a [EntryInfo], how: &Select, dir: Direction) ->
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn e(id: &str, objective: Option<f64>, kind: EntryKind, created_at: u64) -> EntryInfo {
         EntryInfo {

@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::docs::{decode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
-use super::handle::Store;
+use super::entry::EntryInfo;
 use super::layout::{self, split_entry_key};
-use super::select::EntryInfo;
+use super::records::{decode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
+use super::store::Store;
 use crate::backend::BackendExt;
 use crate::error::{Error, Result};
 use crate::format::Checkpoint;
@@ -90,7 +90,7 @@ fn same_facts(a: &EntryInfo, b: &EntryInfo) -> bool {
 impl Store {
     /// Every entry object under `entries/`, by `(hash path, id)`.
     pub(crate) fn list_parts(&self) -> Result<HashMap<(String, String), Parts>> {
-        let root = self.k(layout::ENTRIES);
+        let root = self.object_key(layout::ENTRIES);
         let mut parts: HashMap<(String, String), Parts> = HashMap::new();
         for m in self.backend.list(&root)? {
             let Some((hp, id, part)) = split_entry_key(&m.key, &root) else { continue };
@@ -107,10 +107,10 @@ impl Store {
     /// Whether a removal holds entry `id` (it leases what it removes), or
     /// the entry is gone from its index since it was read.
     fn being_removed(&self, hp: &str, id: &str) -> Result<bool> {
-        if !self.backend.list(&self.k(&layout::lease_prefix(hp, id)))?.is_empty() {
+        if !self.backend.list(&self.object_key(&layout::lease_prefix(hp, id)))?.is_empty() {
             return Ok(true);
         }
-        let k = self.k(&layout::index_key(hp));
+        let k = self.object_key(&layout::index_key(hp));
         let still = match self.backend.get(&k) {
             Ok(b) => decode::<IndexDoc>(&b, MAX_INDEX_BYTES, &k).is_ok_and(|ix| ix.entries.iter().any(|e| e.id == id)),
             Err(Error::NotFound { .. }) => false,
@@ -132,7 +132,7 @@ impl Store {
         let mut with_index = HashSet::new();
         for hp in self.index_paths()? {
             with_index.insert(hp.clone());
-            let k = self.k(&layout::index_key(&hp));
+            let k = self.object_key(&layout::index_key(&hp));
             let ix = match self.backend.get(&k) {
                 Ok(b) => match decode::<IndexDoc>(&b, MAX_INDEX_BYTES, &k) {
                     Ok(ix) => ix,
@@ -155,7 +155,7 @@ impl Store {
                 // Whether the info is gone to damage: its data must be
                 // there all the same.
                 let mut info_lost = false;
-                let facts = match self.read_info(&self.k(&layout::info_key(&hp, &e.id))) {
+                let facts = match self.read_info(&self.object_key(&layout::info_key(&hp, &e.id))) {
                     Ok(Some(doc)) => {
                         if doc.key != ix.key || !same_facts(&doc.entry, e) {
                             r.damaged_infos.push(problem(format!(
@@ -199,7 +199,7 @@ impl Store {
                 continue;
             }
             let problem = |key: String, detail: String| EntryProblem { key, id: id.clone(), detail, hp: hp.clone() };
-            let doc: InfoDoc = match self.read_info(&self.k(&layout::info_key(hp, id))) {
+            let doc: InfoDoc = match self.read_info(&self.object_key(&layout::info_key(hp, id))) {
                 Ok(Some(doc)) => doc,
                 // Removed since the listing.
                 Ok(None) => continue,
@@ -233,11 +233,11 @@ impl Store {
     /// info went first) is not a problem, unless the info was lost to
     /// damage (`info_lost`).
     fn check_entry_data(&self, hp: &str, facts: &EntryInfo, info_lost: bool) -> Result<Option<DataProblem>> {
-        let k = self.k(&layout::data_key(hp, &facts.id));
+        let k = self.object_key(&layout::data_key(hp, &facts.id));
         let data = match self.backend.get(&k) {
             Ok(d) => d,
             Err(Error::NotFound { .. }) => {
-                let still = info_lost || self.backend.exists(&self.k(&layout::info_key(hp, &facts.id)))?;
+                let still = info_lost || self.backend.exists(&self.object_key(&layout::info_key(hp, &facts.id)))?;
                 return Ok(still.then_some(DataProblem::Missing));
             }
             Err(e) => return Err(e),
@@ -262,7 +262,7 @@ impl Store {
     /// # Errors
     /// Backend errors.
     pub fn quarantined(&self) -> Result<Vec<EntryProblem>> {
-        let root = self.k(layout::QUARANTINE);
+        let root = self.object_key(layout::QUARANTINE);
         let mut out = Vec::new();
         for m in self.backend.list(&root)? {
             let Some((hp, id, "info")) = split_entry_key(&m.key, &root) else { continue };

@@ -8,7 +8,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::select::EntryInfo;
+use std::collections::BTreeMap;
+
+use super::entry::{EntryInfo, EntryKind};
 use crate::error::{Error, Result};
 
 /// The version every document carries.
@@ -26,6 +28,7 @@ pub(crate) struct IndexDoc {
     pub version: u32,
     /// The user key, for listings.
     pub key: String,
+    #[serde(with = "entry_records")]
     pub entries: Vec<EntryInfo>,
 }
 
@@ -40,10 +43,94 @@ impl IndexDoc {
 pub(crate) struct InfoDoc {
     pub version: u32,
     pub key: String,
+    #[serde(with = "entry_record")]
     pub entry: EntryInfo,
     /// Why the entry was quarantined, in quarantine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<Quarantined>,
+}
+
+/// An entry as indexes and infos store it: the on-disk schema of
+/// [`EntryInfo`], kept apart so that the public type can change without
+/// changing what is stored.
+#[derive(Serialize, Deserialize)]
+struct EntryRecord {
+    id: String,
+    objective: Option<f64>,
+    iteration: Option<u64>,
+    kind: EntryKind,
+    created_at: u64,
+    bytes: u64,
+    pinned: bool,
+    metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    digest: String,
+    #[serde(default)]
+    last_used: u64,
+}
+
+impl From<&EntryInfo> for EntryRecord {
+    fn from(e: &EntryInfo) -> Self {
+        EntryRecord {
+            id: e.id.clone(),
+            objective: e.objective,
+            iteration: e.iteration,
+            kind: e.kind,
+            created_at: e.created_at,
+            bytes: e.bytes,
+            pinned: e.pinned,
+            metadata: e.metadata.clone(),
+            digest: e.digest.clone(),
+            last_used: e.last_used,
+        }
+    }
+}
+
+impl From<EntryRecord> for EntryInfo {
+    fn from(r: EntryRecord) -> Self {
+        EntryInfo {
+            id: r.id,
+            objective: r.objective,
+            iteration: r.iteration,
+            kind: r.kind,
+            created_at: r.created_at,
+            bytes: r.bytes,
+            pinned: r.pinned,
+            metadata: r.metadata,
+            digest: r.digest,
+            last_used: r.last_used,
+        }
+    }
+}
+
+/// `#[serde(with)]` for one entry stored as an [`EntryRecord`].
+mod entry_record {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{EntryInfo, EntryRecord};
+
+    pub fn serialize<S: Serializer>(e: &EntryInfo, s: S) -> Result<S::Ok, S::Error> {
+        EntryRecord::from(e).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EntryInfo, D::Error> {
+        EntryRecord::deserialize(d).map(EntryInfo::from)
+    }
+}
+
+/// `#[serde(with)]` for a list of entries stored as [`EntryRecord`]s.
+mod entry_records {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{EntryInfo, EntryRecord};
+
+    pub fn serialize<S: Serializer>(v: &[EntryInfo], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(EntryRecord::from))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EntryInfo>, D::Error> {
+        Ok(Vec::<EntryRecord>::deserialize(d)?.into_iter().map(EntryInfo::from).collect())
+    }
 }
 
 /// What a quarantine note records.
@@ -162,11 +249,11 @@ mod tests {
     #[test]
     fn every_edit_that_keeps_the_json_valid_is_caught() {
         let mut doc = IndexDoc::new("k");
-        doc.entries.push(super::super::select::EntryInfo {
+        doc.entries.push(super::super::entry::EntryInfo {
             id: "0001-a".into(),
             objective: Some(0.25),
             iteration: Some(7),
-            kind: super::super::select::EntryKind::Checkpoint,
+            kind: super::super::entry::EntryKind::Checkpoint,
             created_at: 5,
             bytes: 1313,
             pinned: false,
