@@ -14,6 +14,7 @@ use crate::error::Result;
 
 /// What a [`CountingBackend`] has seen since it was made or last reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Traffic {
     /// `get`, `get_range` and `get_versioned` calls that returned data.
     pub gets: u64,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 /// What reads from one [`Checkpoint`](super::Checkpoint) have cost so far.
 /// Times are summed over worker threads, so they can exceed wall time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct LoadStats {
     /// Stored bytes read from the file.
     pub bytes_read: u64,

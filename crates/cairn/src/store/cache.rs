@@ -9,6 +9,7 @@ use crate::format::Checkpoint;
 
 /// What the cache has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Lookups answered from the cache.
     pub hits: u64,

@@ -22,6 +22,7 @@ pub enum EntryKind {
 
 /// One entry of a key.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct EntryInfo {
     /// Unique in the store; ids sort in the order entries were made.
     pub id: String,
@@ -45,4 +46,36 @@ pub struct EntryInfo {
     /// When the entry was last read or saved, in nanoseconds since the
     /// Unix epoch (updated at most once per the store's touch interval).
     pub last_used: u64,
+}
+
+impl EntryInfo {
+    /// An entry with this id, saved at `created_at` (nanoseconds since the
+    /// Unix epoch), its other fields empty: for lists built outside a store
+    /// (to try [`select`](super::select) or [`rank`](super::rank) on).
+    /// The fields are public: set the others after.
+    ///
+    /// ```
+    /// use cairn::store::{select, Direction, EntryInfo, Select};
+    /// let mut a = EntryInfo::new("a", 1);
+    /// a.objective = Some(0.5);
+    /// let mut b = EntryInfo::new("b", 2);
+    /// b.objective = Some(0.25);
+    /// let entries = [a, b];
+    /// let best = select(&entries, &Select::Best, Direction::Minimize).unwrap();
+    /// assert_eq!(best.id, "b");
+    /// ```
+    pub fn new(id: impl Into<String>, created_at: u64) -> Self {
+        EntryInfo {
+            id: id.into(),
+            objective: None,
+            iteration: None,
+            kind: EntryKind::Checkpoint,
+            created_at,
+            bytes: 0,
+            pinned: false,
+            metadata: BTreeMap::new(),
+            digest: String::new(),
+            last_used: created_at,
+        }
+    }
 }

@@ -59,6 +59,7 @@ impl GcOptions {
 
 /// One removed entry.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Removed {
     /// Its key.
     pub key: String,
@@ -72,6 +73,7 @@ pub struct Removed {
 
 /// What a collection did.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct GcReport {
     /// Keys with entries left.
     pub keys: usize,

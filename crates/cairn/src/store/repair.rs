@@ -20,6 +20,7 @@ use crate::format::Checkpoint;
 
 /// What [`Store::repair`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RepairReport {
     /// Indexes rebuilt from the entries' info.
     pub indexes_rebuilt: usize,

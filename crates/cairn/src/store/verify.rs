@@ -16,6 +16,7 @@ use crate::format::Checkpoint;
 
 /// One finding about one entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct EntryProblem {
     /// The entry's key (as given by the user), empty if unknown.
     pub key: String,
@@ -30,6 +31,7 @@ pub struct EntryProblem {
 
 /// What [`Store::verify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct StoreReport {
     /// Keys with entries.
     pub keys: usize,

@@ -7,6 +7,7 @@ use super::scan::{LogProblem, LogProblemKind, LogScan, OmittedProblems, Oversize
 /// What recovery found and did when a log was opened, or what a
 /// verification found.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Segment files in the log.
     pub segments: usize,

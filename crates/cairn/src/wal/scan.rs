@@ -39,6 +39,7 @@ pub enum LogProblemKind {
 
 /// One problem found in a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogProblem {
     /// Torn tail or corruption.
     pub kind: LogProblemKind,
@@ -88,6 +89,7 @@ pub(crate) struct SegmentScan {
 /// in itself (its records are read as any others), but not what the log
 /// wrote either.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Oversized {
     /// The segment file.
     pub segment: PathBuf,
@@ -99,6 +101,7 @@ pub struct Oversized {
 
 /// Problems found past [`MAX_PROBLEMS`], counted by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OmittedProblems {
     /// Corruption not listed.
     pub corrupt: u64,

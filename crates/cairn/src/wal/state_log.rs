@@ -125,6 +125,7 @@ impl StateLogOptions {
 
 /// What recovery found and did when a [`StateLog`] was opened.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct StateRecovery {
     /// The LSN of the snapshot recovery started from: `Some(0)` for the
     /// base snapshot of the initial state; `None` only for a log written
