@@ -1,6 +1,12 @@
 //! Object storage (S3, GCS, Azure) through the `object_store` crate, behind
-//! the synchronous [`Backend`] trait: the backend owns a small tokio runtime
-//! and blocks on it, so callers need none.
+//! the synchronous [`Backend`] trait: calls block on a small tokio runtime
+//! that every object backend of the process shares (made on first use), so
+//! callers need none.
+//!
+//! - Called from inside a tokio runtime (an async caller), where blocking on
+//!   another runtime would panic, a call runs on a thread of its own and
+//!   blocks the calling thread until it ends. It works, but it blocks an
+//!   async worker: async callers should call from `spawn_blocking`.
 //!
 //! - Credentials, region and endpoint come from the environment the way
 //!   `object_store`'s builders read it (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
@@ -16,7 +22,7 @@
 
 use std::io::Write;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use object_store::path::Path as StorePath;
@@ -40,22 +46,42 @@ pub struct ObjectBackend {
     /// Keys are stored under this prefix ("" for the bucket's root).
     prefix: String,
     url: String,
-    rt: Arc<Runtime>,
+    rt: &'static Runtime,
     part_size: usize,
     concurrency: usize,
 }
 
-fn runtime() -> Result<Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("cairn-object-store")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Backend {
-            op: "starting the I/O runtime for",
-            what: "object storage".into(),
-            source: Box::new(e),
-        })
+/// The runtime every object backend of the process blocks on, made on
+/// first use (a failure to make it is reported to every caller).
+fn runtime() -> Result<&'static Runtime> {
+    static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+    let made = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-object-store")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    made.as_ref().map_err(|e| Error::Backend {
+        op: "starting the I/O runtime for",
+        what: "object storage".into(),
+        source: e.clone().into(),
+    })
+}
+
+/// Runs `f` to completion on `rt`. Outside any runtime it blocks on `rt`
+/// directly; inside one (where that would panic) it does so on a scoped
+/// thread of its own, which the calling thread waits for.
+fn block_on<F>(rt: &'static Runtime, f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return rt.block_on(f);
+    }
+    std::thread::scope(|s| s.spawn(|| rt.block_on(f)).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// `scheme://bucket/prefix` split into the scheme, the bucket and the prefix.
@@ -122,7 +148,7 @@ impl ObjectBackend {
             store,
             prefix,
             url,
-            rt: Arc::new(runtime()?),
+            rt: runtime()?,
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
         })
@@ -217,7 +243,7 @@ impl Backend for ObjectBackend {
         };
         let opts = PutOptions { mode: store_mode, ..PutOptions::default() };
         let put = self.store.put_opts(&path, PutPayload::from(data), opts);
-        let r = self.rt.block_on(put).map_err(|e| match &mode {
+        let r = block_on(self.rt, put).map_err(|e| match &mode {
             PutMode::Update(expected) => self.update_error(key, expected, e),
             _ => self.error("uploading", key, e),
         })?;
@@ -237,7 +263,7 @@ impl Backend for ObjectBackend {
         // object's length does not matter for that check).
         check_range(&range, u64::MAX, &locator(&self.url, key))?;
         let opts = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..GetOptions::default() };
-        let got = self.rt.block_on(async {
+        let got = block_on(self.rt, async {
             let r = self.store.get_opts(&path, opts).await?;
             r.bytes().await
         });
@@ -255,25 +281,22 @@ impl Backend for ObjectBackend {
 
     fn get(&self, key: &str) -> Result<Bytes> {
         let path = self.path(key)?;
-        self.rt
-            .block_on(async {
-                let r = self.store.get(&path).await?;
-                r.bytes().await
-            })
-            .map_err(|e| self.error("reading", key, e))
+        block_on(self.rt, async {
+            let r = self.store.get(&path).await?;
+            r.bytes().await
+        })
+        .map_err(|e| self.error("reading", key, e))
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
         let path = self.path(key)?;
         // One request: the ETag is the one of the body it returns.
-        let (etag, data) = self
-            .rt
-            .block_on(async {
-                let r = self.store.get(&path).await?;
-                let etag = r.meta.e_tag.clone();
-                Ok::<_, object_store::Error>((etag, r.bytes().await?))
-            })
-            .map_err(|e| self.error("reading", key, e))?;
+        let (etag, data) = block_on(self.rt, async {
+            let r = self.store.get(&path).await?;
+            let etag = r.meta.e_tag.clone();
+            Ok::<_, object_store::Error>((etag, r.bytes().await?))
+        })
+        .map_err(|e| self.error("reading", key, e))?;
         let Some(etag) = etag else {
             return Err(Error::Backend {
                 op: "reading the version tag of",
@@ -286,7 +309,7 @@ impl Backend for ObjectBackend {
 
     fn head(&self, key: &str) -> Result<ObjectMeta> {
         let path = self.path(key)?;
-        let m = self.rt.block_on(self.store.head(&path)).map_err(|e| self.error("reading metadata of", key, e))?;
+        let m = block_on(self.rt, self.store.head(&path)).map_err(|e| self.error("reading metadata of", key, e))?;
         self.meta(m).ok_or_else(|| Error::NotFound { what: locator(&self.url, key), source: None })
     }
 
@@ -302,9 +325,7 @@ impl Backend for ObjectBackend {
             (false, true) => Some(StorePath::from(self.prefix.as_str())),
             (false, false) => Some(StorePath::from(self.full(dir))),
         };
-        let all: Vec<object_store::ObjectMeta> = self
-            .rt
-            .block_on(self.store.list(base.as_ref()).try_collect())
+        let all: Vec<object_store::ObjectMeta> = block_on(self.rt, self.store.list(base.as_ref()).try_collect())
             .map_err(|e| self.error("listing", prefix, e))?;
         let mut out: Vec<ObjectMeta> =
             all.into_iter().filter_map(|m| self.meta(m)).filter(|m| m.key.starts_with(prefix)).collect();
@@ -314,7 +335,7 @@ impl Backend for ObjectBackend {
 
     fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
-        match self.rt.block_on(self.store.delete(&path)) {
+        match block_on(self.rt, self.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error("deleting", key, e)),
         }
@@ -322,7 +343,7 @@ impl Backend for ObjectBackend {
 
     fn copy(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.path(from)?, self.path(to)?);
-        self.rt.block_on(self.store.copy(&src, &dst)).map_err(|e| self.error("copying", from, e))
+        block_on(self.rt, self.store.copy(&src, &dst)).map_err(|e| self.error("copying", from, e))
     }
 }
 
@@ -345,7 +366,7 @@ impl Upload {
             Some(p) => p,
             None => {
                 let b = &self.backend;
-                let upload = b.rt.block_on(b.store.put_multipart(&self.path)).map_err(std::io::Error::other)?;
+                let upload = block_on(b.rt, b.store.put_multipart(&self.path)).map_err(std::io::Error::other)?;
                 WriteMultipart::new_with_chunk_size(upload, b.part_size)
             }
         };
@@ -357,10 +378,10 @@ impl Write for Upload {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.mode == PutMode::Overwrite && self.buf.len() >= self.backend.part_size {
-            let (rt, concurrency) = (Arc::clone(&self.backend.rt), self.backend.concurrency);
+            let (rt, concurrency) = (self.backend.rt, self.backend.concurrency);
             let pending = std::mem::take(&mut self.buf);
             let parts = self.start_parts()?;
-            rt.block_on(async {
+            block_on(rt, async {
                 parts.wait_for_capacity(concurrency).await?;
                 parts.write(&pending);
                 Ok::<_, object_store::Error>(())
@@ -383,7 +404,7 @@ impl ObjectWriter for Upload {
             return self.backend.put(&self.key, data, mode);
         };
         let b = &self.backend;
-        let r = b.rt.block_on(async {
+        let r = block_on(b.rt, async {
             parts.put(data);
             parts.finish().await
         });
@@ -394,7 +415,7 @@ impl ObjectWriter for Upload {
         match self.parts.take() {
             Some(parts) => {
                 let b = &self.backend;
-                b.rt.block_on(parts.abort()).map_err(|e| b.error("aborting the upload of", &self.key, e))
+                block_on(b.rt, parts.abort()).map_err(|e| b.error("aborting the upload of", &self.key, e))
             }
             None => Ok(()),
         }
@@ -406,7 +427,48 @@ impl Drop for Upload {
         // An upload neither finished nor aborted: abort it, so its parts do
         // not linger (best effort; the object is invisible either way).
         if let Some(parts) = self.parts.take() {
-            let _ = self.backend.rt.block_on(parts.abort());
+            let _ = block_on(self.backend.rt, parts.abort());
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn memory() -> ObjectBackend {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        ObjectBackend::with_store(store, "memory://test".into(), String::new()).unwrap()
+    }
+
+    /// Puts, a multipart upload and reads, as an async caller's thread
+    /// would make them.
+    fn exercise(b: &ObjectBackend) {
+        b.put("k", Bytes::from_static(b"v"), PutMode::Create).unwrap();
+        assert_eq!(b.get("k").unwrap().as_ref(), b"v");
+        let b = b.clone().part_size(5 << 20);
+        let mut w = b.writer("big", PutMode::Overwrite).unwrap();
+        w.write_all(&vec![7u8; 12 << 20]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(b.head("big").unwrap().size, 12 << 20);
+        assert_eq!(b.list("").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn calls_from_inside_a_tokio_runtime_work() {
+        let b = memory();
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async { exercise(&b) });
+        let b = memory();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        rt.block_on(async { exercise(&b) });
+        // And from plain threads, as before.
+        exercise(&memory());
+    }
+
+    #[test]
+    fn every_backend_shares_one_runtime() {
+        let (a, b) = (memory(), memory());
+        assert!(std::ptr::eq(a.rt, b.rt));
     }
 }
