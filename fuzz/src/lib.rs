@@ -55,8 +55,6 @@ pub fn exercise(bytes: Vec<u8>) {
     }
 }
 
-const MAGIC: [u8; 8] = [0x89, b'C', b'A', b'I', b'R', b'N', 0x0D, 0x0A];
-
 fn u64_at(b: &[u8], at: usize) -> u64 {
     b.get(at..at + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
@@ -71,24 +69,25 @@ fn put(b: &mut [u8], at: usize, v: &[u8]) {
 /// and index length) right, so that the fuzzer's mutations reach the index
 /// decoder instead of stopping at a checksum. Frame checksums stay as they are.
 pub fn fix_checksums(file: &mut [u8]) {
+    use cairn::format::layout::{header, trailer, END_MAGIC, HEADER_LEN, MAGIC, TRAILER_LEN};
     let len = file.len();
-    if len < 128 {
+    if len < HEADER_LEN + TRAILER_LEN {
         return;
     }
-    put(file, 0, &MAGIC);
-    let sum = xxhash_rust::xxh3::xxh3_64(&file[..56]);
-    put(file, 56, &sum.to_le_bytes());
+    put(file, header::MAGIC, &MAGIC);
+    let sum = xxhash_rust::xxh3::xxh3_64(&file[..header::CHECKSUM]);
+    put(file, header::CHECKSUM, &sum.to_le_bytes());
 
-    let t = len - 64;
-    let index_offset = u64_at(file, t);
-    if (64..=t as u64).contains(&index_offset) {
+    let t = len - TRAILER_LEN;
+    let index_offset = u64_at(file, t + trailer::INDEX_OFFSET);
+    if (HEADER_LEN as u64..=t as u64).contains(&index_offset) {
         let start = index_offset as usize;
-        put(file, t + 8, &((t - start) as u64).to_le_bytes());
+        put(file, t + trailer::INDEX_LEN, &((t - start) as u64).to_le_bytes());
         let sum = xxhash_rust::xxh3::xxh3_64(&file[start..t]);
-        put(file, t + 16, &sum.to_le_bytes());
+        put(file, t + trailer::INDEX_CHECKSUM, &sum.to_le_bytes());
     }
-    put(file, t + 24, &(len as u64).to_le_bytes());
-    let sum = xxhash_rust::xxh3::xxh3_64(&file[t..t + 48]);
-    put(file, t + 48, &sum.to_le_bytes());
-    put(file, t + 56, b"CAIRNEND");
+    put(file, t + trailer::FILE_LEN, &(len as u64).to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&file[t..t + trailer::CHECKSUM]);
+    put(file, t + trailer::CHECKSUM, &sum.to_le_bytes());
+    put(file, t + trailer::END_MAGIC, &END_MAGIC);
 }

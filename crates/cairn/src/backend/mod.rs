@@ -10,9 +10,11 @@
 mod api;
 pub mod commit;
 mod counting;
+#[cfg(any(test, feature = "testing"))]
 mod fault;
 mod key;
 mod key_lock;
+#[cfg(any(test, feature = "testing"))]
 mod latency;
 mod local;
 mod memory;
@@ -23,8 +25,10 @@ mod url;
 
 pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 pub use counting::{CountingBackend, Traffic};
+#[cfg(any(test, feature = "testing"))]
 pub use fault::FaultBackend;
 pub use key::{check_key, check_prefix, MAX_KEY_LEN};
+#[cfg(any(test, feature = "testing"))]
 pub use latency::LatencyBackend;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;

@@ -30,6 +30,9 @@
 
 use crate::error::{Error, Result};
 
+/// Frame codec tags, as frame tables store them.
+pub use super::codec::tag as codec;
+
 /// First eight bytes of every checkpoint file. The high first byte and the
 /// CR LF catch files mangled by text-mode transfers, as PNG's magic does.
 pub const MAGIC: [u8; 8] = [0x89, b'C', b'A', b'I', b'R', b'N', 0x0D, 0x0A];

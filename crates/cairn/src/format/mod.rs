@@ -6,7 +6,12 @@ mod cursor;
 mod digest;
 mod dtype;
 mod index;
+// The byte layout is the format's business; cairn's tests and fuzz
+// targets build hostile files from it (feature `testing`).
+#[cfg(feature = "testing")]
 pub mod layout;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod layout;
 mod options;
 mod pipeline;
 mod reader;

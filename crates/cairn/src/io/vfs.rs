@@ -4,7 +4,7 @@
 //! the two syncs, and the directory operations whose durability a crash
 //! test must be able to see (create, rename, remove, directory sync).
 //! [`StdFs`](super::StdFs) implements it over `std::fs`;
-//! [`SimFs`](super::SimFs) implements it in memory and can lose power.
+//! `SimFs` (feature `testing`) implements it in memory and can lose power.
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -61,7 +61,7 @@ pub struct Stat {
 ///   add the path and what they were doing.
 /// - Paths are used as given; relative paths are relative to the process's
 ///   working directory for [`StdFs`](super::StdFs) and to the root for
-///   [`SimFs`](super::SimFs).
+///   `SimFs`.
 pub trait Fs: Send + Sync + Debug {
     /// Opens (or creates, per `mode`) the file at `path`.
     ///

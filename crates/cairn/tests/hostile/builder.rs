@@ -2,14 +2,17 @@
 //! valid checksums, so a test can make one field hostile at a time.
 #![allow(dead_code)]
 
+use cairn::format::layout::{
+    self, features, header as h_off, trailer as t_off, END_MAGIC, HEADER_LEN, MAGIC, TRAILER_LEN,
+};
 use xxhash_rust::xxh3::xxh3_64;
 pub(crate) const FRAME: u32 = 4096;
-pub(crate) const NONE: u8 = 0;
-pub(crate) const LZ4: u8 = 1;
-pub(crate) const ZSTD: u8 = 2;
-pub(crate) const REQ_LZ4: u64 = 1;
-pub(crate) const REQ_ZSTD: u64 = 2;
-pub(crate) const REQ_SHUFFLE: u64 = 4;
+pub(crate) const NONE: u8 = layout::codec::NONE;
+pub(crate) const LZ4: u8 = layout::codec::LZ4;
+pub(crate) const ZSTD: u8 = layout::codec::ZSTD;
+pub(crate) const REQ_LZ4: u64 = features::REQUIRED_LZ4;
+pub(crate) const REQ_ZSTD: u64 = features::REQUIRED_ZSTD;
+pub(crate) const REQ_SHUFFLE: u64 = features::REQUIRED_SHUFFLE;
 pub(crate) const CREATED_US: i64 = 1_700_000_000_000_000;
 
 #[derive(Debug, Clone)]
@@ -88,11 +91,11 @@ pub(crate) struct Spec {
 impl Spec {
     pub(crate) fn new() -> Self {
         Spec {
-            version: 1,
-            header_len: 64,
+            version: layout::FORMAT_VERSION,
+            header_len: HEADER_LEN as u16,
             frame_size: FRAME,
             required: 0,
-            optional: 1,
+            optional: features::OPTIONAL_ALIGNED_64,
             data: Vec::new(),
             count: None,
             step: None,
@@ -122,11 +125,11 @@ impl Spec {
     }
 
     pub(crate) fn data_end(&self) -> u64 {
-        64 + self.data.len() as u64
+        HEADER_LEN as u64 + self.data.len() as u64
     }
 
     pub(crate) fn align(&mut self) {
-        while !self.data_end().is_multiple_of(64) {
+        while !self.data_end().is_multiple_of(layout::DATA_ALIGN) {
             self.data.push(0);
         }
     }
@@ -210,7 +213,7 @@ impl Spec {
         let index = self.index();
         let index_offset = self.index_offset.unwrap_or(file.len() as u64);
         let index_len = self.index_len.unwrap_or(index.len() as u64);
-        let file_len = self.file_len.unwrap_or((file.len() + index.len() + 64) as u64);
+        let file_len = self.file_len.unwrap_or((file.len() + index.len() + TRAILER_LEN) as u64);
         let checksum = xxh3_64(&index);
         file.extend(&index);
         file.extend(trailer(index_offset, index_len, checksum, file_len));
@@ -218,28 +221,33 @@ impl Spec {
     }
 }
 
-pub(crate) fn header(version: u16, header_len: u16, frame_size: u32, required: u64, optional: u64) -> [u8; 64] {
-    let mut h = [0u8; 64];
-    h[..8].copy_from_slice(&[0x89, b'C', b'A', b'I', b'R', b'N', 0x0D, 0x0A]);
-    h[8..10].copy_from_slice(&version.to_le_bytes());
-    h[10..12].copy_from_slice(&header_len.to_le_bytes());
-    h[12..16].copy_from_slice(&frame_size.to_le_bytes());
-    h[16..24].copy_from_slice(&required.to_le_bytes());
-    h[24..32].copy_from_slice(&optional.to_le_bytes());
-    let sum = xxh3_64(&h[..56]);
-    h[56..].copy_from_slice(&sum.to_le_bytes());
+/// A header with any field as given (the layout's own encoder fixes the
+/// version and the header length), its checksum right.
+pub(crate) fn header(version: u16, header_len: u16, frame_size: u32, required: u64, optional: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    let mut put = |at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
+    put(h_off::MAGIC, &MAGIC);
+    put(h_off::VERSION, &version.to_le_bytes());
+    put(h_off::HEADER_LEN, &header_len.to_le_bytes());
+    put(h_off::FRAME_SIZE, &frame_size.to_le_bytes());
+    put(h_off::REQUIRED, &required.to_le_bytes());
+    put(h_off::OPTIONAL, &optional.to_le_bytes());
+    let sum = xxh3_64(&h[..h_off::CHECKSUM]);
+    h[h_off::CHECKSUM..].copy_from_slice(&sum.to_le_bytes());
     h
 }
 
-pub(crate) fn trailer(index_offset: u64, index_len: u64, index_checksum: u64, file_len: u64) -> [u8; 64] {
-    let mut t = [0u8; 64];
-    t[..8].copy_from_slice(&index_offset.to_le_bytes());
-    t[8..16].copy_from_slice(&index_len.to_le_bytes());
-    t[16..24].copy_from_slice(&index_checksum.to_le_bytes());
-    t[24..32].copy_from_slice(&file_len.to_le_bytes());
-    let sum = xxh3_64(&t[..48]);
-    t[48..56].copy_from_slice(&sum.to_le_bytes());
-    t[56..].copy_from_slice(b"CAIRNEND");
+/// A trailer with any field as given, its checksum right.
+pub(crate) fn trailer(index_offset: u64, index_len: u64, index_checksum: u64, file_len: u64) -> [u8; TRAILER_LEN] {
+    let mut t = [0u8; TRAILER_LEN];
+    let mut put = |at: usize, b: &[u8]| t[at..at + b.len()].copy_from_slice(b);
+    put(t_off::INDEX_OFFSET, &index_offset.to_le_bytes());
+    put(t_off::INDEX_LEN, &index_len.to_le_bytes());
+    put(t_off::INDEX_CHECKSUM, &index_checksum.to_le_bytes());
+    put(t_off::FILE_LEN, &file_len.to_le_bytes());
+    put(t_off::END_MAGIC, &END_MAGIC);
+    let sum = xxh3_64(&t[..t_off::CHECKSUM]);
+    t[t_off::CHECKSUM..t_off::CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
     t
 }
 
