@@ -2,7 +2,8 @@
 //! normally distributed f32 tensors (default 64 × 16 MiB = 1 GiB), compared in
 //! the same run with a plain `write_all` + `fsync` of the same bytes and with
 //! the `safetensors` crate. Prints a markdown report with a PASS/FAIL line per
-//! target of the issue.
+//! target (saves against the plain write, loads against safetensors, the
+//! speed-up from more threads), as `docs/BENCHMARKS.md` records them.
 //!
 //! Environment:
 //! - `CAIRN_BENCH_TENSORS` (default 64) and `CAIRN_BENCH_TENSOR_MIB` (default 16);

@@ -5,7 +5,8 @@
 //! against log length, with and without snapshots; and the scan's worst
 //! case, a segment with every other record damaged, at growing sizes, beside
 //! verifying it undamaged. Prints a markdown report
-//! with a PASS/FAIL line per target of the issue.
+//! with a PASS/FAIL line per target (one writer against the raw loop, group
+//! commit against one writer, replay speed, linear scans of damaged segments).
 //!
 //! Environment:
 //! - `CAIRN_BENCH_SECS` (default 2): seconds each append configuration runs
@@ -47,7 +48,7 @@ use common::{paired, thousands, verdict, Config, Stats, MB, MIB};
 use replay::Replay;
 use statelog::Recovery;
 
-/// The issue's targets.
+/// The targets the report judges (see `docs/BENCHMARKS.md`).
 const ONE_WRITER_VS_RAW: f64 = 0.9;
 const GROUP_COMMIT_GAIN: f64 = 10.0;
 const REPLAY_RECORDS_PER_SEC: f64 = 2e6;
@@ -325,7 +326,7 @@ fn print_targets(cases: &[Case], replay: Option<&Replay>, recovery: Option<&Reco
         );
     }
     println!();
-    // No number in the issue: the shape is what matters.
+    // No numeric target: the shape (flat with snapshots) is what matters.
     println!("StateLog recovery from the shortest to the longest log (no numeric target):\n");
     for v in recovery.iter().flat_map(|r| &r.variants) {
         let rows: Vec<_> = recovery.iter().flat_map(|r| &r.rows).filter(|r| r.variant == *v).collect();

@@ -28,7 +28,51 @@
 //! assert_eq!(weights.len(), 256 * 64);
 //! # Ok(()) }
 //! ```
+//!
+//! # Where things live
+//!
+//! Each module is a layer; a layer uses only the layers listed before it
+//! (and the crate's errors), so any behaviour is found from the folder tree
+//! in one step:
+//!
+//! - [`io`]: file access that must survive a crash, behind the small [`io::Fs`]
+//!   trait (positional reads and writes, the two syncs, rename, remove,
+//!   directory sync, locks); durable publish of a file by temp file, sync,
+//!   rename and directory sync ([`io::TempFile`]); the sweep of temp files
+//!   dead processes left; whether a process still runs. With the `testing`
+//!   feature, `SimFs`, a file system that loses power on command.
+//! - [`format`](mod@format): the checkpoint file: its byte layout, frame codecs,
+//!   checksums and digests, the streaming [`CheckpointWriter`], the reader
+//!   ([`Checkpoint`]) over a memory map, positional or ranged reads, and
+//!   verification. Uses `io`.
+//! - [`wal`]: the write-ahead log ([`wal::Wal`]): record framing, segments,
+//!   group commit, the one scanner that recovery, reading and verification
+//!   share; and [`wal::StateLog`], state kept as snapshots (checkpoint files)
+//!   plus the ops logged since. Uses `io` and `format`.
+//! - [`backend`]: object-level storage behind the [`backend::Backend`] trait
+//!   (local disk on `io`, memory, S3/GCS/Azure through `object_store`), the
+//!   one parser of paths and URLs, multi-object commits by manifest, ranged
+//!   reads of checkpoints, and wrappers (traffic counting; with `testing`,
+//!   faults and latency). Uses `io` and `format`.
+//! - [`store`]: the keyed checkpoint store ([`store::Store`]): keys and
+//!   fingerprints, the save protocol, indexes updated by compare-and-swap,
+//!   lookup by best, latest or id, retention, eviction, leases, collection,
+//!   verification and repair, and the cache of opened checkpoints. Uses
+//!   `backend`, `format` and `io`.
+//!
+//! Errors are one type, [`Error`], whose kinds say what failed (damage,
+//! a missing object, a refused change, a bad argument, an internal bug).
+//! docs/FORMAT.md, docs/WAL.md, docs/STORE.md and docs/DURABILITY.md state
+//! the formats and protocols.
+//!
+//! cairn runs on Unix (it is tested on Linux): process liveness, positional
+//! file I/O and directory syncs use Unix interfaces.
 #![deny(missing_docs)]
+
+#[cfg(not(unix))]
+compile_error!(
+    "cairn runs on Unix only: it relies on Unix file and process interfaces (kill, pread, fsync of directories)"
+);
 
 pub mod backend;
 mod error;

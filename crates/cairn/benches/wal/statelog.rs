@@ -22,7 +22,8 @@ use crate::common::{dir_bytes, remove_dir, settle, thousands, Config, Stats};
 const KEYS: u32 = 1_000;
 /// Encoded size of an op.
 pub const OP_BYTES: usize = 64;
-/// The snapshot interval of the issue, made smaller for shrunk runs.
+/// The snapshot interval (the StateLog's default, 10 000 ops), made smaller
+/// for shrunk runs.
 const SNAPSHOT_EVERY: u64 = 10_000;
 
 #[derive(Serialize, Deserialize, Default)]

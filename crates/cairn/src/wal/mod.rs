@@ -2,7 +2,7 @@
 //! plus the operations logged since.
 //!
 //! The log is a directory of segment files; records are framed with their
-//! length, a CRC32C, an LSN and a type ([`record`](self) layout in
+//! length, a CRC32C, an LSN and a type (the record layout is in
 //! `docs/WAL.md`). Appends from many threads share writes and syncs (group
 //! commit); the sync policy is chosen at open ([`SyncPolicy`]); opening recovers
 //! what is on disk under a [`RecoveryMode`]. A failed write or sync poisons
