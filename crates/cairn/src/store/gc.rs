@@ -48,8 +48,8 @@ impl GcOptions {
     }
 
     /// Collects as if the time were `now_ns` (nanoseconds since the Unix
-    /// epoch), to test ages and TTLs. Default = now.
-    #[doc(hidden)]
+    /// epoch), to test ages and TTLs (feature `testing`). Default = now.
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn at(mut self, now_ns: u64) -> Self {
         self.now = Some(now_ns);
