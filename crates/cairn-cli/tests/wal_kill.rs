@@ -10,9 +10,12 @@
 //! the child must cut them and go on.
 //!
 //! Even rounds kill at a random time after the start, which also lands in
-//! start-up and recovery; odd rounds kill at a random time after the first
+//! start-up and recovery (scaled to how long a first acknowledgement has
+//! taken on this machine, so that a slow machine does not make them test
+//! start-up alone); odd rounds kill at a random time after the first
 //! acknowledgement, so they always land among appends however slow the
-//! machine is.
+//! machine is. A child killed before it made the log's directory appended
+//! nothing.
 //!
 //! `CAIRN_KILL_ROUNDS` sets the number of rounds (default 200),
 //! `CAIRN_KILL_SEED` the seed of the kill delays (printed on every run).
@@ -37,9 +40,12 @@ const SIGKILL: i32 = 9;
 const DEFAULT_ROUNDS: usize = 200;
 /// No round starts after this much time.
 const BUDGET: Duration = Duration::from_secs(60);
-/// Even rounds: the kill comes this many milliseconds after the child is
-/// started (start-up, recovery and the first appends).
-const DELAY_MS: std::ops::RangeInclusive<u64> = 2..=40;
+/// Even rounds: the kill comes between this many milliseconds and
+/// [`DELAY_SPREAD`] times the median time to a first acknowledgement seen so
+/// far (at least 40 ms) after the child is started: start-up, recovery and
+/// the first appends, on a fast machine or a slow one alike.
+const MIN_DELAY_MS: u64 = 2;
+const DELAY_SPREAD: u32 = 3;
 /// Odd rounds: the kill comes this many milliseconds after the first
 /// acknowledgement.
 const AFTER_ACK_MS: std::ops::RangeInclusive<u64> = 0..=20;
@@ -120,6 +126,9 @@ struct Round {
     /// The child cut a torn tail left by the previous round.
     cut_tail: bool,
     kill: Kill,
+    /// How long after the start its first acknowledgement came, when the
+    /// round waited for one.
+    first_ack: Option<Duration>,
 }
 
 /// When a round's kill comes.
@@ -136,7 +145,7 @@ enum Kill {
 /// was written and acknowledged. `start` is the LSN the round's first
 /// record must get.
 fn round(dir: &Path, round: usize, start: u64, kill: Kill, tear: Option<&[u8]>) -> Round {
-    if let Some(garbage) = tear {
+    if let Some(garbage) = tear.filter(|_| dir.exists()) {
         let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -153,6 +162,7 @@ fn round(dir: &Path, round: usize, start: u64, kill: Kill, tear: Option<&[u8]>) 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let spawned = Instant::now();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -164,12 +174,14 @@ fn round(dir: &Path, round: usize, start: u64, kill: Kill, tear: Option<&[u8]>) 
         let _ = stderr.read_to_string(&mut s);
         s
     });
+    let mut first_ack = None;
     match kill {
         Kill::AfterStart(delay) => thread::sleep(delay),
         Kill::AfterFirstAck(delay) => {
             // An error means the child ended without one; the exit status
             // check below reports why.
             if first_rx.recv_timeout(FIRST_ACK_TIMEOUT).is_ok() {
+                first_ack = Some(spawned.elapsed());
                 thread::sleep(delay);
             }
         }
@@ -187,6 +199,11 @@ fn round(dir: &Path, round: usize, start: u64, kill: Kill, tear: Option<&[u8]>) 
         assert_eq!(*lsn, start + j as u64, "round {round}: ack {j} of {acks:?}");
     }
 
+    // Killed before it made the log's directory: it appended nothing.
+    if !dir.exists() {
+        assert!(acks.is_empty(), "round {round}: {} acks, yet no log", acks.len());
+        return Round { start, kept: 0, acked: 0, cut_tail: false, kill, first_ack };
+    }
     let log = WalReader::open(dir).unwrap_or_else(|e| panic!("round {round}: reading the log after the kill: {e}"));
     let report = log.report();
     assert!(!report.is_corrupt(), "round {round}: {report:?}");
@@ -227,7 +244,7 @@ fn round(dir: &Path, round: usize, start: u64, kill: Kill, tear: Option<&[u8]>) 
     if tear.is_some() && !acks.is_empty() {
         assert!(cut_tail, "round {round}: appended after a torn write without cutting it; stderr: {stderr}");
     }
-    Round { start, kept, acked: acks.len() as u64, cut_tail, kill }
+    Round { start, kept, acked: acks.len() as u64, cut_tail, kill, first_ack }
 }
 
 /// Every record of the log, through `cairn wal dump`, against the rounds.
@@ -276,7 +293,11 @@ fn acknowledged_records_survive_sigkill() {
     let mut next = 1u64;
     while rounds.len() < wanted && started.elapsed() < BUDGET {
         let kill = if rounds.len().is_multiple_of(2) {
-            Kill::AfterStart(Duration::from_millis(rng.gen_range(DELAY_MS)))
+            let mut seen: Vec<Duration> = rounds.iter().filter_map(|r| r.first_ack).collect();
+            seen.sort();
+            let median = seen.get(seen.len() / 2).copied().unwrap_or(Duration::ZERO);
+            let hi = (median * DELAY_SPREAD).max(Duration::from_millis(40));
+            Kill::AfterStart(Duration::from_millis(rng.gen_range(MIN_DELAY_MS..=hi.as_millis() as u64)))
         } else {
             Kill::AfterFirstAck(Duration::from_millis(rng.gen_range(AFTER_ACK_MS)))
         };
