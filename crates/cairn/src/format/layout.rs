@@ -31,6 +31,7 @@
 use crate::error::{Error, Result};
 
 /// Frame codec tags, as frame tables store them.
+#[cfg(feature = "testing")]
 pub use super::codec::tag as codec;
 
 /// First eight bytes of every checkpoint file. The high first byte and the
