@@ -1,5 +1,5 @@
-//! The on-disk formats' compatibility contract: files written by cairn's
-//! version-1 encoders, committed under `tests/fixtures/`, read back with
+//! The on-disk formats' compatibility contract: files written by each
+//! version of cairn's encoders, committed under `tests/fixtures/`, read back with
 //! their content and the digests recorded in them. A change to a format
 //! that the encoder and the decoder make together fails here; a new format
 //! adds new fixtures and keeps reading these (docs/FORMAT.md, docs/WAL.md,
@@ -71,13 +71,16 @@ fn store_entry(step: u64) -> Vec<f32> {
 
 // ---- the generator --------------------------------------------------------
 
-/// Writes the version-1 fixtures into `$CAIRN_FIXTURES_OUT`.
+/// Writes the fixtures of the current format versions into
+/// `$CAIRN_FIXTURES_OUT`; only those of a new version are then committed
+/// (`checkpoint-v1.cairn` came from format version 1, `checkpoint-v2.cairn`
+/// from version 2; the log and the store are at their first versions).
 #[test]
 #[ignore = "writes the fixtures; run by hand once per new format version"]
 fn write_fixtures() {
     let out = PathBuf::from(std::env::var("CAIRN_FIXTURES_OUT").expect("set CAIRN_FIXTURES_OUT"));
     std::fs::create_dir_all(&out).unwrap();
-    write_checkpoint(&out.join("checkpoint-v1.cairn"));
+    write_checkpoint(&out.join(format!("checkpoint-v{}.cairn", cairn::format::layout::FORMAT_VERSION)));
     write_wal(&out.join("wal-v1"));
     write_store(&out.join("store-v1"));
 }
@@ -172,9 +175,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn v1_checkpoint_reads_as_written() {
-    let path = fixtures().join("checkpoint-v1.cairn");
+    check_checkpoint(1, CHECKPOINT_V1_FILE_BLAKE3);
+}
+
+/// Version 2 holds the same content (so the same digests) with the feature
+/// bits in the trailer instead of a rewritten header.
+#[test]
+fn v2_checkpoint_reads_as_written() {
+    check_checkpoint(2, CHECKPOINT_V2_FILE_BLAKE3);
+    let bytes = std::fs::read(fixtures().join("checkpoint-v2.cairn")).unwrap();
+    let at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let trailer = bytes.len() - 64;
+    let all = cairn::format::layout::features::REQUIRED_KNOWN;
+    assert_eq!((at(16), at(trailer + 32)), (0, all), "required bits: header, trailer");
+}
+
+fn check_checkpoint(version: u16, file_blake3: &str) {
+    let path = fixtures().join(format!("checkpoint-v{version}.cairn"));
     let ckpt = Checkpoint::open(&path).unwrap();
-    assert_eq!(ckpt.format_version(), 1);
+    assert_eq!(ckpt.format_version(), version);
     assert_eq!(ckpt.frame_size(), 4096);
     assert_eq!(ckpt.step(), Some(1200));
     assert_eq!(ckpt.metadata()["loss"], serde_json::json!(0.25));
@@ -206,7 +225,7 @@ fn v1_checkpoint_reads_as_written() {
         assert_eq!(hex(&c(name).digest), b3(&content), "chunk {name}");
     }
     assert_eq!(hex(&ckpt.digest()), CHECKPOINT_DIGEST);
-    assert_eq!(b3(&std::fs::read(&path).unwrap()), CHECKPOINT_FILE_BLAKE3, "the fixture file changed");
+    assert_eq!(b3(&std::fs::read(&path).unwrap()), file_blake3, "the fixture file changed");
     assert!(ckpt.verify().unwrap().is_ok());
 }
 
@@ -295,7 +314,8 @@ fn v1_store_reads_as_written() {
 // ---- what the fixtures hold (filled in from the generated files) ----------
 
 const CHECKPOINT_DIGEST: &str = "44bcdc2264e088614c121c55d8d0bd1deeef61cbf6f8814c1e2a88b63b4eb9d0";
-const CHECKPOINT_FILE_BLAKE3: &str = "def0a4fb461f387071a238fe7d27f87b3a48fc351695d519f86d4c1b89c1a508";
+const CHECKPOINT_V1_FILE_BLAKE3: &str = "def0a4fb461f387071a238fe7d27f87b3a48fc351695d519f86d4c1b89c1a508";
+const CHECKPOINT_V2_FILE_BLAKE3: &str = "d27f8363b52b861dccb99c3cd920333591f5b933abe42a0f51439fdba09d4d04";
 const WAL_TORN_AT: (u64, u64) = (2264, 64);
 const WAL_FILES: &[(&str, &str)] = &[
     ("00000000000000000001.wal", "44c449a1f9002d38dd31b9078b864596c4917a2acfbec97cd26ac896351275fc"),

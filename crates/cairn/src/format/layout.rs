@@ -1,5 +1,13 @@
-//! Byte layout of a checkpoint file, version 1. `docs/FORMAT.md` is the
-//! normative description; the constants here mirror it.
+//! Byte layout of a checkpoint file, versions 1 and 2. `docs/FORMAT.md` is
+//! the normative description; the constants here mirror it.
+//!
+//! Version 2 is written front to back and never seeks back: the feature
+//! bits the frames need are known only at the end, so they live in the
+//! trailer (its bytes 32..40), and the header's required bits hold only
+//! what the writer knew before the first frame (none, from this crate). A
+//! reader takes the union of the two. Version 1 writers rewrote the header
+//! at the end instead; their trailers have zeros there, which a reader of a
+//! version 1 file ignores.
 //!
 //! ```text
 //! file    := header (64) | chunk data ... | index | trailer (64)
@@ -8,7 +16,7 @@
 //! | offset | size | field                                   |
 //! |--------|------|-----------------------------------------|
 //! | 0      | 8    | magic 89 'C' 'A' 'I' 'R' 'N' 0D 0A      |
-//! | 8      | 2    | format version (1)                      |
+//! | 8      | 2    | format version (1 or 2)                 |
 //! | 10     | 2    | header length (64)                      |
 //! | 12     | 4    | frame size in bytes (power of two)      |
 //! | 16     | 8    | required feature bits                   |
@@ -23,7 +31,8 @@
 //! | 8      | 8    | index length                            |
 //! | 16     | 8    | xxh3-64 of the index bytes              |
 //! | 24     | 8    | file length, trailer included           |
-//! | 32     | 16   | reserved, zero                          |
+//! | 32     | 8    | required feature bits (v2; zero in v1)  |
+//! | 40     | 8    | reserved, zero                          |
 //! | 48     | 8    | xxh3-64 of trailer bytes 0..48          |
 //! | 56     | 8    | end magic "CAIRNEND"                    |
 //! ```
@@ -40,7 +49,9 @@ pub const MAGIC: [u8; 8] = [0x89, b'C', b'A', b'I', b'R', b'N', 0x0D, 0x0A];
 /// Last eight bytes of every complete checkpoint file.
 pub const END_MAGIC: [u8; 8] = *b"CAIRNEND";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this crate reads.
+pub const MIN_READ_VERSION: u16 = 1;
 /// Size of the fixed header at offset 0.
 pub const HEADER_LEN: usize = 64;
 /// Size of the fixed trailer at the end of the file.
@@ -76,6 +87,8 @@ pub mod trailer {
     pub const INDEX_CHECKSUM: usize = 16;
     /// Total file length, u64.
     pub const FILE_LEN: usize = 24;
+    /// Required feature bits, u64 (version 2).
+    pub const REQUIRED: usize = 32;
     /// Start of the checksum, u64; it covers bytes before it.
     pub const CHECKSUM: usize = 48;
     /// End magic.
@@ -141,6 +154,9 @@ pub struct Trailer {
     pub index_checksum: u64,
     /// Total file length.
     pub file_len: u64,
+    /// Required feature bits found only at the end (version 2; zero in
+    /// version 1).
+    pub required: u64,
 }
 
 pub(crate) fn xxh3(bytes: &[u8]) -> u64 {
@@ -164,6 +180,18 @@ fn get<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
 /// Checks a frame size: a power of two within the limits.
 pub(crate) fn frame_size_ok(frame_size: u32) -> bool {
     frame_size.is_power_of_two() && (limits::MIN_FRAME_SIZE..=limits::MAX_FRAME_SIZE).contains(&frame_size)
+}
+
+/// Refuses feature bits this build does not know.
+pub(crate) fn check_required(required: u64, file: &str) -> Result<()> {
+    let unknown = required & !features::REQUIRED_KNOWN;
+    if unknown != 0 {
+        return Err(Error::Unsupported {
+            file: file.to_string(),
+            feature: format!("required feature bit {}", unknown.trailing_zeros()),
+        });
+    }
+    Ok(())
 }
 
 impl Header {
@@ -204,23 +232,17 @@ impl Header {
             return Err(corrupt("header checksum mismatch"));
         }
         let version = u16::from_le_bytes(get(buf, header::VERSION));
-        if version != FORMAT_VERSION {
+        if !(MIN_READ_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::Unsupported {
                 file: file.to_string(),
-                feature: format!("format version {version} (this build reads {FORMAT_VERSION})"),
+                feature: format!("format version {version} (this build reads {MIN_READ_VERSION} to {FORMAT_VERSION})"),
             });
         }
         if u16::from_le_bytes(get(buf, header::HEADER_LEN)) as usize != HEADER_LEN {
             return Err(corrupt("header length is not 64"));
         }
         let required = u64::from_le_bytes(get(buf, header::REQUIRED));
-        let unknown = required & !features::REQUIRED_KNOWN;
-        if unknown != 0 {
-            return Err(Error::Unsupported {
-                file: file.to_string(),
-                feature: format!("required feature bit {}", unknown.trailing_zeros()),
-            });
-        }
+        check_required(required, file)?;
         let frame_size = u32::from_le_bytes(get(buf, header::FRAME_SIZE));
         if !frame_size_ok(frame_size) {
             return Err(corrupt(&format!("frame size {frame_size} is not a power of two within limits")));
@@ -237,17 +259,20 @@ impl Trailer {
         put(&mut buf, trailer::INDEX_LEN, &self.index_len.to_le_bytes());
         put(&mut buf, trailer::INDEX_CHECKSUM, &self.index_checksum.to_le_bytes());
         put(&mut buf, trailer::FILE_LEN, &self.file_len.to_le_bytes());
+        put(&mut buf, trailer::REQUIRED, &self.required.to_le_bytes());
         let sum = xxh3(buf.get(..trailer::CHECKSUM).unwrap_or_default());
         put(&mut buf, trailer::CHECKSUM, &sum.to_le_bytes());
         put(&mut buf, trailer::END_MAGIC, &END_MAGIC);
         buf
     }
 
-    /// Decodes a trailer and checks it against the file's real length.
+    /// Decodes the trailer of a file of format `version` and checks it
+    /// against the file's real length and the feature bits this build knows.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] naming `file` and the trailer's offset.
-    pub fn decode(buf: &[u8], file_len: u64, file: &str) -> Result<Self> {
+    /// [`Error::Corrupt`] naming `file` and the trailer's offset;
+    /// [`Error::Unsupported`] for an unknown required feature bit.
+    pub fn decode(buf: &[u8], version: u16, file_len: u64, file: &str) -> Result<Self> {
         let offset = file_len.saturating_sub(TRAILER_LEN as u64);
         let corrupt =
             |detail: String| Error::Corrupt { file: file.to_string(), what: "trailer".into(), offset, detail };
@@ -266,7 +291,10 @@ impl Trailer {
             index_len: u64::from_le_bytes(get(buf, trailer::INDEX_LEN)),
             index_checksum: u64::from_le_bytes(get(buf, trailer::INDEX_CHECKSUM)),
             file_len: u64::from_le_bytes(get(buf, trailer::FILE_LEN)),
+            // Version 1 reserved these bytes.
+            required: if version >= 2 { u64::from_le_bytes(get(buf, trailer::REQUIRED)) } else { 0 },
         };
+        check_required(t.required, file)?;
         if t.file_len != file_len {
             return Err(corrupt(format!("file is {file_len} bytes but the trailer says {}", t.file_len)));
         }

@@ -75,6 +75,9 @@ pub struct Checkpoint {
     origin: String,
     header: Header,
     trailer: Trailer,
+    /// The feature bits the file requires: the header's and, from format
+    /// version 2, the trailer's.
+    required: u64,
     pub(crate) index: Index,
     /// xxh3-64 of the 64 header bytes and of the 64 trailer bytes as read
     /// at open, so a later copy of the file can be checked against them.
@@ -163,7 +166,8 @@ impl Checkpoint {
         let header = Header::decode(&header_bytes, &origin)?;
         let header_xxh3 = xxh3(&header_bytes);
         let trailer_bytes = source.read(len - TRAILER_LEN as u64, TRAILER_LEN).map_err(io)?;
-        let trailer = Trailer::decode(&trailer_bytes, len, &origin)?;
+        let trailer = Trailer::decode(&trailer_bytes, header.version, len, &origin)?;
+        let required = header.required | trailer.required;
         let trailer_xxh3 = xxh3(&trailer_bytes);
         // The index length was checked against the limit and the file size.
         let index_bytes = source.read(trailer.index_offset, trailer.index_len as usize).map_err(io)?;
@@ -175,13 +179,14 @@ impl Checkpoint {
                 detail: "index checksum mismatch".into(),
             });
         }
-        let index = Index::decode(&index_bytes, trailer.index_offset, header.frame_size, header.required, &origin)?;
+        let index = Index::decode(&index_bytes, trailer.index_offset, header.frame_size, required, &origin)?;
         let tables = index.chunks.iter().map(|_| OnceLock::new()).collect();
         Ok(Checkpoint {
             source,
             origin,
             header,
             trailer,
+            required,
             index,
             header_xxh3,
             trailer_xxh3,
@@ -285,7 +290,7 @@ impl Checkpoint {
             let len = (c.frame_count as usize).saturating_mul(FRAME_RECORD_LEN);
             let bytes =
                 self.source.read(c.table_offset, len).map_err(|e| Error::io("reading", self.origin.clone(), e))?;
-            let decoded = decode_frames(&bytes, c, self.header.frame_size, self.header.required, &self.origin);
+            let decoded = decode_frames(&bytes, c, self.header.frame_size, self.required, &self.origin);
             let _ = slot.set(decoded);
         }
         match slot.get() {

@@ -9,9 +9,10 @@ use crate::io::{FsFile, FsRef, StdFs, TempFile};
 /// A destination for a checkpoint being written.
 ///
 /// # Contract
-/// Bytes are appended with `write_all` and only the header is rewritten in
-/// place with `write_at` before `commit`. Nothing is visible to readers
-/// before `commit` returns `Ok`; after an error the sink is not used again.
+/// Bytes are only appended, with `write_all`, front to back: a sink may be
+/// a pipe or an upload that cannot seek. Nothing is visible to readers
+/// before `commit` returns `Ok`; after an error the sink is not used again,
+/// and a sink dropped without `commit` leaves nothing behind.
 pub trait Sink: Send {
     /// What `commit` yields.
     type Output;
@@ -20,11 +21,6 @@ pub trait Sink: Send {
     /// # Errors
     /// The underlying I/O error.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Overwrites bytes already written.
-    ///
-    /// # Errors
-    /// The underlying I/O error.
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Where the bytes go, for error messages. Default = `<memory>`.
     fn describe(&self) -> PathBuf {
         PathBuf::from("<memory>")
@@ -42,17 +38,6 @@ impl Sink for Vec<u8> {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.extend_from_slice(buf);
         Ok(())
-    }
-
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(io::Error::other)?;
-        match self.get_mut(start..start.saturating_add(buf.len())) {
-            Some(dst) => {
-                dst.copy_from_slice(buf);
-                Ok(())
-            }
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "write_at past the end")),
-        }
     }
 
     fn commit(self) -> Result<Vec<u8>> {
@@ -149,11 +134,6 @@ impl Sink for FileSink {
 
     fn describe(&self) -> PathBuf {
         self.temp.target().to_path_buf()
-    }
-
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.flush_buf()?;
-        self.file()?.write_at(buf, offset)
     }
 
     fn commit(mut self) -> Result<PathBuf> {

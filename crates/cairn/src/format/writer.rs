@@ -113,8 +113,9 @@ impl<S: Sink> CheckpointWriter<S> {
             )),
             None => None,
         };
-        // A placeholder header; `finish` rewrites it with the features used.
-        sink.write_all(&header(opts.frame_size, 0).encode()).map_err(sink_err(&sink))?;
+        // The features the frames use are known only at the end: the
+        // trailer carries them, so nothing written is ever rewritten.
+        sink.write_all(&header(opts.frame_size).encode()).map_err(sink_err(&sink))?;
         Ok(CheckpointWriter {
             target: sink.describe().display().to_string(),
             poisoned: None,
@@ -307,8 +308,7 @@ impl<S: Sink> CheckpointWriter<S> {
         Ok(())
     }
 
-    /// Writes the index and trailer, rewrites the header, and commits the
-    /// sink: for a file, sync, rename over the target, sync the directory.
+    /// Writes the index and trailer and commits the sink: for a file, sync, rename over the target, sync the directory.
     /// Returns what the sink yields (the path, or the bytes in memory).
     ///
     /// # Errors
@@ -332,10 +332,10 @@ impl<S: Sink> CheckpointWriter<S> {
             index_len: index.len() as u64,
             index_checksum: xxh3(&index),
             file_len: index_offset + index.len() as u64 + super::layout::TRAILER_LEN as u64,
+            required: self.required,
         };
         sink.write_all(&index).map_err(sink_err(&sink))?;
         sink.write_all(&trailer.encode()).map_err(sink_err(&sink))?;
-        sink.write_at(0, &header(self.opts.frame_size, self.required).encode()).map_err(sink_err(&sink))?;
         sink.commit()
     }
 
@@ -345,8 +345,8 @@ impl<S: Sink> CheckpointWriter<S> {
     }
 }
 
-fn header(frame_size: u32, required: u64) -> Header {
-    Header { version: FORMAT_VERSION, frame_size, required, optional: features::OPTIONAL_ALIGNED_64 }
+fn header(frame_size: u32) -> Header {
+    Header { version: FORMAT_VERSION, frame_size, required: 0, optional: features::OPTIONAL_ALIGNED_64 }
 }
 
 fn tensor_len_matches(name: &str, spec: &ChunkSpec, shape: &[u64], len: u64) -> Result<()> {

@@ -71,6 +71,8 @@ pub(crate) struct Spec {
     pub(crate) frame_size: u32,
     pub(crate) required: u64,
     pub(crate) optional: u64,
+    /// Required feature bits in the trailer (format version 2).
+    pub(crate) trailer_required: u64,
     /// Bytes between the header and the index.
     pub(crate) data: Vec<u8>,
     pub(crate) count: Option<u32>,
@@ -96,6 +98,7 @@ impl Spec {
             frame_size: FRAME,
             required: 0,
             optional: features::OPTIONAL_ALIGNED_64,
+            trailer_required: 0,
             data: Vec::new(),
             count: None,
             step: None,
@@ -216,7 +219,7 @@ impl Spec {
         let file_len = self.file_len.unwrap_or((file.len() + index.len() + TRAILER_LEN) as u64);
         let checksum = xxh3_64(&index);
         file.extend(&index);
-        file.extend(trailer(index_offset, index_len, checksum, file_len));
+        file.extend(trailer(index_offset, index_len, checksum, file_len, self.trailer_required));
         file
     }
 }
@@ -238,13 +241,20 @@ pub(crate) fn header(version: u16, header_len: u16, frame_size: u32, required: u
 }
 
 /// A trailer with any field as given, its checksum right.
-pub(crate) fn trailer(index_offset: u64, index_len: u64, index_checksum: u64, file_len: u64) -> [u8; TRAILER_LEN] {
+pub(crate) fn trailer(
+    index_offset: u64,
+    index_len: u64,
+    index_checksum: u64,
+    file_len: u64,
+    required: u64,
+) -> [u8; TRAILER_LEN] {
     let mut t = [0u8; TRAILER_LEN];
     let mut put = |at: usize, b: &[u8]| t[at..at + b.len()].copy_from_slice(b);
     put(t_off::INDEX_OFFSET, &index_offset.to_le_bytes());
     put(t_off::INDEX_LEN, &index_len.to_le_bytes());
     put(t_off::INDEX_CHECKSUM, &index_checksum.to_le_bytes());
     put(t_off::FILE_LEN, &file_len.to_le_bytes());
+    put(t_off::REQUIRED, &required.to_le_bytes());
     put(t_off::END_MAGIC, &END_MAGIC);
     let sum = xxh3_64(&t[..t_off::CHECKSUM]);
     t[t_off::CHECKSUM..t_off::CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());

@@ -124,7 +124,7 @@ fn unknown_optional_feature_bits_are_ignored() {
 #[test]
 fn other_format_versions_are_unsupported() {
     let _g = serial();
-    for version in [0u16, 2, u16::MAX] {
+    for version in [0u16, 3, u16::MAX] {
         let e = refused(with_header(version, 64, FRAME, 0, 1));
         let Error::Unsupported { feature, .. } = &e else { panic!("version {version}: {e:?}") };
         assert!(feature.starts_with(&format!("format version {version} ")), "{e}");
@@ -385,6 +385,37 @@ fn stored_length_larger_than_raw() {
     s.required = REQ_LZ4;
     s.add_raw("x", &[7u8; 100]).frames[0].codec = LZ4;
     table_refused(s.build(), "x", "invalid");
+}
+
+#[test]
+fn feature_bits_in_a_version_2_trailer_count() {
+    let _g = serial();
+    let stored = lz4_flex::block::compress(&[0u8; 1000]);
+    // The bit only in the trailer, as a v2 writer puts it: readable.
+    let mut s = Spec::new();
+    s.trailer_required = REQ_LZ4;
+    s.add("x", 1000, &[(LZ4, &stored)]);
+    let ck = open(s.build()).unwrap();
+    assert_eq!(ck.read("x").unwrap(), vec![0u8; 1000]);
+    // An unknown bit in the trailer is refused like one in the header.
+    let mut s = Spec::valid();
+    s.trailer_required = 1 << 40;
+    let e = refused(s.build());
+    assert!(matches!(&e, Error::Unsupported { feature, .. } if feature.contains("bit 40")), "{e}");
+}
+
+#[test]
+fn a_version_1_trailer_keeps_its_reserved_bytes_reserved() {
+    let _g = serial();
+    let stored = lz4_flex::block::compress(&[0u8; 1000]);
+    // Version 1 readers never looked at trailer bytes 32..40: bits there
+    // neither make an lz4 frame legal nor an unknown bit fatal.
+    let mut s = Spec::new();
+    s.version = 1;
+    s.trailer_required = REQ_LZ4 | (1 << 40);
+    s.add("x", 1000, &[(LZ4, &stored)]);
+    let bytes = s.build();
+    table_refused(bytes, "x", "invalid");
 }
 
 #[test]
