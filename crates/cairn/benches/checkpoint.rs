@@ -621,9 +621,6 @@ impl cairn::Sink for NullSink {
         self.0 += buf.len() as u64;
         Ok(())
     }
-    fn write_at(&mut self, _offset: u64, _buf: &[u8]) -> std::io::Result<()> {
-        Ok(())
-    }
     fn commit(self) -> cairn::Result<u64> {
         Ok(self.0)
     }

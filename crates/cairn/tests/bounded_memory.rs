@@ -146,3 +146,51 @@ fn a_two_gib_segment_is_scanned_through_a_small_window() {
     assert_eq!(wal.recovery().truncated_bytes, (2 << 30) - 32);
     assert_eq!(wal.append(b"again").unwrap(), 1);
 }
+
+#[test]
+fn a_store_entry_streams_in_and_out_in_a_few_frames() {
+    use cairn::store::{Key, SaveInfo, Select, Store, StoreOptions};
+    use cairn::DType;
+    let _serial = serial();
+    const TOTAL: u64 = 256 << 20;
+    let bound = 48 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_url(&dir.path().display().to_string(), StoreOptions::default()).unwrap();
+    let key = Key::new("big");
+    let opts = WriterOptions::default().compression(Compression::None).threads(Some(2));
+    let spec = ChunkSpec::tensor(DType::F32, &[TOTAL / 4]);
+    let (saved, used) = peak_of(|| {
+        store.save_with(&key, SaveInfo::checkpoint(), opts, |w| {
+            w.add_reader("w", &spec, Pattern(3).take(TOTAL)).map(drop)
+        })
+    });
+    let saved = saved.unwrap();
+    assert!(saved.bytes > TOTAL);
+    assert!(used < bound, "save_with peak {used} bytes for a {TOTAL}-byte entry");
+
+    // Looked up, the raw tensor is a view of the entry's file, not a copy.
+    let (viewed, used) = peak_of(|| {
+        let found = store.lookup(&key, &Select::Latest).unwrap().unwrap();
+        let t = found.checkpoint.tensor::<f32>("w").unwrap();
+        let mut expect = vec![0u8; 4096];
+        Pattern(3).read_exact(&mut expect).unwrap();
+        assert_eq!(bytemuck::cast_slice::<f32, u8>(&t[..1024]), &expect[..]);
+        t.len() as u64
+    });
+    assert_eq!(viewed, TOTAL / 4);
+    assert!(used < bound, "lookup and tensor view peak {used} bytes");
+
+    let (report, used) = peak_of(|| store.verify().unwrap());
+    assert!(report.is_clean(), "{report:?}");
+    assert!(used < bound, "store verify peak {used} bytes");
+
+    // What `cairn store get` does: the entry's bytes copied to a file.
+    let out = dir.path().join("out.cairn");
+    let (copied, used) = peak_of(|| {
+        let found = store.lookup(&key, &Select::Latest).unwrap().unwrap();
+        let mut f = std::fs::File::create(&out).unwrap();
+        found.checkpoint.copy_to(&mut f, "out").unwrap()
+    });
+    assert_eq!(copied, saved.bytes);
+    assert!(used < bound, "copying an entry out peak {used} bytes");
+}

@@ -181,6 +181,22 @@ pub trait Backend: Send + Sync + Debug {
     /// [`Error::NotFound`](crate::Error::NotFound) if `from` is missing.
     fn copy(&self, from: &str, to: &str) -> Result<()>;
 
+    /// The object as a file of the real file system, opened for reading,
+    /// where the backend keeps objects as files there (local disk), so that
+    /// a reader can map it instead of copying it. The file is the object as
+    /// it was when opened: a later put renames a new file over the name
+    /// and leaves this one as it is. Default = `None` (read through
+    /// [`get_range`](Self::get_range)); wrappers that must see every read
+    /// keep the default.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) if there is no such
+    /// object; I/O errors.
+    fn open_file(&self, key: &str) -> Result<Option<std::fs::File>> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Removes what writers that died mid-put left behind (temp files on
     /// local disk) and returns how many went. Default = nothing to do:
     /// object stores never expose unfinished uploads.

@@ -289,6 +289,17 @@ impl Backend for LocalBackend {
         Ok(Bytes::from(file.read_all().map_err(|e| Error::io("reading", &path, e))?))
     }
 
+    fn open_file(&self, key: &str) -> Result<Option<std::fs::File>> {
+        let path = self.path(key)?;
+        let file =
+            self.fs.open(&path, OpenMode::Read).map_err(|e| self.rename_error(key, Error::io("opening", &path, e)))?;
+        // A simulated file system has no file to map.
+        match file.as_std() {
+            Some(f) => f.try_clone().map(Some).map_err(|e| Error::io("opening", &path, e)),
+            None => Ok(None),
+        }
+    }
+
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
         // One open file: a put renames a new file over the name and never
         // changes this one, so the bytes and their tag are of one version.
@@ -343,14 +354,32 @@ impl Backend for LocalBackend {
     }
 
     fn copy(&self, from: &str, to: &str) -> Result<()> {
-        let data = self.get(from)?;
-        self.put(to, data, PutMode::Overwrite).map(|_| ())
+        // Streamed through a temp file beside the target, a piece at a time.
+        let path = self.path(from)?;
+        let src =
+            self.fs.open(&path, OpenMode::Read).map_err(|e| self.rename_error(from, Error::io("opening", &path, e)))?;
+        let mut w = self.writer(to, PutMode::Overwrite)?;
+        let mut buf = vec![0u8; COPY_PIECE];
+        let mut at = 0u64;
+        loop {
+            let n = src.read_at(&mut buf, at).map_err(|e| Error::io("reading", &path, e))?;
+            if n == 0 {
+                break;
+            }
+            let piece = buf.get(..n).unwrap_or_default();
+            w.write_all(piece).map_err(|e| Error::io("copying into", self.root.join(to), e))?;
+            at += n as u64;
+        }
+        w.finish().map(|_| ())
     }
 
     fn sweep_temp_files(&self) -> Result<usize> {
         self.sweep()
     }
 }
+
+/// Bytes a copy moves per step.
+const COPY_PIECE: usize = 1 << 20;
 
 impl LocalBackend {
     /// The key of a path under the root, if it has one.

@@ -20,6 +20,7 @@ mod source;
 mod stats;
 mod stream_check;
 mod verify;
+mod whole;
 mod writer;
 
 pub use checkpointable::{load, save, Checkpointable};

@@ -71,7 +71,7 @@ impl ReadOptions {
 /// and verified on demand.
 #[derive(Debug)]
 pub struct Checkpoint {
-    source: Source,
+    pub(crate) source: Source,
     origin: String,
     header: Header,
     trailer: Trailer,

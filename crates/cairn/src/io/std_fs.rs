@@ -98,6 +98,10 @@ impl Fs for StdFs {
 pub struct StdFile(pub File);
 
 impl FsFile for StdFile {
+    fn as_std(&self) -> Option<&File> {
+        Some(&self.0)
+    }
+
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.0.read_at(buf, offset)
     }

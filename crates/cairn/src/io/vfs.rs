@@ -188,6 +188,12 @@ pub trait FsFile: Send + Sync + Debug {
         Ok(())
     }
 
+    /// The operating system's file behind this one, when it is one (the
+    /// real file system), so that a reader can map it. Default = `None`.
+    fn as_std(&self) -> Option<&std::fs::File> {
+        None
+    }
+
     /// Writes all of `buf` at the current end of the file and returns the
     /// offset it starts at.
     ///

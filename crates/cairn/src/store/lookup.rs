@@ -1,6 +1,7 @@
-//! Finding an entry: one index read picks the candidates, the data is read
-//! whole and checked against the digest recorded at save, and a damaged
-//! entry is quarantined while the lookup falls back to the next candidate.
+//! Finding an entry: one index read picks the candidates, the data is
+//! opened lazily (mapped on local disk, ranged reads elsewhere) and checked,
+//! streamed, against the digest recorded at save, and a damaged entry is
+//! quarantined while the lookup falls back to the next candidate.
 
 use std::sync::Arc;
 
@@ -12,7 +13,6 @@ use super::layout::{self, now_ns};
 use super::select::{candidates, Select};
 use super::store::{Found, Store};
 use crate::error::{Error, Result};
-use crate::format::Checkpoint;
 
 /// Who is at fault for an entry that fails its index's record.
 enum Judgement {
@@ -27,7 +27,12 @@ enum Judgement {
 
 impl Store {
     /// The entry `how` selects among `key`'s entries, opened and verified;
-    /// `None` if the key has no (intact) entry. A damaged entry met on the
+    /// `None` if the key has no (intact) entry. The checkpoint reads
+    /// lazily: on local disk it maps the entry's file (so
+    /// [`tensor`](crate::Checkpoint::tensor) views the file, not a copy), on object
+    /// storage it reads ranges; its frames are checked as they are read.
+    /// Before it is returned, every byte is hashed (streamed) and compared
+    /// with the digest recorded at save. A damaged entry met on the
     /// way is quarantined and the next candidate tried (for [`Select::Id`]
     /// there is none: the damage is the error). Opened checkpoints are
     /// cached within the store's cache budget.
@@ -37,15 +42,8 @@ impl Store {
     /// backend errors.
     pub fn lookup(&self, key: &Key, how: &Select) -> Result<Option<Found>> {
         let hp = key.hash_path();
-        let found = self.find(
-            key,
-            how,
-            |e| self.cache.get(&hp, &e.id),
-            |bytes| {
-                let ckpt = Checkpoint::from_bytes(Vec::from(bytes))?;
-                Ok(Arc::new(ckpt))
-            },
-        )?;
+        let found =
+            self.find(key, how, |e| self.cache.get(&hp, &e.id), |e| self.open_verified(&hp, e).map(Arc::new))?;
         Ok(found.map(|(info, checkpoint)| {
             self.cache.insert(&hp, &info.id, checkpoint.clone());
             Found { info, checkpoint }
@@ -53,20 +51,22 @@ impl Store {
     }
 
     /// The stored bytes of the entry `how` selects, verified as
-    /// [`lookup`](Self::lookup) does, without opening them.
+    /// [`lookup`](Self::lookup) does, in memory. For entries of any size,
+    /// [`lookup`](Self::lookup) and [`Checkpoint::copy_to`](crate::Checkpoint::copy_to) stream them.
     ///
     /// # Errors
     /// As [`lookup`](Self::lookup).
     pub fn read(&self, key: &Key, how: &Select) -> Result<Option<(EntryInfo, Bytes)>> {
+        let hp = key.hash_path();
         self.find(
             key,
             how,
             |_| None,
-            |bytes| {
-                // Open too: the digest proves the bytes are the ones saved, and
-                // opening proves those were a checkpoint.
-                Checkpoint::open_ranged(Box::new(super::store::BytesSource(bytes.clone())), "entry")?;
-                Ok(bytes)
+            |e| {
+                let ck = self.open_verified(&hp, e)?;
+                let mut out = Vec::new();
+                ck.copy_to(&mut out, "memory")?;
+                Ok(Bytes::from(out))
             },
         )
     }
@@ -76,7 +76,7 @@ impl Store {
         key: &Key,
         how: &Select,
         cached: impl Fn(&EntryInfo) -> Option<T>,
-        open: impl Fn(Bytes) -> Result<T>,
+        open: impl Fn(&EntryInfo) -> Result<T>,
     ) -> Result<Option<(EntryInfo, T)>> {
         let hp = key.hash_path();
         // A second pass only after the index was found wrong and rebuilt.
@@ -88,7 +88,7 @@ impl Store {
                     self.touch(&hp, e);
                     return Ok(Some((e.clone(), hit)));
                 }
-                let opened = self.read_verified(&hp, e).and_then(&open);
+                let opened = open(e);
                 match opened {
                     Ok(v) => {
                         self.touch(&hp, e);
@@ -153,46 +153,13 @@ impl Store {
             }
             return Ok(Judgement::DataDamaged(info));
         }
-        let data = match self.backend.get(&self.object_key(&layout::data_key(hp, &e.id))) {
-            Ok(d) => d,
+        let intact = match self.open_data(&self.object_key(&layout::data_key(hp, &e.id))) {
+            Ok(ck) => ck.verify().is_ok_and(|r| r.is_ok()),
             Err(Error::NotFound { .. }) => return Ok(Judgement::DataDamaged(e.clone())),
+            Err(err) if err.is_corruption() => false,
             Err(err) => return Err(err),
         };
-        let intact = Checkpoint::open_ranged(Box::new(super::store::BytesSource(data)), "entry")
-            .and_then(|c| c.verify())
-            .is_ok_and(|r| r.is_ok());
         Ok(if intact { Judgement::Unproven } else { Judgement::DataDamaged(e.clone()) })
-    }
-
-    /// An entry's data, checked for its recorded length and digest.
-    pub(crate) fn read_verified(&self, hp: &str, e: &EntryInfo) -> Result<Bytes> {
-        let k = self.object_key(&layout::data_key(hp, &e.id));
-        let data = self.backend.get(&k)?;
-        self.check_data(&k, &data, e)?;
-        Ok(data)
-    }
-
-    /// Checks stored bytes (from `k`) against an entry's recorded length and
-    /// digest.
-    pub(crate) fn check_data(&self, k: &str, data: &[u8], e: &EntryInfo) -> Result<()> {
-        let corrupt = |detail: String| Error::Corrupt {
-            file: format!("{}/{k}", self.backend.url()),
-            what: "store entry".into(),
-            offset: 0,
-            detail,
-        };
-        if data.len() as u64 != e.bytes {
-            return Err(corrupt(format!("{} bytes stored, {} saved", data.len(), e.bytes)));
-        }
-        let digest = blake3::hash(data);
-        if digest.to_hex().as_str() != e.digest {
-            return Err(corrupt(format!(
-                "BLAKE3 {} does not match the {} recorded at save",
-                digest.to_hex(),
-                e.digest
-            )));
-        }
-        Ok(())
     }
 
     /// Records a read in the entry's last-use time, at most once per touch

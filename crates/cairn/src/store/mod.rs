@@ -18,6 +18,7 @@
 //!   docs/STORE.md.
 
 mod cache;
+mod data;
 mod entry;
 mod facts;
 mod fingerprint;
@@ -35,6 +36,7 @@ mod repair;
 mod retention;
 mod save;
 mod select;
+mod sink;
 // The store itself, as docs/STORE.md names it.
 #[allow(clippy::module_inception)]
 mod store;
@@ -51,5 +53,6 @@ pub use options::{Retention, StoreOptions};
 pub use repair::RepairReport;
 pub use save::{SaveInfo, ENTRY_FACTS_KEY};
 pub use select::{candidates, rank, select, Direction, Select};
+pub use sink::{EntrySink, Stored};
 pub use store::{default_location, Found, Store};
 pub use verify::{EntryProblem, StoreReport};

@@ -12,11 +12,10 @@ use super::entry::{EntryInfo, EntryKind};
 use super::facts::EntryFacts;
 use super::layout::{self, split_entry_key};
 use super::records::{decode, encode, IndexDoc, InfoDoc, DOC_VERSION, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
-use super::store::{BytesSource, Store};
+use super::store::Store;
 use super::verify::EntryProblem;
 use crate::backend::{BackendExt, PutMode};
 use crate::error::{Error, Result};
-use crate::format::Checkpoint;
 
 /// What [`Store::repair`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -118,19 +117,22 @@ impl Store {
             rep.recovered.push(problem(&key, format!("{why}; rewritten from the key's index")));
             return Ok(());
         }
-        let data = match self.backend.get(&self.object_key(&layout::data_key(hp, id))) {
-            Ok(d) => d,
+        let data_key = self.object_key(&layout::data_key(hp, id));
+        let ck = match self.open_data(&data_key) {
+            Ok(ck) => Some(ck),
             Err(Error::NotFound { .. }) => return Ok(()),
+            Err(e) if e.is_corruption() => None,
             Err(e) => return Err(e),
         };
-        let len = data.len() as u64;
-        let digest = blake3::hash(&data).to_hex().to_string();
-        let facts = Checkpoint::open_ranged(Box::new(BytesSource(data)), "entry")
-            .ok()
-            .and_then(|c| EntryFacts::of(&c))
-            .filter(|f| f.id == id);
+        let facts = match &ck {
+            Some(ck) => match EntryFacts::of(ck).filter(|f| f.id == id) {
+                Some(f) => Some((f, ck.file_len(), ck.file_blake3()?.to_hex().to_string())),
+                None => None,
+            },
+            None => None,
+        };
         match facts {
-            Some(facts) => {
+            Some((facts, len, digest)) => {
                 let key = facts.key.clone();
                 self.put_info(hp, &key, facts.entry(len, digest), damage.is_some())?;
                 rep.recovered.push(problem(&key, format!("{why}; rewritten from the facts in its checkpoint")));
@@ -146,7 +148,10 @@ impl Store {
                     iteration: None,
                     kind: EntryKind::Checkpoint,
                     created_at: 0,
-                    bytes: len,
+                    bytes: match &ck {
+                        Some(ck) => ck.file_len(),
+                        None => self.backend.head(&data_key).map_or(0, |m| m.size),
+                    },
                     pinned: false,
                     metadata: Default::default(),
                     digest: String::new(),
@@ -185,23 +190,25 @@ impl Store {
                 continue;
             };
             let qdata = self.object_key(&layout::quarantine_key(&hp, id, "data"));
-            let data = match self.backend.get(&qdata) {
-                Ok(d) => d,
+            let ck = match self.open_data(&qdata) {
+                Ok(ck) => ck,
                 Err(Error::NotFound { .. }) => continue,
+                Err(e) if e.is_corruption() => continue,
                 Err(e) => return Err(e),
             };
-            let intact = self.check_data(&qdata, &data, &note.entry).is_ok()
-                && Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "entry")
-                    .and_then(|c| c.verify())
-                    .is_ok_and(|r| r.is_ok());
+            let intact = match self.check_opened(&qdata, &ck, &note.entry) {
+                Ok(()) => ck.verify().is_ok_and(|r| r.is_ok()),
+                Err(e) if e.is_corruption() => false,
+                Err(e) => return Err(e),
+            };
             let info_key = self.object_key(&layout::info_key(&hp, id));
             if !intact || note.entry.id != id || self.backend.exists(&info_key)? {
                 continue;
             }
-            match self.backend.put(&self.object_key(&layout::data_key(&hp, id)), data, PutMode::Create) {
-                Ok(_) | Err(Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            // No info names the entry, so nothing reads its data key: the
+            // verified copy may replace whatever a crash left there.
+            drop(ck);
+            self.backend.copy(&qdata, &self.object_key(&layout::data_key(&hp, id)))?;
             let reason = note.quarantined.as_ref().map_or_else(String::new, |q| q.reason.clone());
             self.put_info(&hp, &note.key, note.entry.clone(), false)?;
             self.backend.delete(&m.key)?;

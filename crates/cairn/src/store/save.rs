@@ -14,6 +14,7 @@ use super::entry::{EntryInfo, EntryKind};
 use super::key::Key;
 use super::layout::{self, now_ns};
 use super::records::{encode, InfoDoc, DOC_VERSION};
+use super::sink::EntrySink;
 use super::store::{BytesSource, Store};
 use crate::backend::{BackendExt, PutMode};
 use crate::error::{Error, Result};
@@ -127,7 +128,8 @@ impl Store {
         let mut stream =
             VerifiedStream { file: &file, check: StreamCheck::new(&ck), hasher: blake3::Hasher::new(), failure: None };
         self.commit_entry_streamed(key, info, Pending::new(), |data_key| {
-            match self.backend.put_from(data_key, &mut stream, PutMode::Create) {
+            // A fresh id: a plain put, which streams on object storage too.
+            match self.backend.put_from(data_key, &mut stream, PutMode::Overwrite) {
                 Ok(_) => Ok((stream.check.len(), stream.hasher.finalize().to_hex().to_string())),
                 // The file's own error, rather than the upload it broke.
                 Err(e) => Err(stream.failure.take().unwrap_or(e)),
@@ -135,39 +137,45 @@ impl Store {
         })
     }
 
-    /// Saves a checkpoint written by `write` (into memory, then stored) as
-    /// a new entry of `key`. The checkpoint's metadata gets the entry's
-    /// facts under [`ENTRY_FACTS_KEY`] (key, id, objective, iteration, kind,
-    /// creation time, metadata), so that the entry can be recovered from its
-    /// data alone should its info and its index both be lost.
+    /// Saves a checkpoint written by `write` as a new entry of `key`. The
+    /// checkpoint streams into the backend as `write` adds chunks (a temp
+    /// file beside the entry on local disk, a multipart upload on object
+    /// storage), so memory stays at a few frames per thread whatever its
+    /// size; it is hashed as it streams, and nothing is visible until the
+    /// entry is committed after `write` returns. The checkpoint's metadata
+    /// gets the entry's facts under [`ENTRY_FACTS_KEY`] (key, id, objective,
+    /// iteration, kind, creation time, metadata), so that the entry can be
+    /// recovered from its data alone should its info and its index both be
+    /// lost.
     ///
     /// # Errors
-    /// `write`'s errors; as [`save_bytes`](Self::save_bytes).
+    /// `write`'s errors, after which nothing is published; as
+    /// [`save_bytes`](Self::save_bytes).
     pub fn save_with(
         &self,
         key: &Key,
         info: SaveInfo,
         opts: WriterOptions,
-        write: impl FnOnce(&mut CheckpointWriter<Vec<u8>>) -> Result<()>,
+        write: impl FnOnce(&mut CheckpointWriter<EntrySink>) -> Result<()>,
     ) -> Result<EntryInfo> {
         check_info(&info)?;
         let pending = Pending::new();
-        let mut w = CheckpointWriter::in_memory(opts)?;
-        if let Some(step) = info.iteration {
-            w.set_step(step);
-        }
-        write(&mut w)?;
         let facts = super::facts::EntryFacts::new(key.name(), &pending.id, pending.created_at, &info);
-        w.set_metadata(
-            ENTRY_FACTS_KEY,
-            serde_json::to_value(&facts).map_err(|e| Error::Internal(format!("encoding an entry's facts: {e}")))?,
-        );
-        let data: Bytes = w.finish()?.into();
-        Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "the checkpoint to save")?;
-        let digest = blake3::hash(&data).to_hex().to_string();
-        let len = data.len() as u64;
-        self.commit_entry(key, info, pending, len, digest, |data_key| {
-            self.backend.put(data_key, data, PutMode::Create).map(|_| ())
+        let facts =
+            serde_json::to_value(&facts).map_err(|e| Error::Internal(format!("encoding an entry's facts: {e}")))?;
+        let step = info.iteration;
+        self.commit_entry_streamed(key, info, pending, |data_key| {
+            // A fresh id names the object, so no other writer can race for
+            // it: a plain put, which streams on every backend.
+            let sink = EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key));
+            let mut w = CheckpointWriter::with_sink(sink, opts)?;
+            if let Some(step) = step {
+                w.set_step(step);
+            }
+            write(&mut w)?;
+            w.set_metadata(ENTRY_FACTS_KEY, facts);
+            let stored = w.finish()?;
+            Ok((stored.len, stored.digest))
         })
     }
 

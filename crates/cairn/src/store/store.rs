@@ -59,8 +59,10 @@ pub struct Store {
 pub struct Found {
     /// The entry's info.
     pub info: EntryInfo,
-    /// The checkpoint, read whole and checked against the digest recorded
-    /// when it was saved.
+    /// The checkpoint, opened lazily (mapped from the entry's file on local
+    /// disk, ranged reads on object storage) after every byte was hashed and
+    /// checked against the digest recorded when it was saved; its frames
+    /// are checked again as they are read.
     pub checkpoint: Arc<Checkpoint>,
 }
 
@@ -138,6 +140,11 @@ impl Store {
     /// The backend key of a store key.
     pub(crate) fn object_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// A backend key as a URL, for messages.
+    pub(crate) fn locator(&self, backend_key: &str) -> String {
+        crate::backend::locator(self.backend.url(), backend_key)
     }
 
     pub(crate) fn usage_state(&self) -> std::sync::MutexGuard<'_, UsageState> {

@@ -12,7 +12,6 @@ use super::records::{decode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_B
 use super::store::Store;
 use crate::backend::BackendExt;
 use crate::error::{Error, Result};
-use crate::format::Checkpoint;
 
 /// One finding about one entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -236,19 +235,22 @@ impl Store {
     /// damage (`info_lost`).
     fn check_entry_data(&self, hp: &str, facts: &EntryInfo, info_lost: bool) -> Result<Option<DataProblem>> {
         let k = self.object_key(&layout::data_key(hp, &facts.id));
-        let data = match self.backend.get(&k) {
-            Ok(d) => d,
+        let ck = match self.open_data(&k) {
+            Ok(ck) => ck,
             Err(Error::NotFound { .. }) => {
                 let still = info_lost || self.backend.exists(&self.object_key(&layout::info_key(hp, &facts.id)))?;
                 return Ok(still.then_some(DataProblem::Missing));
             }
+            Err(err) if err.is_corruption() => return Ok(Some(DataProblem::Damaged(err.to_string()))),
             Err(e) => return Err(e),
         };
-        if let Err(err) = self.check_data(&k, &data, facts) {
+        if let Err(err) = self.check_opened(&k, &ck, facts) {
+            if !err.is_corruption() {
+                return Err(err);
+            }
             return Ok(Some(DataProblem::Damaged(err.to_string())));
         }
-        let checked = Checkpoint::from_bytes(Vec::from(data)).and_then(|c| c.verify());
-        Ok(match checked {
+        Ok(match ck.verify() {
             Ok(rep) if rep.problems.is_empty() => None,
             Ok(rep) => Some(DataProblem::Damaged(format!(
                 "{} problems, first: {:?}",

@@ -194,6 +194,31 @@ pub fn damaged_entries_are_quarantined_and_lookup_falls_back(b: Arc<dyn Backend>
     assert!(store.lookup(&key, &Select::Best).unwrap().is_none());
 }
 
+/// An entry streamed in and later cut short (its tail lost) is refused by
+/// the lazy reader as damage of that entry and quarantined, never read.
+pub fn truncated_entries_are_quarantined_not_read(b: Arc<dyn Backend>) {
+    let store = open(&b, StoreOptions::default().cache_bytes(0));
+    let key = Key::new("cut");
+    let good = save_with(&store, &key, 1.0, SaveInfo::checkpoint().objective(0.5));
+    let cut_index = save_with(&store, &key, 2.0, SaveInfo::checkpoint().objective(0.1));
+    let cut_frames = save_with(&store, &key, 3.0, SaveInfo::checkpoint().objective(0.2));
+    for (e, keep) in [(&cut_index, 100), (&cut_frames, 200)] {
+        let data_key = format!("store/entries/{}/{}.data", key.hash_path(), e.id);
+        let bytes = b.get(&data_key).unwrap();
+        let keep = if keep == 100 { bytes.len() - 100 } else { keep };
+        b.put(&data_key, bytes.slice(..keep), PutMode::Overwrite).unwrap();
+    }
+    let report = store.verify().unwrap();
+    assert_eq!(report.corrupt.len(), 2, "{report:?}");
+    let err = store.lookup(&key, &Select::Id(cut_index.id.clone())).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    let found = store.lookup(&key, &Select::Best).unwrap().unwrap();
+    assert_eq!(found.info.id, good.id);
+    assert_eq!(value(&found), 1.0);
+    let q: Vec<String> = store.quarantined().unwrap().into_iter().map(|p| p.id).collect();
+    assert!(q.contains(&cut_index.id) && q.contains(&cut_frames.id), "{q:?}");
+}
+
 pub fn lost_or_damaged_indexes_are_rebuilt(b: Arc<dyn Backend>) {
     let store = open(&b, StoreOptions::default());
     let key = Key::new("idx");
@@ -624,7 +649,8 @@ macro_rules! store_tests {
             damaged_or_lost_infos_are_found_and_recovered,
             an_index_that_disagrees_with_the_data_is_rebuilt_not_blamed_on_it,
             repair_restores_quarantined_entries_whose_data_is_intact,
-            entries_that_lost_info_and_index_are_recovered_or_quarantined
+            entries_that_lost_info_and_index_are_recovered_or_quarantined,
+            truncated_entries_are_quarantined_not_read
         );
     };
     (@each $make:expr; $($name:ident),*) => {

@@ -27,20 +27,26 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<()> {
         (true, None) => Select::Latest,
         (false, None) => Select::Best,
     };
-    let Some((info, bytes)) =
-        store.read(&Key::new(&a.key), &how).with_context(|| format!("reading key {:?}", a.key))?
-    else {
+    // Opened lazily and checked against its recorded digest (streamed),
+    // then copied a piece at a time: memory stays small whatever its size.
+    let Some(found) = store.lookup(&Key::new(&a.key), &how).with_context(|| format!("reading key {:?}", a.key))? else {
         return Err(anyhow!(
             "key {:?} has no entry{}",
             a.key,
             if let Select::Id(id) = &how { format!(" {id}") } else { String::new() }
         ));
     };
-    let temp = TempFile::create_in(StdFs::shared(), &a.out).with_context(|| format!("writing {}", a.out.display()))?;
-    if let Some(f) = temp.file() {
-        f.write_at(&bytes, 0).with_context(|| format!("writing {}", a.out.display()))?;
+    let out = a.out.display().to_string();
+    let mut temp = TempFile::create_in(StdFs::shared(), &a.out).with_context(|| format!("writing {out}"))?;
+    let n = found.checkpoint.copy_to(&mut temp, &out).with_context(|| format!("writing {out}"))?;
+    if n != found.info.bytes {
+        return Err(anyhow!(
+            "entry {} changed while it was copied ({n} bytes, {} recorded)",
+            found.info.id,
+            found.info.bytes
+        ));
     }
-    temp.publish().with_context(|| format!("publishing {}", a.out.display()))?;
-    eprintln!("{} ({} bytes) -> {}", info.id, bytes.len(), a.out.display());
+    temp.publish().with_context(|| format!("publishing {out}"))?;
+    eprintln!("{} ({n} bytes) -> {out}", found.info.id);
     Ok(())
 }

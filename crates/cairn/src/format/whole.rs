@@ -1,0 +1,65 @@
+//! A checkpoint's file as a whole, streamed: hashed, or copied out, a
+//! piece at a time from wherever the reader gets its bytes (the map, the
+//! open file, ranged reads of an object), so neither needs the file in
+//! memory.
+
+use std::io::Write;
+
+use super::reader::Checkpoint;
+use crate::error::{Error, Result};
+
+/// Bytes read per step when the file is not mapped.
+const PIECE: u64 = 8 << 20;
+
+impl Checkpoint {
+    /// BLAKE3 of every byte of the file, as this reader sees them. A mapped
+    /// file is hashed in place on every core; others are read a piece at a
+    /// time.
+    ///
+    /// # Errors
+    /// Read errors of the underlying file or object.
+    pub fn file_blake3(&self) -> Result<blake3::Hash> {
+        let mut hasher = blake3::Hasher::new();
+        if let Some(all) = self.source.slice() {
+            hasher.update_rayon(all);
+            return Ok(hasher.finalize());
+        }
+        self.pieces(|piece| {
+            hasher.update_rayon(piece);
+            Ok(())
+        })?;
+        Ok(hasher.finalize())
+    }
+
+    /// Writes every byte of the file to `out`, a piece at a time; returns
+    /// how many. The bytes are copied as stored, without checking them: a
+    /// caller that needs them proven checks [`file_blake3`](Self::file_blake3)
+    /// against a digest it trusts, or [`verify`](Self::verify)s.
+    ///
+    /// # Errors
+    /// Read errors, and `out`'s errors as [`Error::Io`] naming `out_name`.
+    pub fn copy_to(&self, out: &mut impl Write, out_name: &str) -> Result<u64> {
+        let mut n = 0u64;
+        self.pieces(|piece| {
+            out.write_all(piece).map_err(|e| Error::io("writing", out_name, e))?;
+            n += piece.len() as u64;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    fn pieces(&self, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let len = self.file_len();
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(PIECE);
+            let piece = self
+                .source
+                .read(at, usize::try_from(n).map_err(|_| Error::Internal("a piece larger than memory".into()))?)
+                .map_err(|e| Error::io("reading", self.origin(), e))?;
+            each(&piece)?;
+            at += n;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! Opening an entry's data lazily: mapped from its file on local disk (so
+//! raw tensors are views of the file), ranged reads on object storage, and
+//! the check against what its save recorded (length, then BLAKE3 of every
+//! byte, streamed) before anything of it is trusted.
+
+use super::entry::EntryInfo;
+use super::store::Store;
+use crate::backend::open_checkpoint;
+use crate::error::{Error, Result};
+use crate::format::{Checkpoint, ReadOptions};
+
+impl Store {
+    /// The checkpoint stored under backend key `k`, opened: its header,
+    /// trailer and index read and checked, its frames read on demand.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no such object; [`Error::Corrupt`]
+    /// for a damaged header, trailer or index; backend errors.
+    pub(crate) fn open_data(&self, k: &str) -> Result<Checkpoint> {
+        match self.backend.open_file(k)? {
+            Some(file) => Checkpoint::from_file(file, self.locator(k), &ReadOptions::default()),
+            None => open_checkpoint(self.backend.clone(), k),
+        }
+    }
+
+    /// Checks an opened entry's data (from `k`) against the length and
+    /// digest recorded at save: every byte is hashed, as the reader sees it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the entry when either differs; read errors.
+    pub(crate) fn check_opened(&self, k: &str, ck: &Checkpoint, e: &EntryInfo) -> Result<()> {
+        if ck.file_len() != e.bytes {
+            return Err(self.entry_corrupt(k, format!("{} bytes stored, {} saved", ck.file_len(), e.bytes)));
+        }
+        let digest = ck.file_blake3()?;
+        if digest.to_hex().as_str() != e.digest {
+            return Err(self.entry_corrupt(
+                k,
+                format!("BLAKE3 {} does not match the {} recorded at save", digest.to_hex(), e.digest),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The entry `e` of the key at `hp`, opened and checked against its
+    /// record.
+    ///
+    /// # Errors
+    /// As [`open_data`](Self::open_data) and [`check_opened`](Self::check_opened).
+    pub(crate) fn open_verified(&self, hp: &str, e: &EntryInfo) -> Result<Checkpoint> {
+        let k = self.object_key(&super::layout::data_key(hp, &e.id));
+        let ck = self.open_data(&k)?;
+        self.check_opened(&k, &ck, e)?;
+        Ok(ck)
+    }
+
+    pub(crate) fn entry_corrupt(&self, k: &str, detail: String) -> Error {
+        Error::Corrupt { file: self.locator(k), what: "store entry".into(), offset: 0, detail }
+    }
+}
