@@ -30,6 +30,21 @@ pub enum PutMode {
     Update(String),
 }
 
+/// How long a put or a delete must last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// It survives a crash of the machine once the call returns.
+    #[default]
+    Durable,
+    /// Readers see it at once and atomically, but a crash of the machine
+    /// may undo it, or, for a put, leave the key missing or holding damaged
+    /// bytes. For what can be rebuilt (a store's indexes) or is worthless
+    /// after a crash (leases). Where durability costs nothing extra (object
+    /// storage) it is as durable as [`Durable`](Self::Durable).
+    Volatile,
+}
+
 /// What a backend says about a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -168,6 +183,16 @@ pub trait Backend: Send + Sync + Debug {
     /// I/O and service errors.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
 
+    /// The keys of [`list`](Self::list), without sizes or times: where
+    /// those cost a request or a `stat` per object (local disk), this is a
+    /// directory read. Default = [`list`](Self::list)'s keys.
+    ///
+    /// # Errors
+    /// As [`list`](Self::list).
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.list(prefix)?.into_iter().map(|m| m.key).collect())
+    }
+
     /// Removes the object under `key`; removing a missing object is not an
     /// error.
     ///
@@ -180,6 +205,34 @@ pub trait Backend: Send + Sync + Debug {
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) if `from` is missing.
     fn copy(&self, from: &str, to: &str) -> Result<()>;
+
+    /// As [`put`](Self::put), with the durability asked for. Default = a
+    /// durable [`put`](Self::put) whatever is asked: never weaker than
+    /// asked.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    fn put_with(&self, key: &str, data: Bytes, mode: PutMode, durability: Durability) -> Result<PutResult> {
+        let _ = durability;
+        self.put(key, data, mode)
+    }
+
+    /// As [`delete`](Self::delete), with the durability asked for. Default
+    /// = a durable [`delete`](Self::delete).
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete).
+    fn delete_with(&self, key: &str, durability: Durability) -> Result<()> {
+        let _ = durability;
+        self.delete(key)
+    }
+
+    /// Whether [`Durability::Volatile`] is really weaker here than
+    /// [`Durability::Durable`] (local disk: it skips the syncs), so that
+    /// what it wrote must be checked after a crash. Default = `false`.
+    fn volatile_is_weaker(&self) -> bool {
+        false
+    }
 
     /// The object as a file of the real file system, opened for reading,
     /// where the backend keeps objects as files there (local disk), so that

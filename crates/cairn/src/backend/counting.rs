@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use super::api::{Backend, Durability, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 use crate::error::Result;
 
 /// What a [`CountingBackend`] has seen since it was made or last reset.
@@ -130,6 +130,26 @@ impl Backend for CountingBackend {
 
     fn sweep_temp_files(&self) -> Result<usize> {
         self.inner.sweep_temp_files()
+    }
+
+    fn put_with(&self, key: &str, data: Bytes, mode: PutMode, durability: Durability) -> Result<PutResult> {
+        let n = data.len() as u64;
+        let r = self.inner.put_with(key, data, mode, durability)?;
+        self.counters.puts.fetch_add(1, Ordering::SeqCst);
+        self.counters.bytes_written.fetch_add(n, Ordering::SeqCst);
+        Ok(r)
+    }
+
+    fn delete_with(&self, key: &str, durability: Durability) -> Result<()> {
+        self.inner.delete_with(key, durability)
+    }
+
+    fn volatile_is_weaker(&self) -> bool {
+        self.inner.volatile_is_weaker()
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list_keys(prefix)
     }
 }
 

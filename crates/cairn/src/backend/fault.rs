@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use super::api::{Backend, Durability, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 use super::locator;
 use crate::error::{Error, Result};
 
@@ -135,6 +135,28 @@ impl Backend for FaultBackend {
 
     fn sweep_temp_files(&self) -> Result<usize> {
         self.inner.sweep_temp_files()
+    }
+
+    fn put_with(&self, key: &str, data: Bytes, mode: PutMode, durability: Durability) -> Result<PutResult> {
+        self.op("uploading", key)?;
+        if self.over_limit(data.len() as u64) {
+            return Err(injected("uploading", locator(self.url(), key)));
+        }
+        self.inner.put_with(key, data, mode, durability)
+    }
+
+    fn delete_with(&self, key: &str, durability: Durability) -> Result<()> {
+        self.op("deleting", key)?;
+        self.inner.delete_with(key, durability)
+    }
+
+    fn volatile_is_weaker(&self) -> bool {
+        self.inner.volatile_is_weaker()
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.op("listing", prefix)?;
+        self.inner.list_keys(prefix)
     }
 }
 

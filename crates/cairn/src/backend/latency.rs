@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use super::api::{Backend, Durability, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 use crate::error::Result;
 
 /// Passes every call to the backend inside after sleeping a fixed time,
@@ -81,5 +81,24 @@ impl Backend for LatencyBackend {
 
     fn sweep_temp_files(&self) -> Result<usize> {
         self.inner.sweep_temp_files()
+    }
+
+    fn put_with(&self, key: &str, data: Bytes, mode: PutMode, durability: Durability) -> Result<PutResult> {
+        self.wait();
+        self.inner.put_with(key, data, mode, durability)
+    }
+
+    fn delete_with(&self, key: &str, durability: Durability) -> Result<()> {
+        self.wait();
+        self.inner.delete_with(key, durability)
+    }
+
+    fn volatile_is_weaker(&self) -> bool {
+        self.inner.volatile_is_weaker()
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.wait();
+        self.inner.list_keys(prefix)
     }
 }

@@ -16,11 +16,11 @@ use bytes::Bytes;
 
 use xxhash_rust::xxh3::Xxh3Default;
 
-use super::api::{Backend, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+use super::api::{Backend, Durability, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 use super::key_lock::KeyLocks;
 use super::{check_key, check_prefix, check_range, locator, stale_update};
 use crate::error::{Error, Result};
-use crate::io::{create_dir_durable, dir_of, sweep_orphans_in, FsFile, FsRef, OpenMode, StdFs, TempFile};
+use crate::io::{create_dir_durable, dir_of, sweep_orphans_in, FsFile, FsRef, OpenMode, StdFs, Steps, TempFile};
 
 /// How much of a stored object an update hashes at a time.
 const HASH_CHUNK: usize = 1 << 20;
@@ -155,23 +155,47 @@ impl LocalBackend {
     /// The entries of `dir` that can be objects or directories of objects
     /// (no dot-names, so no temp files), with whether each is a directory.
     fn entries(&self, dir: &Path) -> Result<Vec<(PathBuf, bool)>> {
-        let names = match self.fs.list_dir(dir) {
-            Ok(names) => names,
+        let listed = match self.fs.list_dir_kinds(dir) {
+            Ok(listed) => listed,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             // A file where a directory of the prefix would be.
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Vec::new()),
             Err(e) => return Err(Error::io("listing", dir, e)),
         };
-        let mut out = Vec::with_capacity(names.len());
-        for name in names.into_iter().filter(|n| !n.starts_with('.')) {
-            let path = dir.join(&name);
-            match self.fs.stat(&path) {
-                Ok(st) => out.push((path, st.is_dir)),
-                // Removed since the listing.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("reading metadata of", &path, e)),
+        Ok(listed.into_iter().filter(|(n, _)| !n.starts_with('.')).map(|(n, is_dir)| (dir.join(n), is_dir)).collect())
+    }
+
+    /// The keys under `prefix`, walking only the directories it can match
+    /// below; `meta` true also reads each object's size and time.
+    fn walk(&self, prefix: &str, meta: bool) -> Result<Vec<ObjectMeta>> {
+        check_prefix(prefix)?;
+        // Walk only the directory the prefix's complete segments name.
+        let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let start = dir_part.split('/').filter(|s| !s.is_empty()).fold(self.root.clone(), |p, s| p.join(s));
+        let mut out = Vec::new();
+        let mut dirs = vec![start];
+        while let Some(dir) = dirs.pop() {
+            for (path, is_dir) in self.entries(&dir)? {
+                let Some(key) = self.key_of(&path) else { continue };
+                if is_dir {
+                    // Descend where the prefix can still match below.
+                    if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                        dirs.push(path);
+                    }
+                } else if key.starts_with(prefix) {
+                    if !meta {
+                        out.push(ObjectMeta { key, size: 0, modified: None, etag: None });
+                        continue;
+                    }
+                    match self.meta(&key, &path) {
+                        Ok(m) => out.push(m),
+                        Err(Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
@@ -201,24 +225,39 @@ impl LocalBackend {
 
     /// Publishes `temp` (holding bytes whose tag is `etag`) under `key`.
     fn publish(&self, key: &str, temp: TempFile, mode: &PutMode, etag: String) -> Result<PutResult> {
-        if !matches!(mode, PutMode::Create) {
-            // Synced before the lock, so that it is held for a rename, not
-            // for writing back a large object (the publish's own sync then
-            // finds nothing to do).
-            if let Some(file) = temp.file() {
-                file.sync_all().map_err(|e| Error::io("syncing", temp.temp_path(), e))?;
+        self.publish_with(key, temp, mode, etag, Durability::Durable)
+    }
+
+    fn publish_with(
+        &self,
+        key: &str,
+        temp: TempFile,
+        mode: &PutMode,
+        etag: String,
+        durability: Durability,
+    ) -> Result<PutResult> {
+        let steps = match durability {
+            Durability::Volatile => Steps::NoSync,
+            Durability::Durable if matches!(mode, PutMode::Create) => Steps::All,
+            Durability::Durable => {
+                // Synced before the lock, so that it is held for a rename,
+                // not for writing back a large object.
+                if let Some(file) = temp.file() {
+                    file.sync_all().map_err(|e| Error::io("syncing", temp.temp_path(), e))?;
+                }
+                Steps::Rename
             }
-        }
+        };
         let published = match mode {
-            PutMode::Create => temp.publish_new(),
+            PutMode::Create => temp.publish_steps(true, steps),
             PutMode::Overwrite => {
                 let _held = self.locks.lock(key)?;
-                temp.publish()
+                temp.publish_steps(false, steps)
             }
             PutMode::Update(expected) => {
                 let _held = self.locks.lock(key)?;
                 match self.current_tag(key)? {
-                    Some(current) if current == *expected => temp.publish(),
+                    Some(current) if current == *expected => temp.publish_steps(false, steps),
                     // Dropping the temp file removes it.
                     current => return Err(stale_update(&self.url, key, expected, current.is_some())),
                 }
@@ -249,11 +288,19 @@ impl Backend for LocalBackend {
     }
 
     fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult> {
+        self.put_with(key, data, mode, Durability::Durable)
+    }
+
+    fn put_with(&self, key: &str, data: Bytes, mode: PutMode, durability: Durability) -> Result<PutResult> {
         let temp = self.temp_for(key)?;
         if let Some(file) = temp.file() {
             file.write_at(&data, 0).map_err(|e| Error::io("writing", temp.temp_path(), e))?;
         }
-        self.publish(key, temp, &mode, tag_of(&data))
+        self.publish_with(key, temp, &mode, tag_of(&data), durability)
+    }
+
+    fn volatile_is_weaker(&self) -> bool {
+        true
     }
 
     fn writer(&self, key: &str, mode: PutMode) -> Result<Box<dyn ObjectWriter>> {
@@ -313,34 +360,18 @@ impl Backend for LocalBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        check_prefix(prefix)?;
-        // Walk only the directory the prefix's complete segments name.
-        let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
-        let start = dir_part.split('/').filter(|s| !s.is_empty()).fold(self.root.clone(), |p, s| p.join(s));
-        let mut out = Vec::new();
-        let mut dirs = vec![start];
-        while let Some(dir) = dirs.pop() {
-            for (path, is_dir) in self.entries(&dir)? {
-                let Some(key) = self.key_of(&path) else { continue };
-                if is_dir {
-                    // Descend where the prefix can still match below.
-                    if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
-                        dirs.push(path);
-                    }
-                } else if key.starts_with(prefix) {
-                    match self.meta(&key, &path) {
-                        Ok(m) => out.push(m),
-                        Err(Error::NotFound { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        self.walk(prefix, true)
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.walk(prefix, false)?.into_iter().map(|m| m.key).collect())
     }
 
     fn delete(&self, key: &str) -> Result<()> {
+        self.delete_with(key, Durability::Durable)
+    }
+
+    fn delete_with(&self, key: &str, durability: Durability) -> Result<()> {
         let path = self.path(key)?;
         // Not between an update's compare and its rename.
         let _held = self.locks.lock(key)?;
@@ -348,6 +379,9 @@ impl Backend for LocalBackend {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("removing", &path, e)),
+        }
+        if durability == Durability::Volatile {
+            return Ok(());
         }
         let dir = dir_of(&path);
         self.fs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))

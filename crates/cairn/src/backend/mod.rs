@@ -23,7 +23,7 @@ mod object;
 mod remote;
 mod url;
 
-pub use api::{Backend, BackendExt, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
+pub use api::{Backend, BackendExt, Durability, ObjectMeta, ObjectWriter, PutMode, PutResult, Versioned};
 pub use counting::{CountingBackend, Traffic};
 #[cfg(any(test, feature = "testing"))]
 pub use fault::FaultBackend;

@@ -15,6 +15,7 @@ mod std_fs;
 mod vfs;
 
 pub(crate) use process::process_alive;
+pub(crate) use publish::Steps;
 pub use publish::{sweep_orphans, sweep_orphans_in, sync_dir, TempFile, TEMP_SUFFIX};
 #[cfg(any(test, feature = "testing"))]
 pub use sim::{CrashPlan, Fault, FaultRule, Keep, OpKind, SimFs, Tear};

@@ -100,11 +100,20 @@ impl TempFile {
         self.publish_as(true)
     }
 
-    fn publish_as(mut self, create_only: bool) -> Result<PathBuf> {
+    fn publish_as(self, create_only: bool) -> Result<PathBuf> {
+        self.publish_steps(create_only, Steps::All)
+    }
+
+    /// Publishes with only some of the syncs: for a caller that synced the
+    /// file itself ([`Steps::Rename`] after its own `sync_all` is still
+    /// durable) or that needs no durability at all.
+    pub(crate) fn publish_steps(mut self, create_only: bool, steps: Steps) -> Result<PathBuf> {
         let Some(file) = self.file.take() else {
             return Err(Error::Internal(format!("the temp file of {} is already closed", self.target.display())));
         };
-        file.sync_all().map_err(|e| Error::io("syncing", &self.temp, e))?;
+        if steps == Steps::All {
+            file.sync_all().map_err(|e| Error::io("syncing", &self.temp, e))?;
+        }
         drop(file);
         let renamed = if create_only {
             self.fs.rename_noreplace(&self.temp, &self.target)
@@ -120,10 +129,23 @@ impl TempFile {
         // The rename is done: the temp path no longer exists, so Drop must not
         // remove anything, even if the directory sync below fails.
         self.temp = PathBuf::new();
-        let dir = dir_of(&self.target);
-        self.fs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))?;
+        if steps != Steps::NoSync {
+            let dir = dir_of(&self.target);
+            self.fs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))?;
+        }
         Ok(self.target.clone())
     }
+}
+
+/// Which syncs [`TempFile::publish_steps`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Steps {
+    /// Sync the file, rename, sync the directory: durable.
+    All,
+    /// Rename and sync the directory: durable if the caller synced the file.
+    Rename,
+    /// Rename only: atomic for readers, undone or damaged by a crash.
+    NoSync,
 }
 
 impl std::io::Write for TempFile {

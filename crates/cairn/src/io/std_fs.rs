@@ -81,6 +81,23 @@ impl Fs for StdFs {
         Ok(names)
     }
 
+    fn list_dir_kinds(&self, dir: &Path) -> io::Result<Vec<(String, bool)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            // The kind comes with the listing on most file systems (no stat).
+            let is_dir = match entry.file_type() {
+                Ok(t) => t.is_dir(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if let Ok(name) = entry.file_name().into_string() {
+                out.push((name, is_dir));
+            }
+        }
+        Ok(out)
+    }
+
     fn try_lock(&self, path: &Path) -> io::Result<FsLock> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         match file.try_lock() {

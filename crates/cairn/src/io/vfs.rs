@@ -115,6 +115,25 @@ pub trait Fs: Send + Sync + Debug {
     /// `NotFound` if `dir` is missing, other I/O errors.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
 
+    /// The entries in `dir` with whether each is a directory, in no
+    /// particular order; entries removed while listing are left out.
+    /// Default = [`list_dir`](Fs::list_dir) and a [`stat`](Fs::stat) of
+    /// each; the real file system reads the kind from the listing itself.
+    ///
+    /// # Errors
+    /// As [`list_dir`](Fs::list_dir).
+    fn list_dir_kinds(&self, dir: &Path) -> io::Result<Vec<(String, bool)>> {
+        let mut out = Vec::new();
+        for name in self.list_dir(dir)? {
+            match self.stat(&dir.join(&name)) {
+                Ok(st) => out.push((name, st.is_dir)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Takes an exclusive lock on the file at `path`, creating it if needed,
     /// without waiting. The lock is held until the returned guard drops, or
     /// the process ends.

@@ -248,7 +248,7 @@ impl Store {
         }
         let mut indexed: HashSet<(String, String)> = HashSet::new();
         for hp in self.index_paths()? {
-            let Some((ix, _)) = self.read_index(&hp)? else { continue };
+            let Some((ix, _)) = self.read_stored_index(&hp)? else { continue };
             let half_removed: Vec<String> = ix
                 .entries
                 .iter()
@@ -284,11 +284,12 @@ impl Store {
             indexed.extend(ix.entries.iter().map(|e| (hp.clone(), e.id.clone())));
         }
         let grace = u64::try_from(self.opts.orphan_grace.as_nanos()).unwrap_or(u64::MAX);
-        let mut to_adopt: HashSet<String> = HashSet::new();
+        // Committed entries missing from their stored index, by key.
+        let mut to_adopt: HashMap<String, HashSet<String>> = HashMap::new();
         for ((hp, id), s) in &seen {
             let key = (hp.clone(), id.clone());
             if s.info && !indexed.contains(&key) {
-                to_adopt.insert(hp.clone());
+                to_adopt.entry(hp.clone()).or_default().insert(id.clone());
             } else if !s.info && !indexed.contains(&key) {
                 let age = s.data.map_or(u64::MAX, |t| {
                     let t =
@@ -301,16 +302,20 @@ impl Store {
                 // A save that finished since the listing released its
                 // lease after committing: its info is there now.
                 let committed = || self.backend.exists(&self.object_key(&layout::info_key(hp, id)));
-                if live == 0 && (stale || age > grace) && !committed()? {
+                // A save without a lease names its process in its id.
+                let dead = stale || layout::saver_died(id);
+                if live == 0 && (dead || age > grace) && !committed()? {
                     self.backend.delete(&self.object_key(&layout::data_key(hp, id)))?;
                     report.orphans += 1;
                 }
             }
         }
-        for hp in to_adopt {
-            let before = self.read_index(&hp)?.map_or(0, |(ix, _)| ix.entries.len());
-            let after = self.rebuild_index(&hp, None, "adopting committed entries")?;
-            report.adopted += after.saturating_sub(before);
+        for (hp, ids) in to_adopt {
+            self.rebuild_index(&hp, None, "adopting committed entries")?;
+            // Counted by id: an index update of this collection (finishing
+            // a removal) may have folded some in already.
+            let now_indexed = self.read_stored_index(&hp)?.map(|(ix, _)| ix.entries).unwrap_or_default();
+            report.adopted += now_indexed.iter().filter(|e| ids.contains(&e.id)).count();
         }
         Ok(())
     }

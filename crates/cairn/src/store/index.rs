@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::layout::{self, split_entry_key};
 use super::records::{decode, encode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
 use super::store::Store;
-use crate::backend::PutMode;
+use crate::backend::{Durability, PutMode};
 use crate::error::{Error, Result};
 
 /// Updates that lose this many races in a row give up.
@@ -18,7 +18,21 @@ impl Store {
     /// missing one is rebuilt too when the key has committed entries (a
     /// save makes the index before its data, so that is damage), so that
     /// they stay reachable.
+    ///
+    /// Where index writes are volatile, the index comes with the committed
+    /// entries a crash kept out of it (see `with_unindexed`).
     pub(crate) fn read_index(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
+        self.read_index_merging(hp, true)
+    }
+
+    /// As [`read_index`](Self::read_index), the index as stored (rebuilt
+    /// when damaged or missing) but without merging what it lags: for the
+    /// collection, which writes what an index lags back into it.
+    pub(crate) fn read_stored_index(&self, hp: &str) -> Result<Option<(IndexDoc, String)>> {
+        self.read_index_merging(hp, false)
+    }
+
+    fn read_index_merging(&self, hp: &str, merge: bool) -> Result<Option<(IndexDoc, String)>> {
         let k = self.object_key(&layout::index_key(hp));
         let v = match self.backend.get_versioned(&k) {
             Ok(v) => v,
@@ -36,6 +50,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         match decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k) {
+            Ok(doc) if merge => Ok(Some((self.with_unindexed(hp, doc)?, v.etag))),
             Ok(doc) => Ok(Some((doc, v.etag))),
             Err(e) if e.is_corruption() => {
                 self.rebuild_index(hp, Some((&v.data, &v.etag)), &e.to_string())?;
@@ -43,6 +58,45 @@ impl Store {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// On a backend where index writes are volatile (local disk), an index
+    /// may lag its key's infos after a crash: `doc` plus the committed
+    /// entries (infos) it does not name, found by listing the key's folder.
+    /// An update puts the merged index back; a lookup just uses it. Entries
+    /// the index names without an info are left to the reader (their data
+    /// is gone, or going: a removal deletes the info first).
+    pub(crate) fn with_unindexed(&self, hp: &str, mut doc: IndexDoc) -> Result<IndexDoc> {
+        if !self.backend.volatile_is_weaker() {
+            return Ok(doc);
+        }
+        let root = self.object_key(layout::ENTRIES);
+        let listed = self.backend.list_keys(&self.object_key(&layout::entry_prefix(hp)))?;
+        let known: std::collections::HashSet<String> = doc.entries.iter().map(|e| e.id.clone()).collect();
+        let mut added = 0;
+        for k in listed {
+            let Some((_, id, "info")) = split_entry_key(&k, &root) else { continue };
+            if known.contains(id) {
+                continue;
+            }
+            match self.read_info(&k) {
+                Ok(Some(info)) if info.entry.id == id => {
+                    doc.entries.push(info.entry);
+                    added += 1;
+                }
+                // Removed since the listing, or not what its name says.
+                Ok(_) => {}
+                Err(e) if e.is_corruption() => {
+                    log::warn!("{}/{k}: unreadable entry info: {e}", self.backend.url())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if added > 0 {
+            doc.entries.sort_by(|a, b| a.id.cmp(&b.id));
+            log::debug!("{}: the index of {hp} lagged {added} committed entries (a crash); merged", self.url());
+        }
+        Ok(doc)
     }
 
     /// The index as stored, rebuilding nothing.
@@ -58,26 +112,52 @@ impl Store {
     /// Whether any info object (a committed entry) is stored under `hp`.
     pub(crate) fn has_infos(&self, hp: &str) -> Result<bool> {
         let root = self.object_key(layout::ENTRIES);
-        let listed = self.backend.list(&self.object_key(&layout::entry_prefix(hp)))?;
-        Ok(listed.iter().any(|m| matches!(split_entry_key(&m.key, &root), Some((_, _, "info")))))
+        let listed = self.backend.list_keys(&self.object_key(&layout::entry_prefix(hp)))?;
+        Ok(listed.iter().any(|k| matches!(split_entry_key(k, &root), Some((_, _, "info")))))
     }
 
     /// Applies `change` to the key's index (an empty one if it has none)
     /// and stores the result only if nobody changed the index meanwhile,
     /// retrying from a fresh read until that holds. `change` returns
     /// whether it changed anything; when not, nothing is written.
+    ///
+    /// The put is [`Durability::Volatile`]: what a save adds to an index is
+    /// in the entry's info already, and a read finds infos a crash kept out
+    /// of the index (see `read_index`). Changes an index alone would know
+    /// use [`update_index_with`](Self::update_index_with).
     pub(crate) fn update_index(
         &self,
         hp: &str,
         key_name: &str,
+        change: impl FnMut(&mut IndexDoc) -> bool,
+    ) -> Result<IndexDoc> {
+        self.update_index_with(hp, key_name, Durability::Volatile, change)
+    }
+
+    /// As [`update_index`](Self::update_index), with the durability asked for.
+    pub(crate) fn update_index_with(
+        &self,
+        hp: &str,
+        key_name: &str,
+        durability: Durability,
         mut change: impl FnMut(&mut IndexDoc) -> bool,
     ) -> Result<IndexDoc> {
-        self.swap_index(hp, || {
-            let (mut doc, mode) = match self.read_index(hp)? {
+        self.swap_index(hp, durability, || {
+            let (doc, mode) = match self.read_stored_index(hp)? {
                 Some((doc, etag)) => (doc, PutMode::Update(etag)),
                 None => (IndexDoc::new(key_name), PutMode::Create),
             };
-            if !change(&mut doc) {
+            // What the stored index lags goes back into it with the change.
+            let stored = doc.entries.len();
+            let mut doc = self.with_unindexed(hp, doc)?;
+            let mut lagged = doc.entries.len() != stored;
+            // An index rebuilt before any entry committed (after a crash
+            // damaged a new one) has no key name yet: the caller's is it.
+            if doc.key.is_empty() && !key_name.is_empty() {
+                doc.key = key_name.to_string();
+                lagged = true;
+            }
+            if !change(&mut doc) && !lagged {
                 return Ok(Attempt::Done(doc));
             }
             Ok(Attempt::Put(encode(&doc)?, mode, doc))
@@ -87,7 +167,12 @@ impl Store {
     /// Runs `attempt` until the conditional put of the key's index it asks
     /// for wins, backing off with jitter after each lost race; returns the
     /// value of the attempt that won, or that stopped without a put.
-    fn swap_index<T>(&self, hp: &str, mut attempt: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
+    fn swap_index<T>(
+        &self,
+        hp: &str,
+        durability: Durability,
+        mut attempt: impl FnMut() -> Result<Attempt<T>>,
+    ) -> Result<T> {
         let k = self.object_key(&layout::index_key(hp));
         let mut backoff = Duration::from_micros(50);
         for _ in 0..MAX_ATTEMPTS {
@@ -95,7 +180,7 @@ impl Store {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Put(body, mode, value) => (body, mode, value),
             };
-            match self.backend.put(&k, body, mode) {
+            match self.backend.put_with(&k, body, mode, durability) {
                 Ok(_) => return Ok(value),
                 Err(Error::Precondition { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. }) => {
                     // Lost a race: another writer updated the index first.
@@ -131,7 +216,8 @@ impl Store {
             log::warn!("{}/{k}: damaged index moved to {aside} and rebuilt: {why}", self.backend.url());
         }
         let mut known: Option<(Option<IndexDoc>, String)> = damaged.map(|(_, etag)| (None, etag.to_string()));
-        self.swap_index(hp, || {
+        // Volatile: what it puts is derived from the infos.
+        self.swap_index(hp, Durability::Volatile, || {
             let current = match known.take() {
                 Some(k) => Some(k),
                 None => self.get_index_any(hp)?,

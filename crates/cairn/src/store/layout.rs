@@ -70,9 +70,32 @@ pub(crate) fn now_ns() -> u64 {
 }
 
 /// A new entry id: the time in hex, so ids sort in the order entries were
-/// made (across processes, as far as their clocks agree), then a nonce.
+/// made (across processes, as far as their clocks agree), then a nonce,
+/// then who made it: a hash of the host name and the process id, so that a
+/// collection on the same host can tell the data of a save whose process
+/// died from one in progress without a lease (see [`saver_died`]).
 pub(crate) fn new_id(created_at: u64) -> String {
-    format!("{created_at:016x}-{}", crate::util::nonce().get(..12).unwrap_or_default())
+    let nonce = crate::util::nonce();
+    format!(
+        "{created_at:016x}-{}-{:08x}p{}",
+        nonce.get(..12).unwrap_or_default(),
+        host_tag(super::hardware::host_name()),
+        std::process::id()
+    )
+}
+
+fn host_tag(host: &str) -> u32 {
+    let h = xxhash_rust::xxh3::xxh3_64(host.as_bytes());
+    (h >> 32) as u32
+}
+
+/// Whether `id` names its saver (ids made before they did, do not) as a
+/// process of this host that no longer runs. `false` whenever unsure.
+pub(crate) fn saver_died(id: &str) -> bool {
+    let Some((_, who)) = id.rsplit_once('-') else { return false };
+    let Some((host, pid)) = who.split_once('p') else { return false };
+    let ours = format!("{:08x}", host_tag(super::hardware::host_name()));
+    host == ours && pid.parse::<u32>().is_ok() && !crate::io::process_alive(pid)
 }
 
 #[cfg(test)]
@@ -96,6 +119,18 @@ mod tests {
         assert_eq!((h.as_str(), i, p), (hp.as_str(), id.as_str(), "data"));
         assert_eq!(split_entry_key("entries/zz/short/x.data", ENTRIES), None);
         assert_eq!(split_entry_key(&format!("entries/{hp}/nodot"), ENTRIES), None);
+    }
+
+    #[test]
+    fn ids_name_their_saver() {
+        let id = new_id(now_ns());
+        assert!(!saver_died(&id), "{id}: this process is alive");
+        let (head, _) = id.rsplit_once('p').unwrap();
+        // No pid can be this large on Linux (the maximum is 2^22).
+        assert!(saver_died(&format!("{head}p4294967294")));
+        // Ids of older versions, and of other hosts, say nothing.
+        assert!(!saver_died("18ed3a6741279ccc-c49aa7812550"));
+        assert!(!saver_died(&format!("{}-00000000p4294967294", &id[..29])));
     }
 
     #[test]

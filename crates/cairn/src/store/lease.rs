@@ -10,7 +10,7 @@ use super::key::Key;
 use super::layout::{self, now_ns};
 use super::records::{decode, encode, LeaseDoc, DOC_VERSION, MAX_SMALL_DOC_BYTES};
 use super::store::Store;
-use crate::backend::{Backend, BackendExt, PutMode};
+use crate::backend::{Backend, BackendExt, Durability, PutMode};
 use crate::error::{Error, Result};
 
 /// What a sweep of the leases found and removed.
@@ -30,6 +30,9 @@ pub struct Lease {
     object: String,
     ttl: Duration,
     released: bool,
+    /// How long its writes last: a lease whose holder crashed holds
+    /// nothing, so most need no durability (see `take_lease`).
+    durability: Durability,
 }
 
 impl Lease {
@@ -43,7 +46,7 @@ impl Lease {
     /// # Errors
     /// Backend errors.
     pub fn renew(&self) -> Result<()> {
-        self.backend.put(&self.object, lease_doc(self.ttl)?, PutMode::Overwrite).map(|_| ())
+        self.backend.put_with(&self.object, lease_doc(self.ttl)?, PutMode::Overwrite, self.durability).map(|_| ())
     }
 
     /// Gives the lease up.
@@ -52,14 +55,14 @@ impl Lease {
     /// Backend errors (the lease then expires by itself).
     pub fn release(mut self) -> Result<()> {
         self.released = true;
-        self.backend.delete(&self.object)
+        self.backend.delete_with(&self.object, self.durability)
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if !self.released {
-            let _ = self.backend.delete(&self.object);
+            let _ = self.backend.delete_with(&self.object, self.durability);
         }
     }
 }
@@ -97,7 +100,7 @@ impl Store {
     /// removed); backend errors.
     pub fn lease(&self, key: &Key, id: &str) -> Result<Lease> {
         let hp = key.hash_path();
-        let lease = self.take_lease(&hp, id)?;
+        let lease = self.take_lease(&hp, id, Durability::Volatile)?;
         // Removal deletes the info before it checks leases: if the info is
         // still here, any removal to come will see this lease.
         if !self.backend.exists(&self.object_key(&layout::info_key(&hp, id)))? {
@@ -110,10 +113,16 @@ impl Store {
     /// one on its new id before it writes the data, so that a collection
     /// never takes the data of a save in progress for an orphan, and knows
     /// the data of a save whose process died for one.
-    pub(crate) fn take_lease(&self, hp: &str, id: &str) -> Result<Lease> {
+    ///
+    /// Readers' and savers' leases are [`Durability::Volatile`]: they
+    /// protect what a live process does, and a crash ends that process (a
+    /// saver's data without its lease is then an orphan, as it should be).
+    /// A removal's markers are durable: after a crash they are what says
+    /// that an entry without its info was being removed, not damaged.
+    pub(crate) fn take_lease(&self, hp: &str, id: &str, durability: Durability) -> Result<Lease> {
         let object = self.object_key(&format!("{}{}", layout::lease_prefix(hp, id), crate::util::nonce()));
-        self.backend.put(&object, lease_doc(self.opts.lease_ttl)?, PutMode::Create)?;
-        Ok(Lease { backend: self.backend.clone(), object, ttl: self.opts.lease_ttl, released: false })
+        self.backend.put_with(&object, lease_doc(self.opts.lease_ttl)?, PutMode::Create, durability)?;
+        Ok(Lease { backend: self.backend.clone(), object, ttl: self.opts.lease_ttl, released: false, durability })
     }
 
     /// The leases of entry `id` of the key at `hp`: how many are live, and

@@ -13,7 +13,7 @@ use super::layout::{self, now_ns};
 use super::records::{encode, InfoDoc, Quarantined, DOC_VERSION};
 use super::retention::victims;
 use super::store::Store;
-use crate::backend::PutMode;
+use crate::backend::{Durability, PutMode};
 use crate::error::{Error, Result};
 
 impl Store {
@@ -39,14 +39,16 @@ impl Store {
         // a collection removes at once (see `sweep_leases`).
         let mut markers = Vec::with_capacity(ids.len());
         for id in &ids {
-            markers.push((id.to_string(), self.take_lease(hp, id)?));
+            markers.push((id.to_string(), self.take_lease(hp, id, Durability::Durable)?));
         }
         for id in &ids {
             self.backend.delete(&self.object_key(&layout::info_key(hp, id)))?;
         }
         let mut removed = Vec::new();
         let mut pinned_since = Vec::new();
-        let index = self.update_index(hp, "", |ix| {
+        // Durable: infos are gone by now, and a removal the index forgot
+        // would look like lost infos.
+        let index = self.update_index_with(hp, "", Durability::Durable, |ix| {
             // An entry pinned since the caller chose it stays.
             let chosen = |e: &EntryInfo| ids.contains(&&e.id);
             pinned_since = ix.entries.iter().filter(|e| chosen(e) && e.pinned).cloned().collect();
@@ -118,7 +120,7 @@ impl Store {
         );
         // Removal ignores leases here: nobody should read damaged data.
         self.backend.delete(&self.object_key(&layout::info_key(hp, &entry.id)))?;
-        self.update_index(hp, key_name, |ix| {
+        self.update_index_with(hp, key_name, Durability::Durable, |ix| {
             let before = ix.entries.len();
             ix.entries.retain(|e| e.id != entry.id);
             ix.entries.len() != before

@@ -16,7 +16,7 @@ use super::layout::{self, now_ns};
 use super::records::{encode, InfoDoc, DOC_VERSION};
 use super::sink::EntrySink;
 use super::store::{BytesSource, Store};
-use crate::backend::{BackendExt, PutMode};
+use crate::backend::{BackendExt, Durability, PutMode};
 use crate::error::{Error, Result};
 use crate::format::{Checkpoint, CheckpointWriter, ReadOptions, StreamCheck, WriterOptions};
 
@@ -210,8 +210,18 @@ impl Store {
         self.ensure_index(&hp, key.name())?;
         let Pending { id, created_at } = pending;
         // Held until the index names the entry; released on every path.
-        let lease = self.take_lease(&hp, &id)?;
-        let (bytes, digest) = self.renewing(&lease, || put_data(&self.object_key(&layout::data_key(&hp, &id))))?;
+        // Data becomes visible only complete (a renamed temp file, a
+        // finished upload), its info right after; so a collection can take
+        // it for an orphan only within that moment, which the orphan grace
+        // covers unless it is short. Only then does the save pay for a
+        // lease (two more files on local disk).
+        let lease = if self.opts.orphan_grace < SAVE_LEASE_BELOW_GRACE {
+            Some(self.take_lease(&hp, &id, Durability::Volatile)?)
+        } else {
+            None
+        };
+        let (bytes, digest) =
+            self.renewing(lease.as_ref(), || put_data(&self.object_key(&layout::data_key(&hp, &id))))?;
         let entry = EntryInfo {
             id: id.clone(),
             objective: info.objective,
@@ -227,14 +237,10 @@ impl Store {
         let doc =
             InfoDoc { version: DOC_VERSION, key: key.name().to_string(), entry: entry.clone(), quarantined: None };
         self.backend.put(&self.object_key(&layout::info_key(&hp, &id)), encode(&doc)?, PutMode::Create)?;
-        let index = self.update_index(&hp, key.name(), |ix| {
-            if ix.entries.iter().any(|e| e.id == id) {
-                return false;
-            }
-            ix.entries.push(entry.clone());
-            true
-        })?;
-        lease.release()?;
+        let index = self.note_in_index(&hp, key.name(), &entry)?;
+        if let Some(lease) = lease {
+            lease.release()?;
+        }
         {
             let mut u = self.usage_state();
             u.net = u.net.saturating_add(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -245,6 +251,31 @@ impl Store {
         Ok(entry)
     }
 
+    /// Names a committed entry in its key's index; returns the index as
+    /// it now stands. Where index writes are volatile (local disk) every
+    /// read of an index merges the infos it lags, so the index is written
+    /// only once it lags [`INDEX_BATCH`] entries: most saves then create
+    /// no file besides their data and info (docs/STORE.md).
+    fn note_in_index(&self, hp: &str, key_name: &str, entry: &EntryInfo) -> Result<super::records::IndexDoc> {
+        if self.backend.volatile_is_weaker() {
+            if let Some((stored, _)) = self.read_stored_index(hp)? {
+                let known = stored.entries.len();
+                let merged = self.with_unindexed(hp, stored)?;
+                let named = merged.entries.iter().any(|e| e.id == entry.id);
+                if named && merged.entries.len() - known < INDEX_BATCH {
+                    return Ok(merged);
+                }
+            }
+        }
+        self.update_index(hp, key_name, |ix| {
+            if ix.entries.iter().any(|e| e.id == entry.id) {
+                return false;
+            }
+            ix.entries.push(entry.clone());
+            true
+        })
+    }
+
     /// Makes sure the key at `hp` has an index, creating an empty one if
     /// not; remembered per key, so a handle asks once.
     fn ensure_index(&self, hp: &str, key_name: &str) -> Result<()> {
@@ -253,7 +284,8 @@ impl Store {
             return Ok(());
         }
         let k = self.object_key(&layout::index_key(hp));
-        match self.backend.put(&k, encode(&super::records::IndexDoc::new(key_name))?, PutMode::Create) {
+        let empty = encode(&super::records::IndexDoc::new(key_name))?;
+        match self.backend.put_with(&k, empty, PutMode::Create, Durability::Volatile) {
             Ok(_) | Err(Error::AlreadyExists { .. } | Error::Precondition { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -269,11 +301,11 @@ impl Store {
     /// Runs `work` (an upload that may outlast the lease TTL) while a
     /// thread renews `lease` every third of the TTL, so that a collection
     /// never takes the data of a long save for an orphan.
-    fn renewing<T>(&self, lease: &super::Lease, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    fn renewing<T>(&self, lease: Option<&super::Lease>, work: impl FnOnce() -> Result<T>) -> Result<T> {
         let every = self.opts.lease_ttl / 3;
-        if every.is_zero() {
+        let Some(lease) = lease.filter(|_| !every.is_zero()) else {
             return work();
-        }
+        };
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             let renewer = s.spawn(|| loop {
@@ -292,6 +324,15 @@ impl Store {
         })
     }
 }
+
+/// How many committed entries an index may lag, where index writes are
+/// volatile, before a save writes it.
+const INDEX_BATCH: usize = 8;
+
+/// A save takes a lease on its new id only when the store's orphan grace
+/// is shorter than this: with a longer grace nothing fresh is taken for an
+/// orphan anyway.
+const SAVE_LEASE_BELOW_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The checkpoint metadata key under which [`Store::save_with`] records an
 /// entry's facts.

@@ -186,7 +186,25 @@ impl Store {
     /// Backend errors.
     pub fn list(&self) -> Result<Vec<(String, Vec<EntryInfo>)>> {
         let mut out = Vec::new();
-        for hp in self.index_paths()? {
+        let mut paths = self.index_paths()?;
+        if self.backend.volatile_is_weaker() {
+            // A crash may have lost a new key's index (index writes are not
+            // synced there): its committed entries still make it a key.
+            let root = self.object_key(layout::ENTRIES);
+            let known: std::collections::HashSet<String> = paths.iter().cloned().collect();
+            let mut lost: Vec<String> = self
+                .backend
+                .list_keys(&root)?
+                .into_iter()
+                .filter_map(|k| match layout::split_entry_key(&k, &root) {
+                    Some((hp, _, "info")) if !known.contains(&hp) => Some(hp),
+                    _ => None,
+                })
+                .collect();
+            lost.dedup();
+            paths.extend(lost);
+        }
+        for hp in paths {
             if let Some((mut ix, _)) = self.read_index(&hp)? {
                 if ix.entries.is_empty() {
                     continue;
@@ -218,7 +236,8 @@ impl Store {
     pub fn pin(&self, key: &Key, id: &str, pinned: bool) -> Result<EntryInfo> {
         let hp = key.hash_path();
         let mut found = None;
-        self.update_index(&hp, key.name(), |ix| {
+        // Durable: a pin the index forgot would not be seen by retention.
+        self.update_index_with(&hp, key.name(), crate::backend::Durability::Durable, |ix| {
             found = ix.entries.iter_mut().find(|e| e.id == id).map(|e| {
                 e.pinned = pinned;
                 e.clone()

@@ -230,7 +230,14 @@ pub fn lost_or_damaged_indexes_are_rebuilt(b: Arc<dyn Backend>) {
     let index_key = format!("store/index/{}", key.hash_path());
     // Damaged: the lookup rebuilds it (and keeps the damaged copy).
     b.put(&index_key, Bytes::from_static(b"{\"version\":1,\"key\":"), PutMode::Overwrite).unwrap();
-    assert!(!store.verify().unwrap().is_clean());
+    let report = store.verify().unwrap();
+    if b.volatile_is_weaker() {
+        // Index writes are not synced here, so a crash may do this: named,
+        // and not damage, since the infos hold everything an index does.
+        assert!(report.is_clean() && report.stale_indexes == [key.hash_path()], "{report:?}");
+    } else {
+        assert!(!report.is_clean() && report.damaged_indexes == [key.hash_path()], "{report:?}");
+    }
     assert_eq!(value(&store.lookup(&key, &Select::Best).unwrap().unwrap()), 0.0);
     let mut got = ids(&store, &key);
     got.sort();
@@ -238,11 +245,17 @@ pub fn lost_or_damaged_indexes_are_rebuilt(b: Arc<dyn Backend>) {
     assert!(store.entries(&key).unwrap().iter().any(|e| e.pinned && e.id == saved[3]), "the pin was lost");
     assert!(b.list("store/quarantine/").unwrap().iter().any(|m| m.key.contains("index-")));
     // Lost: damage (a save makes the index before its first entry), found
-    // by verify; the entries stay reachable, and repair brings it back.
+    // by verify, unless index writes are volatile (then a crash state); the
+    // entries stay reachable, and repair brings it back.
     b.delete(&index_key).unwrap();
     let report = store.verify().unwrap();
-    assert!(!report.is_clean() && report.missing_indexes == [key.hash_path()], "{report:?}");
-    assert_eq!(report.unindexed.len(), 4);
+    if b.volatile_is_weaker() {
+        assert!(report.is_clean() && report.stale_indexes == [key.hash_path()], "{report:?}");
+    } else {
+        assert!(!report.is_clean() && report.missing_indexes == [key.hash_path()], "{report:?}");
+    }
+    // Where indexes lag by design their entries are counted, not listed.
+    assert_eq!(report.unindexed.len(), if b.volatile_is_weaker() { 0 } else { 4 });
     let rep = store.repair().unwrap();
     assert_eq!(rep.entries, 4);
     assert_eq!(ids(&store, &key).len(), 4);
@@ -260,9 +273,21 @@ pub fn crash_leftovers_are_cleaned_or_adopted(b: Arc<dyn Backend>) {
     let key = Key::new("crashy");
     let kept = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint()).unwrap();
     let hp = key.hash_path();
+    // A removal that died after the info went: still indexed, and its
+    // lease (a remover leases what it removes) says it was being removed.
+    let half = store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint()).unwrap();
+    index_all(&store);
     // A save that died after its data: an orphan.
     b.put(&format!("store/entries/{hp}/0000000000000001-deadbeef0000.data"), ckpt(9.0), PutMode::Create).unwrap();
-    // A save that died after its info, before the index: committed, unindexed.
+    b.put(
+        &format!("store/leases/{hp}/{}.remover", half.id),
+        Bytes::from_static(b"{\"version\":1,\"expires_at\":1,\"holder\":\"x:1\"}"),
+        PutMode::Create,
+    )
+    .unwrap();
+    b.delete(&format!("store/entries/{hp}/{}.info", half.id)).unwrap();
+    // A save that died after its info, before the index: committed,
+    // unindexed (made last: a save folds what its index lags back in).
     let info = b.get(&format!("store/entries/{hp}/{}.info", kept.id)).unwrap();
     let twin = "0000000000000002-feedface0000";
     b.put(
@@ -276,16 +301,6 @@ pub fn crash_leftovers_are_cleaned_or_adopted(b: Arc<dyn Backend>) {
     info.remove("checksum");
     let info = serde_json::to_string(&info).unwrap().replace(&kept.id, twin);
     b.put(&format!("store/entries/{hp}/{twin}.info"), Bytes::from(info), PutMode::Create).unwrap();
-    // A removal that died after the info went: still indexed, and its
-    // lease (a remover leases what it removes) says it was being removed.
-    let half = store.save_bytes(&key, ckpt(2.0), SaveInfo::checkpoint()).unwrap();
-    b.put(
-        &format!("store/leases/{hp}/{}.remover", half.id),
-        Bytes::from_static(b"{\"version\":1,\"expires_at\":1,\"holder\":\"x:1\"}"),
-        PutMode::Create,
-    )
-    .unwrap();
-    b.delete(&format!("store/entries/{hp}/{}.info", half.id)).unwrap();
     // A lease whose holder is long gone.
     b.put(
         &format!("store/leases/{hp}/{}.stale", kept.id),
@@ -295,7 +310,8 @@ pub fn crash_leftovers_are_cleaned_or_adopted(b: Arc<dyn Backend>) {
     .unwrap();
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "crash leftovers are not damage: {report:?}");
-    assert_eq!((report.orphans, report.unindexed.len()), (1, 1));
+    let unindexed = if b.volatile_is_weaker() { 0 } else { 1 };
+    assert_eq!((report.orphans, report.unindexed.len()), (1, unindexed), "{report:?}");
     let gc = store.gc(&GcOptions::default()).unwrap();
     assert_eq!((gc.orphans, gc.adopted, gc.finished_removals, gc.stale_leases), (1, 1, 1, 2), "{gc:?}");
     let mut got = ids(&store, &key);
@@ -482,6 +498,13 @@ fn entry_key(hp: &str, id: &str, part: &str) -> String {
     format!("store/entries/{hp}/{id}.{part}")
 }
 
+/// Brings every index up to date with its entries: where index writes are
+/// volatile (local disk) an index lags its newest entries by design
+/// (docs/STORE.md), and these tests damage what an index records.
+fn index_all(store: &Store) {
+    store.gc(&GcOptions::default()).unwrap();
+}
+
 /// A checkpoint saved through `save_with`, which records the entry's facts
 /// in it.
 fn save_with(store: &Store, key: &Key, v: f32, info: SaveInfo) -> cairn::store::EntryInfo {
@@ -495,6 +518,7 @@ pub fn damaged_or_lost_infos_are_found_and_recovered(b: Arc<dyn Backend>) {
     let saved: Vec<_> = (0..4)
         .map(|i| store.save_bytes(&key, ckpt(i as f32), SaveInfo::checkpoint().objective(f64::from(i))).unwrap())
         .collect();
+    index_all(&store);
     assert!(store.verify().unwrap().is_clean());
     // One byte flipped, one truncated, one deleted; the data is intact.
     let info = |i: usize| entry_key(&hp, &saved[i].id, "info");
@@ -540,12 +564,14 @@ pub fn an_index_that_disagrees_with_the_data_is_rebuilt_not_blamed_on_it(b: Arc<
     let store = open(&b, StoreOptions::default().cache_bytes(0));
     let key = Key::new("edited");
     let a = store.save_bytes(&key, ckpt(1.0), SaveInfo::checkpoint().objective(0.5)).unwrap();
+    index_all(&store);
     let index_key = format!("store/index/{}", key.hash_path());
     let edit = |text: &str| text.replacen(&a.digest[..8], "00000000", 1);
     // One digest edited, still valid JSON: the index's checksum finds it.
     let text = String::from_utf8(b.get(&index_key).unwrap().to_vec()).unwrap();
     b.put(&index_key, Bytes::from(edit(&text)), PutMode::Overwrite).unwrap();
-    assert!(!store.verify().unwrap().damaged_indexes.is_empty());
+    let report = store.verify().unwrap();
+    assert!(!report.damaged_indexes.is_empty() || !report.stale_indexes.is_empty(), "{report:?}");
     let found = store.lookup(&key, &Select::Best).unwrap().unwrap();
     assert_eq!((found.info.id.as_str(), value(&found)), (a.id.as_str(), 1.0));
     assert!(store.quarantined().unwrap().is_empty(), "a healthy entry was quarantined");

@@ -41,6 +41,9 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<()> {
         for hp in &r.missing_indexes {
             println!("missing index: {hp} (a key with entries and no index)");
         }
+        for hp in &r.stale_indexes {
+            println!("stale index: {hp} (left by a crash; rebuilt from its entries' infos when next read)");
+        }
         if r.orphans > 0 {
             println!("{} orphan data objects of unfinished saves (gc removes them)", r.orphans);
         }

@@ -140,6 +140,12 @@ impl SimFs {
         lock(&self.state).ops
     }
 
+    /// How many of the counted operations were of the fsync family
+    /// (`sync_data`, `sync_all`, `sync_dir`): what durability costs.
+    pub fn sync_count(&self) -> u64 {
+        lock(&self.state).syncs
+    }
+
     /// Lets `n` more mutating operations happen, then cuts the power: the
     /// next mutating operation and every call after it (reads included)
     /// fail with an [`io::ErrorKind::Other`] "simulated power loss" error

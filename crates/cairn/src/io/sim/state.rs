@@ -171,6 +171,8 @@ pub(super) struct State {
     pub dir_pending: BTreeMap<PathBuf, Vec<DirOp>>,
     /// Mutating operations counted so far.
     pub ops: u64,
+    /// Of those, the fsync family (`sync_data`, `sync_all`, `sync_dir`).
+    pub syncs: u64,
     /// The op count at which the power goes.
     pub crash_at: Option<u64>,
     pub down: bool,
@@ -211,6 +213,9 @@ impl State {
             return Err(power_loss());
         }
         self.ops = self.ops.saturating_add(1);
+        if matches!(kind, OpKind::SyncData | OpKind::SyncAll | OpKind::SyncDir) {
+            self.syncs = self.syncs.saturating_add(1);
+        }
         // Every rule sees the operation, so each one's skip count means
         // "matching operations", whatever the other rules do.
         let mut fault = None;
