@@ -191,3 +191,24 @@ fn bad_values_are_usage_errors() {
     cairn(["demo", "--root", root, "--url", "s3://bucket/x"]).expect(2);
     assert!(ls(dir.path()).is_empty());
 }
+
+/// With `--async` checkpoints are saved in the background: the same run,
+/// bit for bit, as with blocking saves, and the time the loop was blocked
+/// is printed against the time the saves took.
+#[test]
+fn async_checkpoints_give_the_same_run_and_say_what_they_cost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blocking = demo(&tmp.path().join("a"), 60, 10, SIZE);
+    let root = tmp.path().join("b");
+    let r =
+        cairn(["demo", "--steps", "60", "--every", "10", "--size", SIZE, "--async", "--root", root.to_str().unwrap()]);
+    r.expect(0);
+    assert_eq!(final_loss(&r), final_loss(&blocking));
+    let line = line_value(&r, "async saves: ");
+    assert!(line.starts_with("5 checkpoints, training blocked "), "{line}");
+    let checkpoints = ls(&root).into_iter().filter(|e| e["kind"] == "checkpoint").count();
+    assert!(checkpoints >= 1, "the async checkpoints are not in the store");
+    // And it resumes from them like any other run.
+    let again = demo(&root, 80, 10, SIZE);
+    assert!(again.out().contains("resum"), "{}", again.out());
+}

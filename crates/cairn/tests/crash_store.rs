@@ -1,6 +1,6 @@
 //! Crash safety of the store on the simulated file system: a crash after
-//! every I/O operation of saves (whole and streamed, with retention) and a
-//! collection, under
+//! every I/O operation of saves (whole, streamed and in the background,
+//! with retention) and a collection, under
 //! every crash plan, leaves a store that verifies clean, loses no
 //! acknowledged entry that retention keeps, and is clean of leftovers after
 //! one collection.
@@ -43,10 +43,13 @@ fn workload(sim: &SimFs) -> (Vec<String>, bool) {
         let key = Key::new("k");
         for i in 0..3 {
             let info = SaveInfo::checkpoint().iteration(i);
+            let opts = WriterOptions::default().frame_size(4096);
             let saved = if i == 1 {
                 // Streamed into the backend frame by frame (several frames).
-                let opts = WriterOptions::default().frame_size(4096);
                 store.save_with(&key, info, opts, |w| w.add_tensor("w", &[3000], &[i as f32; 3000]))?
+            } else if i == 2 {
+                // Staged, then written by a background thread.
+                store.save_async(&key, info, opts, |w| w.add_tensor("w", &[3000], &[i as f32; 3000]))?.wait()?
             } else {
                 store.save_bytes(&key, ckpt(i as f32), info)?
             };

@@ -5,6 +5,8 @@
 mod hooked;
 #[path = "store/suite.rs"]
 mod suite;
+#[path = "store/suite_async.rs"]
+mod suite_async;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ fn make() -> Option<(Arc<dyn Backend>, suite::Guard)> {
 }
 
 store_tests!(make);
+store_async_tests!(make);
 
 #[test]
 fn open_url_takes_paths_and_file_urls_and_refuses_memory() {

@@ -5,6 +5,8 @@
 mod hooked;
 #[path = "store/suite.rs"]
 mod suite;
+#[path = "store/suite_async.rs"]
+mod suite_async;
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ fn make() -> Option<(Arc<dyn Backend>, suite::Guard)> {
 }
 
 store_tests!(make);
+store_async_tests!(make);
 
 #[test]
 fn a_save_outlasting_its_lease_ttl_keeps_its_lease_alive() {

@@ -4,6 +4,8 @@
 
 #[path = "store/suite.rs"]
 mod suite;
+#[path = "store/suite_async.rs"]
+mod suite_async;
 
 #[path = "backend/s3_env.rs"]
 mod s3_env;
@@ -17,3 +19,4 @@ fn make() -> Option<(Arc<dyn Backend>, suite::Guard)> {
 }
 
 store_tests!(make);
+store_async_tests!(make);

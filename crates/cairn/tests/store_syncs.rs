@@ -1,6 +1,6 @@
-//! What durability costs a small save into a local store: fsync-family
-//! calls, counted on the simulated file system (docs/STORE.md argues why
-//! each one that remains is needed).
+//! What durability costs a small save into a local store (fsync-family
+//! calls, counted on the simulated file system; docs/STORE.md argues why
+//! each one that remains is needed), and a background save on a full disk.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -31,4 +31,40 @@ fn a_small_save_makes_at_most_four_syncs() {
     assert!(per_save[1..].iter().all(|&n| n <= 4), "syncs per save: {per_save:?}");
     let found = store.lookup(&key, &Select::Latest).unwrap().unwrap();
     assert_eq!(found.info.iteration, Some(4));
+}
+
+/// A background save that runs out of space returns the error from
+/// `wait`, leaves nothing partial, and the store saves again once space is
+/// freed.
+#[test]
+fn a_background_save_out_of_space_fails_cleanly_and_the_store_recovers() {
+    use cairn::io::{Fault, FaultRule, OpKind};
+    let sim = SimFs::new();
+    let backend = LocalBackend::open_in(sim.shared(), "root").unwrap();
+    let store = Store::open(Arc::new(backend), "", StoreOptions::default()).unwrap();
+    let key = Key::new("k");
+    let opts = || WriterOptions::default().frame_size(4096);
+    let first =
+        store.save_with(&key, SaveInfo::checkpoint().iteration(1), opts(), |w| w.add_bytes("b", &[1; 9000])).unwrap();
+    // The disk is full for every write from here.
+    sim.inject(FaultRule::on(OpKind::Write).with_fault(Fault::Enospc));
+    let err =
+        match store.save_async(&key, SaveInfo::checkpoint().iteration(2), opts(), |w| w.add_bytes("b", &[2; 50_000])) {
+            Ok(h) => h.wait().unwrap_err(),
+            Err(e) => e,
+        };
+    assert!(cairn::error_chain(&err).contains("No space left"), "{}", cairn::error_chain(&err));
+    sim.clear_faults();
+    let latest = store.lookup(&key, &Select::Latest).unwrap().unwrap();
+    assert_eq!(latest.info.id, first.id, "a failed save became the latest");
+    let report = store.verify().unwrap();
+    assert!(report.is_clean() && report.orphans == 0, "{report:?}");
+    let again = store
+        .save_async(&key, SaveInfo::checkpoint().iteration(3), opts(), |w| w.add_bytes("b", &[3; 50_000]))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let latest = store.lookup(&key, &Select::Latest).unwrap().unwrap();
+    assert_eq!(latest.info.id, again.id);
+    assert_eq!(latest.checkpoint.read("b").unwrap(), vec![3; 50_000]);
 }

@@ -17,6 +17,7 @@ mod pipeline;
 mod reader;
 mod sink;
 mod source;
+pub(crate) mod stage;
 mod stats;
 mod stream_check;
 mod verify;

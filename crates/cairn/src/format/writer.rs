@@ -18,7 +18,26 @@ use super::layout::{features, frame_size_ok, limits, xxh3, Header, Trailer, DATA
 use super::options::{ChunkSpec, WriterOptions};
 use super::pipeline::{self, FrameParams, Written};
 use super::sink::{FileSink, Sink};
+use super::stage::Stager;
 use crate::error::{Error, Result};
+
+/// The writer itself: what [`CheckpointWriter`] does when it writes
+/// directly (not staging for a background save).
+pub(crate) struct WriterCore<S: Sink> {
+    sink: Option<S>,
+    /// Where it writes, for messages.
+    target: String,
+    /// Why the sink was given up, once it was.
+    poisoned: Option<String>,
+    pos: u64,
+    opts: WriterOptions,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    index: Index,
+    /// Each chunk's frame table, parallel to `index.chunks`.
+    tables: Vec<Vec<FrameEntry>>,
+    names: HashSet<String>,
+    required: u64,
+}
 
 /// Writes a checkpoint chunk by chunk. Nothing is visible at the target path
 /// until [`finish`](Self::finish) returns; dropping the writer discards it.
@@ -36,19 +55,150 @@ use crate::error::{Error, Result};
 /// # Ok(()) }
 /// ```
 pub struct CheckpointWriter<S: Sink = FileSink> {
-    sink: Option<S>,
-    /// Where it writes, for messages.
-    target: String,
-    /// Why the sink was given up, once it was.
-    poisoned: Option<String>,
-    pos: u64,
-    opts: WriterOptions,
-    pool: Option<Arc<rayon::ThreadPool>>,
-    index: Index,
-    /// Each chunk's frame table, parallel to `index.chunks`.
-    tables: Vec<Vec<FrameEntry>>,
-    names: HashSet<String>,
-    required: u64,
+    mode: Mode<S>,
+}
+
+enum Mode<S: Sink> {
+    /// Frames are encoded and written as chunks are added.
+    Direct(Box<WriterCore<S>>),
+    /// Chunks are copied into staging buffers and written by a background
+    /// save ([`Store::save_async`](crate::store::Store::save_async)).
+    Staged(Stager),
+}
+
+impl<S: Sink> CheckpointWriter<S> {
+    /// Starts a checkpoint written to `sink`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for bad options; the sink's error if the
+    /// header cannot be written.
+    pub fn with_sink(sink: S, opts: WriterOptions) -> Result<Self> {
+        Ok(CheckpointWriter { mode: Mode::Direct(Box::new(WriterCore::with_sink(sink, opts)?)) })
+    }
+
+    /// A writer that stages what is added for a background save.
+    pub(crate) fn staged(stager: Stager) -> Self {
+        CheckpointWriter { mode: Mode::Staged(stager) }
+    }
+
+    /// The direct writer, `None` for a staging one.
+    pub(crate) fn core_mut(&mut self) -> Option<&mut WriterCore<S>> {
+        match &mut self.mode {
+            Mode::Direct(core) => Some(core),
+            Mode::Staged(_) => None,
+        }
+    }
+
+    /// The staging writer's state, `None` for a direct one.
+    pub(crate) fn stager(&mut self) -> Option<&mut Stager> {
+        match &mut self.mode {
+            Mode::Direct(_) => None,
+            Mode::Staged(st) => Some(st),
+        }
+    }
+
+    /// Records the training step (or any counter) this checkpoint belongs to.
+    pub fn set_step(&mut self, step: u64) {
+        match &mut self.mode {
+            Mode::Direct(core) => core.set_step(step),
+            Mode::Staged(st) => st.set_step(step),
+        }
+    }
+
+    /// Adds a user metadata entry; a later value for the same key wins.
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: serde_json::Value) {
+        match &mut self.mode {
+            Mode::Direct(core) => core.set_metadata(key, value),
+            Mode::Staged(st) => st.set_metadata(key.into(), value),
+        }
+    }
+
+    /// Adds a chunk of opaque bytes.
+    ///
+    /// # Errors
+    /// As [`add_chunk`](Self::add_chunk).
+    pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        self.add_chunk(name, &ChunkSpec::bytes(), data)
+    }
+
+    /// Adds a tensor of any [`Element`] type with the given shape.
+    ///
+    /// # Errors
+    /// As [`add_chunk`](Self::add_chunk); the shape must match the data.
+    pub fn add_tensor<T: Element>(&mut self, name: &str, shape: &[u64], data: &[T]) -> Result<()> {
+        self.add_chunk(name, &ChunkSpec::tensor(T::DTYPE, shape), bytemuck::cast_slice(data))
+    }
+
+    /// Adds a serde value encoded with postcard (compact and fast).
+    ///
+    /// # Errors
+    /// [`Error::Serde`] if the value cannot be encoded; as [`add_chunk`](Self::add_chunk).
+    pub fn add_serde<T: serde::Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
+        let bytes =
+            postcard::to_stdvec(value).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })?;
+        self.add_chunk(name, &ChunkSpec::bytes().kind(ChunkKind::Postcard), &bytes)
+    }
+
+    /// Adds a serde value encoded as JSON (readable with `cairn cat`).
+    ///
+    /// # Errors
+    /// [`Error::Serde`] if the value cannot be encoded; as [`add_chunk`](Self::add_chunk).
+    pub fn add_json<T: serde::Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })?;
+        self.add_chunk(name, &ChunkSpec::bytes().kind(ChunkKind::Json), &bytes)
+    }
+
+    /// Adds a chunk from a slice, without copying frames that are stored
+    /// raw. (A staging writer copies the slice into its staging buffers, so
+    /// the caller may change it as soon as this returns.)
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a duplicate or bad name or a shape that
+    /// does not match; [`Error::Poisoned`] after an earlier chunk failed;
+    /// I/O errors writing.
+    pub fn add_chunk(&mut self, name: &str, spec: &ChunkSpec, data: &[u8]) -> Result<()> {
+        match &mut self.mode {
+            Mode::Direct(core) => core.add_chunk(name, spec, data),
+            Mode::Staged(st) => st.add_chunk(name, spec, data),
+        }
+    }
+
+    /// Adds a chunk read to its end from `reader`, a frame at a time.
+    /// Returns the number of bytes read.
+    ///
+    /// # Errors
+    /// As [`add_chunk`](Self::add_chunk), plus the reader's errors. A tensor
+    /// whose bytes do not match its shape is refused and poisons the writer,
+    /// since its frames are already written.
+    pub fn add_reader(&mut self, name: &str, spec: &ChunkSpec, reader: impl Read) -> Result<u64> {
+        match &mut self.mode {
+            Mode::Direct(core) => core.add_reader(name, spec, reader),
+            Mode::Staged(st) => st.add_reader(name, spec, reader),
+        }
+    }
+
+    /// Writes the index and trailer and commits the sink: for a file, sync,
+    /// rename over the target, sync the directory. Returns what the sink
+    /// yields (the path, or the bytes in memory).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier failure; I/O errors while writing,
+    /// syncing or renaming. The target is untouched unless `Ok` is returned.
+    pub fn finish(self) -> Result<S::Output> {
+        match self.mode {
+            Mode::Direct(core) => (*core).finish(),
+            Mode::Staged(_) => Err(Error::Internal("a staging writer is finished by its background save".into())),
+        }
+    }
+
+    /// The digest the file will carry if no more chunks are added. (A
+    /// staging writer waits for its background save to catch up.)
+    pub fn digest(&self) -> [u8; 32] {
+        match &self.mode {
+            Mode::Direct(core) => core.digest(),
+            Mode::Staged(st) => st.digest(),
+        }
+    }
 }
 
 impl CheckpointWriter<FileSink> {
@@ -89,7 +239,7 @@ fn sink_err<S: Sink>(sink: &S) -> impl Fn(std::io::Error) -> Error {
     move |e| Error::Io { op: "writing checkpoint", path: path.clone(), source: e }
 }
 
-impl<S: Sink> CheckpointWriter<S> {
+impl<S: Sink> WriterCore<S> {
     /// Starts a checkpoint written to `sink`.
     ///
     /// # Errors
@@ -116,7 +266,7 @@ impl<S: Sink> CheckpointWriter<S> {
         // The features the frames use are known only at the end: the
         // trailer carries them, so nothing written is ever rewritten.
         sink.write_all(&header(opts.frame_size).encode()).map_err(sink_err(&sink))?;
-        Ok(CheckpointWriter {
+        Ok(WriterCore {
             target: sink.describe().display().to_string(),
             poisoned: None,
             sink: Some(sink),
@@ -138,41 +288,6 @@ impl<S: Sink> CheckpointWriter<S> {
     /// Adds a user metadata entry; a later value for the same key wins.
     pub fn set_metadata(&mut self, key: impl Into<String>, value: serde_json::Value) {
         self.index.metadata.insert(key.into(), value);
-    }
-
-    /// Adds a chunk of opaque bytes.
-    ///
-    /// # Errors
-    /// As [`add_chunk`](Self::add_chunk).
-    pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
-        self.add_chunk(name, &ChunkSpec::bytes(), data)
-    }
-
-    /// Adds a tensor of any [`Element`] type with the given shape.
-    ///
-    /// # Errors
-    /// As [`add_chunk`](Self::add_chunk); the shape must match the data.
-    pub fn add_tensor<T: Element>(&mut self, name: &str, shape: &[u64], data: &[T]) -> Result<()> {
-        self.add_chunk(name, &ChunkSpec::tensor(T::DTYPE, shape), bytemuck::cast_slice(data))
-    }
-
-    /// Adds a serde value encoded with postcard (compact and fast).
-    ///
-    /// # Errors
-    /// [`Error::Serde`] if the value cannot be encoded; as [`add_chunk`](Self::add_chunk).
-    pub fn add_serde<T: serde::Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
-        let bytes =
-            postcard::to_stdvec(value).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })?;
-        self.add_chunk(name, &ChunkSpec::bytes().kind(ChunkKind::Postcard), &bytes)
-    }
-
-    /// Adds a serde value encoded as JSON (readable with `cairn cat`).
-    ///
-    /// # Errors
-    /// [`Error::Serde`] if the value cannot be encoded; as [`add_chunk`](Self::add_chunk).
-    pub fn add_json<T: serde::Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Serde { name: name.into(), detail: e.to_string() })?;
-        self.add_chunk(name, &ChunkSpec::bytes().kind(ChunkKind::Json), &bytes)
     }
 
     /// Adds a chunk from a slice, without copying frames that are stored raw.
@@ -203,30 +318,22 @@ impl<S: Sink> CheckpointWriter<S> {
         Ok(self.index.chunks.last().map_or(0, |c| c.raw_len))
     }
 
+    /// Adds a chunk from frames staged elsewhere, in order, each with
+    /// whether it is the last (a background save's side of [`Stager`]).
+    pub(crate) fn add_frames<B, I>(&mut self, name: &str, spec: &ChunkSpec, frames: I) -> Result<()>
+    where
+        B: AsRef<[u8]> + Send,
+        I: Iterator<Item = std::io::Result<(B, bool)>>,
+    {
+        self.check_chunk(name, spec, None)?;
+        self.write_chunk(name, spec, frames)
+    }
+
     fn check_chunk(&self, name: &str, spec: &ChunkSpec, len: Option<u64>) -> Result<()> {
         if self.sink.is_none() {
             return Err(self.poisoned_error());
         }
-        if name.is_empty() || name.len() > limits::MAX_NAME_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "chunk name must be 1 to {} bytes, got {}",
-                limits::MAX_NAME_LEN,
-                name.len()
-            )));
-        }
-        if self.names.contains(name) {
-            return Err(Error::InvalidArgument(format!("duplicate chunk name {name:?}")));
-        }
-        if self.index.chunks.len() >= limits::MAX_CHUNKS as usize {
-            return Err(Error::InvalidArgument(format!("more than {} chunks", limits::MAX_CHUNKS)));
-        }
-        if let (Some(shape), Some(len)) = (&spec.shape, len) {
-            tensor_len_matches(name, spec, shape, len)?;
-        }
-        if spec.shape.as_ref().is_some_and(|s| s.len() > limits::MAX_NDIM) {
-            return Err(Error::InvalidArgument(format!("chunk {name:?}: more than {} dimensions", limits::MAX_NDIM)));
-        }
-        Ok(())
+        check_chunk(&self.names, self.index.chunks.len(), name, spec, len)
     }
 
     fn write_chunk<B, I>(&mut self, name: &str, spec: &ChunkSpec, frames: I) -> Result<()>
@@ -343,6 +450,38 @@ impl<S: Sink> CheckpointWriter<S> {
     pub fn digest(&self) -> [u8; 32] {
         file_digest(&self.index.chunks)
     }
+}
+
+/// Checks a chunk about to be added: its name (non-empty, short enough,
+/// new among `names`), the chunk count, and a tensor's shape against `len`
+/// when known. Shared by the writer and the staging writer.
+pub(crate) fn check_chunk(
+    names: &HashSet<String>,
+    count: usize,
+    name: &str,
+    spec: &ChunkSpec,
+    len: Option<u64>,
+) -> Result<()> {
+    if name.is_empty() || name.len() > limits::MAX_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "chunk name must be 1 to {} bytes, got {}",
+            limits::MAX_NAME_LEN,
+            name.len()
+        )));
+    }
+    if names.contains(name) {
+        return Err(Error::InvalidArgument(format!("duplicate chunk name {name:?}")));
+    }
+    if count >= limits::MAX_CHUNKS as usize {
+        return Err(Error::InvalidArgument(format!("more than {} chunks", limits::MAX_CHUNKS)));
+    }
+    if let (Some(shape), Some(len)) = (&spec.shape, len) {
+        tensor_len_matches(name, spec, shape, len)?;
+    }
+    if spec.shape.as_ref().is_some_and(|s| s.len() > limits::MAX_NDIM) {
+        return Err(Error::InvalidArgument(format!("chunk {name:?}: more than {} dimensions", limits::MAX_NDIM)));
+    }
+    Ok(())
 }
 
 fn header(frame_size: u32) -> Header {

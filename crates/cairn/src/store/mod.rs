@@ -35,6 +35,7 @@ mod remove;
 mod repair;
 mod retention;
 mod save;
+mod save_async;
 mod select;
 mod sink;
 // The store itself, as docs/STORE.md names it.
@@ -52,6 +53,7 @@ pub use lease::Lease;
 pub use options::{Retention, StoreOptions};
 pub use repair::RepairReport;
 pub use save::{SaveInfo, ENTRY_FACTS_KEY};
+pub use save_async::{SaveHandle, SaveStats};
 pub use select::{candidates, rank, select, Direction, Select};
 pub use sink::{EntrySink, Stored};
 pub use store::{default_location, Found, Store};

@@ -73,6 +73,8 @@ pub struct StoreOptions {
     pub(crate) cache_bytes: u64,
     pub(crate) cache_ttl: Option<Duration>,
     pub(crate) create: bool,
+    pub(crate) max_saves_in_flight: usize,
+    pub(crate) stage_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -89,11 +91,33 @@ impl Default for StoreOptions {
             cache_bytes: 256 << 20,
             cache_ttl: None,
             create: true,
+            max_saves_in_flight: 1,
+            stage_bytes: 1 << 30,
         }
     }
 }
 
 impl StoreOptions {
+    /// How many [`save_async`](super::Store::save_async) saves may run at
+    /// once; the next one waits for a slot. At least 1. Default = 1.
+    #[must_use]
+    pub fn max_saves_in_flight(mut self, n: usize) -> Self {
+        self.max_saves_in_flight = n.max(1);
+        self
+    }
+
+    /// The memory one [`save_async`](super::Store::save_async) may stage the
+    /// caller's data in. A state larger than this is staged as far as it
+    /// fits, and the call waits for the background writer to free staging
+    /// buffers for the rest (the handle's stats say how long). Staging
+    /// always holds at least the writer's window of frames (two per thread
+    /// and three more). Default = 1 GiB.
+    #[must_use]
+    pub fn stage_bytes(mut self, bytes: usize) -> Self {
+        self.stage_bytes = bytes;
+        self
+    }
+
     /// Whether lower or higher objectives are better. Default = minimise.
     #[must_use]
     pub fn direction(mut self, d: Direction) -> Self {

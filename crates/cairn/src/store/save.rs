@@ -85,6 +85,7 @@ impl Store {
     /// [`Error::InvalidArgument`] for a NaN objective; [`Error::Corrupt`]
     /// if `data` is not a readable checkpoint; backend errors.
     pub fn save_bytes(&self, key: &Key, data: impl Into<Bytes>, info: SaveInfo) -> Result<EntryInfo> {
+        self.saves.take_failure()?;
         let data: Bytes = data.into();
         check_info(&info)?;
         // A structural check (header, index, trailer) before anything is stored.
@@ -108,6 +109,7 @@ impl Store {
     /// file fails verification or changes before it is stored; I/O errors
     /// reading it.
     pub fn save_file(&self, key: &Key, path: impl AsRef<Path>, info: SaveInfo) -> Result<EntryInfo> {
+        self.saves.take_failure()?;
         let path = path.as_ref();
         check_info(&info)?;
         // One open file for both: a file renamed over the path after this
@@ -158,7 +160,33 @@ impl Store {
         opts: WriterOptions,
         write: impl FnOnce(&mut CheckpointWriter<EntrySink>) -> Result<()>,
     ) -> Result<EntryInfo> {
+        self.saves.take_failure()?;
         check_info(&info)?;
+        self.save_streamed(key, info, opts, write)
+    }
+
+    /// A background save's side of [`save_async`](Self::save_async): the
+    /// `save_with` protocol, its chunks taken from what the caller staged.
+    pub(crate) fn save_staged(
+        &self,
+        key: &Key,
+        info: SaveInfo,
+        opts: WriterOptions,
+        staged: std::sync::mpsc::Receiver<crate::format::stage::Op>,
+    ) -> Result<EntryInfo> {
+        self.save_streamed(key, info, opts, |w| match w.core_mut() {
+            Some(core) => crate::format::stage::drive(core, &staged),
+            None => Err(Error::Internal("a background save was given a staging writer".into())),
+        })
+    }
+
+    fn save_streamed(
+        &self,
+        key: &Key,
+        info: SaveInfo,
+        opts: WriterOptions,
+        write: impl FnOnce(&mut CheckpointWriter<EntrySink>) -> Result<()>,
+    ) -> Result<EntryInfo> {
         let pending = Pending::new();
         let facts = super::facts::EntryFacts::new(key.name(), &pending.id, pending.created_at, &info);
         let facts =
@@ -353,7 +381,7 @@ impl Pending {
     }
 }
 
-fn check_info(info: &SaveInfo) -> Result<()> {
+pub(crate) fn check_info(info: &SaveInfo) -> Result<()> {
     if info.objective.is_some_and(f64::is_nan) {
         return Err(Error::InvalidArgument("an entry's objective must not be NaN".into()));
     }

@@ -42,8 +42,42 @@ pub(crate) struct UsageState {
 /// assert_eq!(best.info.iteration, Some(200));
 /// # Ok(()) }
 /// ```
+///
+/// Saves in flight ([`save_async`](Self::save_async)) belong to the store:
+/// dropping it waits for them (their failures are then logged, since
+/// nobody is left to return them to).
 #[derive(Debug)]
 pub struct Store {
+    shared: Arc<StoreShared>,
+    /// Whether this is a background save's handle, which does not wait for
+    /// saves when dropped (it is one of them).
+    background: bool,
+}
+
+impl std::ops::Deref for Store {
+    type Target = StoreShared;
+
+    fn deref(&self) -> &StoreShared {
+        &self.shared
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.background {
+            return;
+        }
+        self.saves.wait_idle();
+        if let Err(e) = self.saves.take_failure() {
+            log::error!("{}: a background save failed and nobody waited for it: {e}", self.url());
+        }
+    }
+}
+
+/// What every handle of one opened store shares: the user's [`Store`] and
+/// the handles its background saves hold. Reached only through [`Store`].
+#[derive(Debug)]
+pub struct StoreShared {
     pub(crate) backend: Arc<dyn Backend>,
     /// Prepended to every key: `""` or `"some/prefix/"`.
     pub(crate) prefix: String,
@@ -52,6 +86,8 @@ pub struct Store {
     pub(crate) cache: super::cache::EntryCache,
     /// Hash paths of keys this handle knows to have an index.
     pub(crate) indexed_keys: Mutex<std::collections::HashSet<String>>,
+    /// Background saves in flight and the failures nobody collected.
+    pub(crate) saves: Arc<super::save_async::InFlight>,
 }
 
 /// A found entry: its info and the opened, verified checkpoint.
@@ -78,14 +114,16 @@ impl Store {
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         backend::check_prefix(&prefix)?;
         let cache = super::cache::EntryCache::new(opts.cache_bytes, opts.cache_ttl);
-        let store = Store {
+        let shared = StoreShared {
             backend,
             prefix,
             opts,
             usage: Mutex::new(UsageState::default()),
             cache,
             indexed_keys: Mutex::new(std::collections::HashSet::new()),
+            saves: Arc::default(),
         };
+        let store = Store { shared: Arc::new(shared), background: false };
         let base = store.read_usage()?.map(|u| u.bytes);
         store.usage_state().base = base;
         Ok(store)
@@ -125,6 +163,11 @@ impl Store {
     /// there is neither `$CAIRN_HOME` nor a cache directory.
     pub fn open_default(opts: StoreOptions) -> Result<Self> {
         Self::open_url(&default_location()?, opts)
+    }
+
+    /// A handle on the same store for a background save.
+    pub(crate) fn background_handle(&self) -> Store {
+        Store { shared: Arc::clone(&self.shared), background: true }
     }
 
     /// The backend and prefix, as a URL for messages.

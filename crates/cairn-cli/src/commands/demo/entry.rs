@@ -2,7 +2,7 @@
 //! tensors, the step, the configuration and the losses as JSON.
 
 use anyhow::{anyhow, Context};
-use cairn::store::{EntryInfo, EntryKind, Found, Key, SaveInfo, Store};
+use cairn::store::{EntryInfo, EntryKind, Found, Key, SaveHandle, SaveInfo, Store};
 use cairn::{Compression, WriterOptions};
 use serde::{Deserialize, Serialize};
 
@@ -37,13 +37,9 @@ pub fn save(
     p: Progress,
 ) -> anyhow::Result<EntryInfo> {
     let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
-    // Zstd at its fastest level: float noise barely compresses, so higher
-    // levels would only cost time; the shuffle groups exponent bytes,
-    // which is what does compress.
-    let opts = WriterOptions::default().compression(Compression::Zstd(1)).shuffle(true);
     let shape = cfg.shape();
     store
-        .save_with(key, info, opts, |w| {
+        .save_with(key, info, writer_options(), |w| {
             w.add_tensor(WEIGHTS, &shape, &t.weights)?;
             w.add_tensor(M, &shape, &t.m)?;
             w.add_tensor(V, &shape, &t.v)?;
@@ -51,6 +47,35 @@ pub fn save(
             w.add_json(PROGRESS, &p)
         })
         .with_context(|| format!("saving step {} to {}", t.step, store.url()))
+}
+
+/// As [`save`], in the background: returns once the state is staged.
+pub fn save_async(
+    store: &Store,
+    key: &Key,
+    kind: EntryKind,
+    cfg: &Config,
+    t: &Train,
+    p: Progress,
+) -> anyhow::Result<SaveHandle> {
+    let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
+    let shape = cfg.shape();
+    store
+        .save_async(key, info, writer_options(), |w| {
+            w.add_tensor(WEIGHTS, &shape, &t.weights)?;
+            w.add_tensor(M, &shape, &t.m)?;
+            w.add_tensor(V, &shape, &t.v)?;
+            w.add_json(CONFIG, cfg)?;
+            w.add_json(PROGRESS, &p)
+        })
+        .with_context(|| format!("staging step {} for {}", t.step, store.url()))
+}
+
+/// Zstd at its fastest level: float noise barely compresses, so higher
+/// levels would only cost time; the shuffle groups exponent bytes, which is
+/// what does compress.
+fn writer_options() -> WriterOptions {
+    WriterOptions::default().compression(Compression::Zstd(1)).shuffle(true)
 }
 
 /// The training state of a found entry, checked against `cfg`.

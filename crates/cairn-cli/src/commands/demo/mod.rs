@@ -44,6 +44,11 @@ pub struct Args {
     /// sizes keep tests fast in debug builds.
     #[arg(long, value_name = "SIZE", default_value_t = 1024, hide = true)]
     size: usize,
+    /// Save checkpoints in the background (`Store::save_async`): training
+    /// waits only while the state is copied into staging buffers. Prints
+    /// the time blocked against the time the saves took in the background.
+    #[arg(long = "async")]
+    background: bool,
 }
 
 /// Largest `--size`: 4096² weights are 64 MiB per tensor.
@@ -114,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let st = found.checkpoint.stats();
             writeln!(
                 out,
-                "  resume load: lookup {:.1} ms (read, BLAKE3 check, open); tensors {} read, {} decompressed (ratio {:.2}) in {:.1} ms (decompress {:.1} ms, checks {:.1} ms)",
+                "  resume load: lookup {:.1} ms (open, BLAKE3 check of every byte); tensors {} read, {} decompressed (ratio {:.2}) in {:.1} ms (decompress {:.1} ms, checks {:.1} ms)",
                 output::millis(lookup_time),
                 output::bytes(st.bytes_read),
                 output::bytes(st.bytes_decompressed),
@@ -138,6 +143,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let work = Workload::new(&cfg);
     let first_step = train.step;
     let bar = progress::steps_bar(train.step, args.steps.max(train.step));
+    let mut in_flight: Option<(cairn::store::SaveHandle, Progress)> = None;
+    let mut timing = Timing::default();
     let started = Instant::now();
     while train.step < args.steps {
         let t0 = Instant::now();
@@ -149,22 +156,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.set_message(format!("loss {loss:.4}"));
         let p = Progress { step: train.step, train_loss: loss, eval_loss: f64::NAN };
         last = Some(p);
+        if in_flight.as_ref().is_some_and(|(h, _)| !h.is_finished()) {
+            timing.during_save.add(t0.elapsed());
+        } else {
+            timing.idle.add(t0.elapsed());
+        }
         if train.step % args.every == 0 && train.step < args.steps {
             let p = Progress { eval_loss: work.eval_loss(&train), ..p };
-            let (e, took) = save(&store, &key, EntryKind::Checkpoint, &cfg, &train, p, &log)?;
-            bar.suspend(|| {
-                writeln!(
-                    out,
-                    "checkpoint step {}: loss {:.6} (batch {:.6}), entry {}, {}, {:.1} ms",
-                    train.step,
-                    p.eval_loss,
-                    p.train_loss,
-                    e.id,
-                    output::bytes(e.bytes),
-                    output::millis(took)
-                )
-            })?;
+            if args.background {
+                if let Some(done) = in_flight.take() {
+                    report_async(done, &mut timing, &bar, &mut out)?;
+                }
+                metrics::sync(&log)?;
+                let h = entry::save_async(&store, &key, EntryKind::Checkpoint, &cfg, &train, p)?;
+                in_flight = Some((h, p));
+            } else {
+                let (e, took) = save(&store, &key, EntryKind::Checkpoint, &cfg, &train, p, &log)?;
+                bar.suspend(|| checkpoint_line(&mut out, &e, p, took))?;
+            }
         }
+    }
+    if let Some(done) = in_flight.take() {
+        report_async(done, &mut timing, &bar, &mut out)?;
     }
     let trained = train.step - first_step;
     let elapsed = started.elapsed();
@@ -194,6 +207,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             output::millis(elapsed) / trained as f64
         )?;
     }
+    if args.background {
+        timing.print(&mut out)?;
+    }
     print_best(&store, &key, &mut out)?;
     let c = store.cache_stats();
     writeln!(
@@ -207,6 +223,97 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     print_metrics(&log, &metrics_dir, &mut out)?;
     log.close().context("closing the metrics log")?;
     out.flush()?;
+    Ok(())
+}
+
+/// A running mean of durations.
+#[derive(Debug, Default, Clone, Copy)]
+struct Mean {
+    n: u64,
+    total: Duration,
+}
+
+impl Mean {
+    fn add(&mut self, d: Duration) {
+        self.n += 1;
+        self.total += d;
+    }
+
+    fn millis(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            output::millis(self.total) / self.n as f64
+        }
+    }
+}
+
+/// What background saves cost the training loop.
+#[derive(Debug, Default)]
+struct Timing {
+    /// Time `save_async` kept the loop, per save.
+    blocked: Mean,
+    /// Time the saves took in the background, per save.
+    background: Mean,
+    /// Training steps while a save ran in the background, and the others.
+    during_save: Mean,
+    idle: Mean,
+}
+
+impl Timing {
+    fn print(&self, out: &mut impl Write) -> anyhow::Result<()> {
+        if self.blocked.n == 0 {
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "async saves: {} checkpoints, training blocked {:.1} ms per save, saves took {:.1} ms each in the background",
+            self.blocked.n,
+            self.blocked.millis(),
+            self.background.millis()
+        )?;
+        writeln!(
+            out,
+            "steps: {:.2} ms while a save ran in the background ({} steps), {:.2} ms otherwise ({} steps)",
+            self.during_save.millis(),
+            self.during_save.n,
+            self.idle.millis(),
+            self.idle.n
+        )?;
+        Ok(())
+    }
+}
+
+/// Waits for a background save and prints its checkpoint line.
+fn report_async(
+    (h, p): (cairn::store::SaveHandle, Progress),
+    timing: &mut Timing,
+    bar: &progress::Bar,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (e, stats) = h.wait_with_stats().with_context(|| format!("saving step {} in the background", p.step))?;
+    timing.blocked.add(stats.blocked);
+    let took = stats.background.unwrap_or_default();
+    timing.background.add(took);
+    bar.suspend(|| checkpoint_line(out, &e, p, took))
+}
+
+fn checkpoint_line(
+    out: &mut impl Write,
+    e: &cairn::store::EntryInfo,
+    p: Progress,
+    took: Duration,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "checkpoint step {}: loss {:.6} (batch {:.6}), entry {}, {}, {:.1} ms",
+        p.step,
+        p.eval_loss,
+        p.train_loss,
+        e.id,
+        output::bytes(e.bytes),
+        output::millis(took)
+    )?;
     Ok(())
 }
 
