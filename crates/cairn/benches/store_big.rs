@@ -117,7 +117,7 @@ fn main() {
     };
     let (mut with_t, mut with_heap, mut blocked, mut background, mut async_heap) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..2u64 {
+    for round in 0..3u64 {
         let (e, took, heap) = measured(|| {
             store.save_with(&key, SaveInfo::checkpoint().iteration(round), WriterOptions::default(), |w| {
                 write(w, &state)

@@ -36,29 +36,39 @@ pub(crate) enum Op {
 }
 
 /// The byte budget staging draws on, and the buffers it recycles.
+///
+/// One budget serves every background save of a store, so the buffers a
+/// save freed serve the next one (no fresh pages to fault in per save).
 #[derive(Debug)]
 pub(crate) struct Budget {
-    limit: usize,
     state: Mutex<BudgetState>,
     freed: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct BudgetState {
+    limit: usize,
     used: usize,
     spare: Vec<Vec<u8>>,
+    spare_bytes: usize,
 }
 
 impl Budget {
     /// A budget of `limit` bytes (at least one frame is always allowed).
     pub(crate) fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Budget { limit, state: Mutex::new(BudgetState::default()), freed: Condvar::new() })
+        Arc::new(Budget { state: Mutex::new(BudgetState { limit, ..Default::default() }), freed: Condvar::new() })
+    }
+
+    /// Raises the limit to at least `min` (a writer's window of frames).
+    pub(crate) fn at_least(&self, min: usize) {
+        let mut st = crate::util::lock(&self.state);
+        st.limit = st.limit.max(min);
     }
 
     /// A buffer of `len` bytes' capacity if the budget has room now.
     fn try_take(self: &Arc<Self>, len: usize) -> Option<Staged> {
         let st = crate::util::lock(&self.state);
-        if st.used > 0 && st.used + len > self.limit {
+        if st.used > 0 && st.used + len > st.limit {
             return None;
         }
         drop(st);
@@ -70,15 +80,16 @@ impl Budget {
     /// spent; adds the time waited to `waited`.
     fn take(self: &Arc<Self>, len: usize, waited: &mut Duration) -> Staged {
         let mut st = crate::util::lock(&self.state);
-        if st.used > 0 && st.used + len > self.limit {
+        if st.used > 0 && st.used + len > st.limit {
             let t = Instant::now();
-            while st.used > 0 && st.used + len > self.limit {
+            while st.used > 0 && st.used + len > st.limit {
                 st = self.freed.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             *waited += t.elapsed();
         }
         st.used += len;
         let mut buf = st.spare.pop().unwrap_or_default();
+        st.spare_bytes = st.spare_bytes.saturating_sub(buf.capacity());
         drop(st);
         buf.clear();
         buf.reserve_exact(len);
@@ -88,9 +99,10 @@ impl Budget {
     fn give_back(&self, mut buf: Vec<u8>, len: usize) {
         let mut st = crate::util::lock(&self.state);
         st.used = st.used.saturating_sub(len);
-        // Kept for the next frame while they fit the budget.
-        if st.spare.len() * buf.capacity().max(1) < self.limit {
+        // Kept for the next frame, or save, while they fit the budget.
+        if st.spare_bytes + buf.capacity() <= st.limit {
             buf.clear();
+            st.spare_bytes += buf.capacity();
             st.spare.push(buf);
         }
         drop(st);

@@ -111,7 +111,10 @@ impl StoreOptions {
     /// fits, and the call waits for the background writer to free staging
     /// buffers for the rest (the handle's stats say how long). Staging
     /// always holds at least the writer's window of frames (two per thread
-    /// and three more). Default = 1 GiB.
+    /// and three more). The budget is the store's, shared by its saves in
+    /// flight, and the buffers are kept for the next save (so a training
+    /// loop's saves reuse them instead of faulting in fresh memory).
+    /// Default = 1 GiB.
     #[must_use]
     pub fn stage_bytes(mut self, bytes: usize) -> Self {
         self.stage_bytes = bytes;

@@ -16,7 +16,7 @@ use super::save::SaveInfo;
 use super::sink::EntrySink;
 use super::store::Store;
 use crate::error::{Error, Result};
-use crate::format::stage::{Budget, Stager};
+use crate::format::stage::Stager;
 use crate::format::{CheckpointWriter, WriterOptions};
 use crate::util::lock;
 
@@ -247,12 +247,13 @@ impl Store {
                 return Err(Error::Internal(format!("starting a background save: {e}")));
             }
         };
-        // The writer keeps a window of frames in flight before it writes
-        // (and frees) the first: staging must hold at least that window.
+        // A writer keeps a window of frames in flight before it writes (and
+        // frees) the first: staging must hold that window for every save
+        // that may run at once, or two could wait for each other.
         let threads = opts.threads.unwrap_or_else(rayon::current_num_threads).max(1);
         let window = (2 * threads + 3).saturating_mul(opts.frame_size as usize);
-        let budget = Budget::new(self.opts.stage_bytes.max(window));
-        let mut w = CheckpointWriter::staged(Stager::new(tx, budget, opts.frame_size));
+        self.stage.at_least(window.saturating_mul(self.opts.max_saves_in_flight));
+        let mut w = CheckpointWriter::staged(Stager::new(tx, Arc::clone(&self.stage), opts.frame_size));
         let staged = write(&mut w).and_then(|()| w.stager().map_or(Ok(()), Stager::finish));
         let (waited_for_memory, staged_bytes) = w.stager().map_or((Duration::ZERO, 0), |s| (s.waited, s.bytes));
         // Dropping the writer closes the channel: after a failure the

@@ -88,6 +88,8 @@ pub struct StoreShared {
     pub(crate) indexed_keys: Mutex<std::collections::HashSet<String>>,
     /// Background saves in flight and the failures nobody collected.
     pub(crate) saves: Arc<super::save_async::InFlight>,
+    /// Staging memory of background saves, kept from one save to the next.
+    pub(crate) stage: Arc<crate::format::stage::Budget>,
 }
 
 /// A found entry: its info and the opened, verified checkpoint.
@@ -114,6 +116,7 @@ impl Store {
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         backend::check_prefix(&prefix)?;
         let cache = super::cache::EntryCache::new(opts.cache_bytes, opts.cache_ttl);
+        let opts_stage = opts.stage_bytes;
         let shared = StoreShared {
             backend,
             prefix,
@@ -122,6 +125,7 @@ impl Store {
             cache,
             indexed_keys: Mutex::new(std::collections::HashSet::new()),
             saves: Arc::default(),
+            stage: crate::format::stage::Budget::new(opts_stage),
         };
         let store = Store { shared: Arc::new(shared), background: false };
         let base = store.read_usage()?.map(|u| u.bytes);
