@@ -60,8 +60,11 @@ pub fn save_async(
 ) -> anyhow::Result<SaveHandle> {
     let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
     let shape = cfg.shape();
+    // One encoding thread: training runs on one core, and a background save
+    // that took every core would slow it down.
+    let opts = writer_options().threads(Some(1));
     store
-        .save_async(key, info, writer_options(), |w| {
+        .save_async(key, info, opts, |w| {
             w.add_tensor(WEIGHTS, &shape, &t.weights)?;
             w.add_tensor(M, &shape, &t.m)?;
             w.add_tensor(V, &shape, &t.v)?;
