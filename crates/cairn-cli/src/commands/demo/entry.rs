@@ -2,8 +2,8 @@
 //! tensors, the step, the configuration and the losses as JSON.
 
 use anyhow::{anyhow, Context};
-use cairn::store::{EntryInfo, EntryKind, Found, Key, SaveHandle, SaveInfo, Store};
-use cairn::{Compression, WriterOptions};
+use cairn::store::{EntryInfo, EntryKind, EntrySink, Found, Key, SaveHandle, SaveInfo, Store};
+use cairn::{CheckpointWriter, Compression, WriterOptions};
 use serde::{Deserialize, Serialize};
 
 use super::model::{Config, Train};
@@ -37,15 +37,8 @@ pub fn save(
     p: Progress,
 ) -> anyhow::Result<EntryInfo> {
     let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
-    let shape = cfg.shape();
     store
-        .save_with(key, info, writer_options(), |w| {
-            w.add_tensor(WEIGHTS, &shape, &t.weights)?;
-            w.add_tensor(M, &shape, &t.m)?;
-            w.add_tensor(V, &shape, &t.v)?;
-            w.add_json(CONFIG, cfg)?;
-            w.add_json(PROGRESS, &p)
-        })
+        .save_with(key, info, writer_options(), |w| add_state(w, cfg, t, p))
         .with_context(|| format!("saving step {} to {}", t.step, store.url()))
 }
 
@@ -59,19 +52,22 @@ pub fn save_async(
     p: Progress,
 ) -> anyhow::Result<SaveHandle> {
     let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
-    let shape = cfg.shape();
     // One encoding thread: training runs on one core, and a background save
     // that took every core would slow it down.
     let opts = writer_options().threads(Some(1));
     store
-        .save_async(key, info, opts, |w| {
-            w.add_tensor(WEIGHTS, &shape, &t.weights)?;
-            w.add_tensor(M, &shape, &t.m)?;
-            w.add_tensor(V, &shape, &t.v)?;
-            w.add_json(CONFIG, cfg)?;
-            w.add_json(PROGRESS, &p)
-        })
+        .save_async(key, info, opts, |w| add_state(w, cfg, t, p))
         .with_context(|| format!("staging step {} for {}", t.step, store.url()))
+}
+
+/// The training state's chunks, for [`save`] and [`save_async`] alike.
+fn add_state(w: &mut CheckpointWriter<EntrySink>, cfg: &Config, t: &Train, p: Progress) -> cairn::Result<()> {
+    let shape = cfg.shape();
+    w.add_tensor(WEIGHTS, &shape, &t.weights)?;
+    w.add_tensor(M, &shape, &t.m)?;
+    w.add_tensor(V, &shape, &t.v)?;
+    w.add_json(CONFIG, cfg)?;
+    w.add_json(PROGRESS, &p)
 }
 
 /// Zstd at its fastest level: float noise barely compresses, so higher
