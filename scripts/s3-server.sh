@@ -49,10 +49,12 @@ start_s3_server() {
   # subshell) so that $! is the server's own pid. scripts/moto-server.py
   # runs moto.server handling one request at a time, which makes its
   # conditional puts atomic as S3's are (see that file).
+  # moto spools large objects to temp files: keep them in target/, not /tmp.
+  mkdir -p target/moto-tmp
   if [ -x "$MOTO_DIR/venv/bin/python" ]; then
-    "$MOTO_DIR/venv/bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$port" > target/moto-server.log 2>&1 &
+    TMPDIR="$PWD/target/moto-tmp" "$MOTO_DIR/venv/bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$port" > target/moto-server.log 2>&1 &
   else
-    PYTHONPATH="$MOTO_DIR/pkgs${PYTHONPATH:+:$PYTHONPATH}" python3 scripts/moto-server.py -H 127.0.0.1 -p "$port" \
+    TMPDIR="$PWD/target/moto-tmp" PYTHONPATH="$MOTO_DIR/pkgs${PYTHONPATH:+:$PYTHONPATH}" python3 scripts/moto-server.py -H 127.0.0.1 -p "$port" \
       > target/moto-server.log 2>&1 &
   fi
   S3_SERVER_PID=$!

@@ -15,6 +15,9 @@
 //! Run with `cargo bench -p cairn --bench checkpoint`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
+#[path = "shared/weights.rs"]
+mod weights;
+
 use std::fs::File;
 use std::hint::black_box;
 use std::io::Write;
@@ -22,15 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairn::{Checkpoint, CheckpointWriter, Compression, WriterOptions};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
-use rayon::prelude::*;
 use safetensors::tensor::{serialize_to_file, SafeTensors, TensorView};
 
-const SEED: u64 = 0x00ca_1e5e_ed00;
-/// Standard deviation of the generated values, typical of model weights.
-const STD_DEV: f32 = 0.02;
 /// Timed open + zero-copy accesses per file, after the warm-up ones.
 const ZERO_COPY_ITERS: usize = 200;
 const ZERO_COPY_WARMUP: usize = 20;
@@ -91,17 +87,8 @@ struct Data {
 
 impl Data {
     fn generate(count: usize, mib: usize) -> Self {
-        let rows = mib * 256;
-        let cols = 1024;
-        let normal = Normal::new(0.0f32, STD_DEV).expect("valid normal distribution");
-        let tensors = (0..count)
-            .into_par_iter()
-            .map(|i| {
-                let mut rng = StdRng::seed_from_u64(SEED.wrapping_add(i as u64));
-                (0..rows * cols).map(|_| normal.sample(&mut rng)).collect()
-            })
-            .collect();
-        Data { tensors, shape: [rows as u64, cols as u64] }
+        let tensors = weights::weights(count, mib);
+        Data { tensors, shape: [(mib * 256) as u64, 1024] }
     }
 
     fn name(i: usize) -> String {
@@ -724,10 +711,11 @@ fn print_header(cfg: &Config, data: &Data) {
     println!("- directory: {}", cfg.dir.path().display());
     println!("- file system: {}", file_system_of(cfg.dir.path()));
     println!(
-        "- data: {} tensors × {} MiB = {:.0} MiB of f32 ~ N(0, {STD_DEV}), shape {:?} each, seeded StdRng",
+        "- data: {} tensors × {} MiB = {:.0} MiB of f32 ~ N(0, {}), shape {:?} each, seeded StdRng",
         data.tensors.len(),
         cfg.tensor_mib,
         data.bytes() as f64 / MIB,
+        weights::STD_DEV,
         data.shape
     );
     println!("- runs per measurement: {}; figures are the median run (min–max shown)", cfg.reps);

@@ -13,7 +13,13 @@
 //! (A B A B), and the blocking time of `save_async` is reported as a ratio
 //! of the durable `save_with` of the same state in the same run.
 //!
-//! Environment: `CAIRN_BENCH_GIB`, `CAIRN_BENCH_DIR` (default: the
+//! The store keeps the last two entries, so a large state fits the disk
+//! (and an in-memory S3 test server). At the end the process's peak
+//! resident memory (`VmHWM`) is printed beside what the caller's state and
+//! the read-back tensors account for.
+//!
+//! Environment: `CAIRN_BENCH_GIB`, `CAIRN_BENCH_ROUNDS` (save rounds,
+//! default 3), `CAIRN_BENCH_DIR` (default: the
 //! workspace's `target/`), `CAIRN_BENCH_URL` (a store URL, e.g.
 //! `s3://bucket/prefix` on the test server, used instead of a local store
 //! for the save and lookup rows).
@@ -23,16 +29,33 @@
 mod dir;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn::store::{Key, SaveInfo, Select, Store, StoreOptions};
+use cairn::store::{Key, Retention, SaveInfo, Select, Store, StoreOptions};
 use cairn::WriterOptions;
 
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+static PEAK_ANON_STOP: AtomicBool = AtomicBool::new(false);
+
+/// Samples this process's `RssAnon` every 5 ms until told to stop; returns
+/// the largest, in MiB.
+fn sample_anon() -> std::thread::JoinHandle<f64> {
+    std::thread::spawn(|| {
+        let mut peak = 0f64;
+        while !PEAK_ANON_STOP.load(Ordering::Relaxed) {
+            let kib = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+                s.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            });
+            peak = peak.max(kib.unwrap_or(0.0) / 1024.0);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        peak
+    })
+}
 
 // SAFETY: forwards to the system allocator and only counts sizes.
 unsafe impl GlobalAlloc for Counting {
@@ -46,6 +69,18 @@ unsafe impl GlobalAlloc for Counting {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: ptr came from System.alloc with this layout.
         unsafe { System.dealloc(ptr, layout) }
+    }
+    // Forwarded, so a growing vector is moved by the system's realloc
+    // (which remaps large blocks) and counted once, as it really is.
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size >= layout.size() {
+            let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -97,11 +132,14 @@ fn peak_anon(bin: &std::path::Path, args: &[&str]) -> (Duration, f64) {
 }
 
 fn main() {
+    let sampler = sample_anon();
     let gib: usize = std::env::var("CAIRN_BENCH_GIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let tmp = tempfile::Builder::new().prefix("cairn-store-big-").tempdir_in(dir::bench_dir()).unwrap();
     let root = tmp.path().join("store");
     let url = std::env::var("CAIRN_BENCH_URL").unwrap_or_else(|_| root.display().to_string());
-    let store = Store::open_url(&url, StoreOptions::default().cache_bytes(0)).unwrap();
+    let rounds: u64 = std::env::var("CAIRN_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let opts = StoreOptions::default().cache_bytes(0).retention(Retention::default().keep_last(2));
+    let store = Store::open_url(&url, opts).unwrap();
     let key = Key::new("big");
     // Four tensors of a quarter each: weights and optimiser moments.
     let per = (gib << 30) / 4 / 4;
@@ -117,7 +155,7 @@ fn main() {
     };
     let (mut with_t, mut with_heap, mut blocked, mut background, mut async_heap) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..3u64 {
+    for round in 0..rounds {
         let (e, took, heap) = measured(|| {
             store.save_with(&key, SaveInfo::checkpoint().iteration(round), WriterOptions::default(), |w| {
                 write(w, &state)
@@ -197,4 +235,23 @@ fn main() {
     } else {
         println!("(cairn store get/verify as processes: build target/release/cairn to measure them)");
     }
+    let status = |field: &str| -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    PEAK_ANON_STOP.store(true, Ordering::Relaxed);
+    let peak_anon = sampler.join().unwrap();
+    println!(
+        "process peak: {:.0} MiB anonymous (sampled every 5 ms), {:.0} MiB resident with mapped file pages (VmHWM); \
+         the caller's state was {} MiB and the tensors read back {} MiB, held one after the other",
+        peak_anon,
+        status("VmHWM:"),
+        total >> 20,
+        total >> 20
+    );
 }

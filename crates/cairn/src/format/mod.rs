@@ -5,6 +5,7 @@ mod codec;
 mod cursor;
 mod digest;
 mod dtype;
+mod fill;
 mod index;
 // The byte layout is the format's business; cairn's tests and fuzz
 // targets build hostile files from it (feature `testing`).
@@ -15,6 +16,7 @@ pub(crate) mod layout;
 mod options;
 mod pipeline;
 mod reader;
+mod shuffle;
 mod sink;
 mod source;
 pub(crate) mod stage;

@@ -1,7 +1,9 @@
 //! Opening and reading checkpoint files.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
+use std::mem::MaybeUninit;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,6 +12,7 @@ use rayon::prelude::*;
 
 use super::codec;
 use super::dtype::Element;
+use super::fill;
 use super::index::{decode_frames, frame_raw_len, ChunkInfo, FrameEntry, Index, FRAME_RECORD_LEN};
 use super::layout::{xxh3, Header, Trailer, HEADER_LEN, TRAILER_LEN};
 use super::source::{RangeRead, Source};
@@ -30,16 +33,15 @@ const MAX_BATCH_BYTES: usize = 64 << 20;
 /// make a read allocate beyond what it proved by decoding.
 const FIRST_BATCH_BYTES: usize = 16 << 20;
 
-/// Grows `out` to `len` zeroed elements: to twice its capacity where that
-/// stays within `max` (the chunk's length), so repeated batches reallocate
-/// rarely, but never to more than `max`.
-fn grow<T: bytemuck::Pod>(out: &mut Vec<T>, len: usize, max: usize, name: &str) -> Result<()> {
+/// Makes room in `out` for `len` elements: to twice its capacity where
+/// that stays within `max` (the chunk's length), so repeated batches
+/// reallocate rarely, but never to more than `max`. Nothing is written.
+fn reserve<T: bytemuck::Pod>(out: &mut Vec<T>, len: usize, max: usize, name: &str) -> Result<()> {
     if len > out.capacity() {
         let want = len.max(out.capacity().saturating_mul(2).min(max));
         out.try_reserve_exact(want - out.len())
             .map_err(|_| Error::InvalidArgument(format!("chunk {name:?}: cannot allocate {want} elements")))?;
     }
-    out.resize(len, T::zeroed());
     Ok(())
 }
 
@@ -305,7 +307,7 @@ impl Checkpoint {
     }
 
     /// Reads a frame's stored bytes and checks their checksum.
-    pub(crate) fn stored_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry) -> Result<std::borrow::Cow<'_, [u8]>> {
+    pub(crate) fn stored_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry) -> Result<Cow<'_, [u8]>> {
         let t = Instant::now();
         let stored = self
             .source
@@ -334,6 +336,27 @@ impl Checkpoint {
         codec::decode(stored, f.codec, c.shuffle_elem(), dst).map_err(|d| self.corrupt(c, i, f.offset, d))?;
         self.stats.decompressed(dst.len() as u64, t);
         Ok(())
+    }
+
+    /// Reads raw frame `i` of `c` into the uninitialised `dst`, which is
+    /// exactly its length, checksumming it as it is copied (one pass over
+    /// the stored bytes). On success every byte of `dst` is written.
+    fn fill_raw_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, dst: &mut [MaybeUninit<u8>]) -> Result<()> {
+        let t = Instant::now();
+        let stored = self
+            .source
+            .read(f.offset, f.stored_len as usize)
+            .map_err(|e| Error::io("reading", self.origin.clone(), e))?;
+        self.stats.read(u64::from(f.stored_len), t);
+        let t = Instant::now();
+        let sum = fill::copy_hashed(&stored, dst);
+        self.stats.verified(t);
+        self.stats.decompressed(dst.len() as u64, t);
+        if sum == Some(f.checksum) {
+            Ok(())
+        } else {
+            Err(self.corrupt(c, i, f.offset, "frame checksum mismatch".into()))
+        }
     }
 
     /// Fetches the chunk's stored frames in one ranged read where the source
@@ -376,9 +399,10 @@ impl Checkpoint {
     }
 
     /// Reads a whole chunk, decompressed and checked. Memory follows what
-    /// has been checked: the result grows a batch of frames at a time, each
-    /// batch only after its frames' checksums pass, so a small file that
-    /// declares a huge chunk costs at most a frame before it is refused.
+    /// has been checked: the result grows a batch of frames at a time, and
+    /// a batch is no larger than what the batches before it proved by
+    /// decoding (the first at most 16 MiB, or one frame), so a small file
+    /// that declares a huge chunk costs at most that before it is refused.
     ///
     /// # Errors
     /// As [`read_into`](Self::read_into); [`Error::InvalidArgument`] if the
@@ -441,11 +465,14 @@ impl Checkpoint {
 
     /// Reads chunk `c` into a new vector of `T`, growing it as batches of
     /// frames pass their checksums (see [`read`](Self::read)). Each batch
-    /// is checked, then decoded, in parallel. Until frames have decoded a
+    /// is read into the vector's spare capacity in parallel, never zeroed
+    /// first: a raw frame is checksummed as it is copied, a compressed one
+    /// is checksummed and then decoded, and the vector's length takes in
+    /// the batch only once all its frames passed. Until frames have decoded a
     /// batch holds [`FIRST_BATCH_BYTES`] of content (or one frame), after
     /// that no more than what has decoded so far, and never more than
     /// [`MAX_BATCH_BYTES`] or [`MAX_BATCH_PER_THREAD`] frames per thread,
-    /// whichever is larger. So a hostile length costs one frame, and an
+    /// whichever is larger. So a hostile length costs one batch, and an
     /// honest chunk reaches full parallelism within a few batches, its
     /// vector reallocated a logarithmic number of times.
     fn read_vec<T: bytemuck::Pod>(&self, c: &ChunkInfo) -> Result<Vec<T>> {
@@ -460,6 +487,9 @@ impl Checkpoint {
             });
         }
         let fs = self.header.frame_size as usize;
+        if !fs.is_multiple_of(elem) {
+            return Err(Error::Internal(format!("frame size {fs} is not a multiple of {elem}-byte elements")));
+        }
         let frames = self.frames_of(c)?;
         self.prefetch_chunk(frames)?;
         let max_batch =
@@ -471,25 +501,48 @@ impl Checkpoint {
                 let decoded = done.saturating_mul(fs).min(total);
                 let n = (decoded.max(FIRST_BATCH_BYTES) / fs).clamp(1, max_batch).min(frames.len() - done);
                 let batch = frames.get(done..done + n).unwrap_or_default();
-                // Checksums before any allocation sized by the frames; the
-                // first damaged frame in file order is the one reported.
-                let stored: Vec<Result<std::borrow::Cow<'_, [u8]>>> =
-                    batch.par_iter().enumerate().map(|(k, f)| self.stored_frame(c, done + k, f)).collect();
-                let stored = stored.into_iter().collect::<Result<Vec<_>>>()?;
+                // Compressed frames are checked before any allocation sized
+                // by them (a few stored bytes can claim a whole frame); a
+                // raw frame's bytes are in the file, and are checked as
+                // they are copied.
+                let checked: Vec<Result<Option<Cow<'_, [u8]>>>> = batch
+                    .par_iter()
+                    .enumerate()
+                    .map(|(k, f)| {
+                        let raw = frame_raw_len(c.raw_len, self.header.frame_size, (done + k) as u64);
+                        let stored_raw = f.codec == codec::tag::NONE && u64::from(f.stored_len) == raw;
+                        if stored_raw {
+                            Ok(None)
+                        } else {
+                            self.stored_frame(c, done + k, f).map(Some)
+                        }
+                    })
+                    .collect();
+                let checked = checked.into_iter().collect::<Result<Vec<_>>>()?;
                 let lo = decoded;
                 let hi = done.saturating_add(n).saturating_mul(fs).min(total);
-                grow(&mut out, hi.div_ceil(elem), total / elem, &c.name)?;
-                let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
-                let Some(dst) = bytes.get_mut(lo..hi) else {
+                reserve(&mut out, hi / elem, total / elem, &c.name)?;
+                let Some(dst) = fill::spare_bytes(&mut out).get_mut(..hi - lo) else {
                     return Err(Error::Internal(format!("chunk {:?}: frames {done}.. out of range", c.name)));
                 };
-                let decodes: Vec<Result<()>> = dst
+                let filled: Vec<Result<()>> = dst
                     .par_chunks_mut(fs)
-                    .zip(stored.par_iter().zip(batch.par_iter()))
+                    .zip(batch.par_iter().zip(checked.par_iter()))
                     .enumerate()
-                    .map(|(k, (d, (s, f)))| self.decode_frame(c, done + k, f, s, d))
+                    .map(|(k, (d, (f, stored)))| match stored {
+                        Some(stored) => self.decode_frame(c, done + k, f, stored, fill::zeroed(d)),
+                        None => self.fill_raw_frame(c, done + k, f, d),
+                    })
                     .collect();
-                decodes.into_iter().collect::<Result<()>>()?;
+                // The first damaged frame in file order is the one reported
+                // (compressed frames before raw ones).
+                filled.into_iter().collect::<Result<()>>()?;
+                // SAFETY: `fill_frame` succeeded for every frame of the
+                // batch, so bytes `lo..hi` (frame size is a power of two
+                // and a multiple of the element size, so `lo / elem` is
+                // `out.len()`) are initialised, and `hi / elem` is within
+                // the capacity `reserve` made.
+                unsafe { out.set_len(hi / elem) };
                 done += n;
             }
             Ok(())

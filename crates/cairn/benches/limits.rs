@@ -1,0 +1,325 @@
+//! The speed limits of issue 13, each a ratio against a baseline measured in
+//! the same run, in paired rounds (A B A B) so the shared machine's slow and
+//! fast moments fall on both sides alike:
+//!
+//! 1. **verified load**: `Checkpoint::open` + `read_tensor::<f32>` of every
+//!    tensor of a 1 GiB uncompressed checkpoint (every frame's checksum
+//!    checked) against the `safetensors` crate's mmap + deserialize + copy
+//!    of every tensor into a new `Vec` (nothing checked). Target ≤ 1.0×.
+//! 2. **shuffle**: lz4 + byte shuffle against lz4 alone, both for encoding
+//!    (into a sink that only counts bytes) and for a verified load. Target
+//!    ≤ 1.5× each.
+//! 3. **zstd(3) on two threads**: encoding into the counting sink with a
+//!    writer pool of two threads against one. Target ≥ 1.7×.
+//!
+//! Loads read from a warm page cache. Environment: `CAIRN_BENCH_TENSORS`
+//! (default 64) × `CAIRN_BENCH_TENSOR_MIB` (default 16), `CAIRN_BENCH_ROUNDS`
+//! (default 7), `CAIRN_BENCH_DIR` (default: the workspace's `target/`),
+//! `CAIRN_BENCH_ONLY` (a comma-separated subset of `load`, `shuffle`, `zstd`).
+//!
+//! Run with `cargo bench -p cairn --bench limits`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+
+#[path = "shared/dir.rs"]
+mod dir;
+#[path = "shared/weights.rs"]
+mod weights;
+
+use std::fs::File;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn::{Checkpoint, CheckpointWriter, Compression, WriterOptions};
+use safetensors::tensor::{serialize_to_file, SafeTensors, TensorView};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+}
+
+struct Data {
+    tensors: Vec<Vec<f32>>,
+    shape: [u64; 2],
+}
+
+impl Data {
+    fn name(i: usize) -> String {
+        format!("layer{i}.weight")
+    }
+
+    fn bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.len() as u64 * 4).sum()
+    }
+}
+
+/// A sink that only counts bytes: the encode pipeline without the disk.
+struct NullSink(u64);
+
+impl cairn::Sink for NullSink {
+    type Output = u64;
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0 += buf.len() as u64;
+        Ok(())
+    }
+    fn commit(self) -> cairn::Result<u64> {
+        Ok(self.0)
+    }
+}
+
+fn write_safetensors(path: &Path, data: &Data) {
+    let shape: Vec<usize> = data.shape.iter().map(|d| *d as usize).collect();
+    let views = data.tensors.iter().enumerate().map(|(i, t)| {
+        let bytes: &[u8] = bytemuck::cast_slice(t);
+        (Data::name(i), TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("tensor view"))
+    });
+    serialize_to_file(views, &None, path).expect("serialize_to_file");
+}
+
+fn write_cairn(path: &Path, data: &Data, opts: &WriterOptions) {
+    let mut w = CheckpointWriter::create(path, opts.clone()).expect("create writer");
+    for (i, t) in data.tensors.iter().enumerate() {
+        w.add_tensor(&Data::name(i), &data.shape, t).expect("add tensor");
+    }
+    w.finish().expect("finish");
+}
+
+/// mmap, deserialize, copy every tensor into a new zeroed `Vec<f32>`.
+fn safetensors_load(path: &Path, data: &Data) -> Duration {
+    let t = Instant::now();
+    let file = File::open(path).expect("open");
+    // SAFETY: the bench owns the file and does not modify it while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("mmap");
+    let st = SafeTensors::deserialize(&map).expect("deserialize");
+    for i in 0..data.tensors.len() {
+        let view = st.tensor(&Data::name(i)).expect("tensor");
+        let mut v = vec![0f32; view.data().len() / 4];
+        bytemuck::cast_slice_mut::<f32, u8>(&mut v).copy_from_slice(view.data());
+        black_box(&v);
+    }
+    t.elapsed()
+}
+
+/// `Checkpoint::open` + `read_tensor::<f32>` of every tensor, checked.
+fn cairn_load(path: &Path, data: &Data) -> Duration {
+    let t = Instant::now();
+    let ck = Checkpoint::open(path).expect("open");
+    for i in 0..data.tensors.len() {
+        let v: Vec<f32> = ck.read_tensor(&Data::name(i)).expect("read tensor");
+        black_box(&v);
+    }
+    t.elapsed()
+}
+
+fn cairn_encode(data: &Data, opts: &WriterOptions) -> Duration {
+    let t = Instant::now();
+    let mut w = CheckpointWriter::with_sink(NullSink(0), opts.clone()).expect("writer");
+    for (i, tensor) in data.tensors.iter().enumerate() {
+        w.add_tensor(&Data::name(i), &data.shape, tensor).expect("add tensor");
+    }
+    black_box(w.finish().expect("finish"));
+    t.elapsed()
+}
+
+fn check_equal(path: &Path, data: &Data) {
+    let ck = Checkpoint::open(path).expect("open");
+    for (i, t) in data.tensors.iter().enumerate() {
+        let v: Vec<f32> = ck.read_tensor(&Data::name(i)).expect("read tensor");
+        assert!(v == *t, "tensor {i} of {} reads back different", path.display());
+    }
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn median(v: &[f64]) -> f64 {
+    let v = sorted(v.to_vec());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One target: `rounds` pairs of timings of the measured side (`a`) and its
+/// baseline (`b`), taken in turn.
+struct Pair {
+    what: &'static str,
+    a: &'static str,
+    b: &'static str,
+    bytes: u64,
+    ta: Vec<f64>,
+    tb: Vec<f64>,
+    /// The figure is `time(a) / time(b)` (`true`) or `time(b) / time(a)`.
+    a_over_b: bool,
+    limit: f64,
+}
+
+impl Pair {
+    fn run(
+        what: &'static str,
+        (a, b): (&'static str, &'static str),
+        bytes: u64,
+        rounds: usize,
+        mut run_a: impl FnMut() -> Duration,
+        mut run_b: impl FnMut() -> Duration,
+    ) -> Self {
+        eprintln!("{what}");
+        // One untimed round of each: first-touch costs (page cache, pools).
+        run_a();
+        run_b();
+        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            // Alternate which side goes first, so neither always follows the other.
+            let (x, y) = if r % 2 == 0 {
+                let x = run_a();
+                (x, run_b())
+            } else {
+                let y = run_b();
+                (run_a(), y)
+            };
+            ta.push(x.as_secs_f64());
+            tb.push(y.as_secs_f64());
+        }
+        Pair { what, a, b, bytes, ta, tb, a_over_b: true, limit: 1.0 }
+    }
+
+    fn ratios(&self) -> Vec<f64> {
+        self.ta.iter().zip(&self.tb).map(|(a, b)| if self.a_over_b { a / b } else { b / a }).collect()
+    }
+
+    fn passes(&self) -> bool {
+        let m = median(&self.ratios());
+        if self.a_over_b {
+            m <= self.limit
+        } else {
+            m >= self.limit
+        }
+    }
+
+    fn print(&self) {
+        let rate = |t: &[f64]| self.bytes as f64 / median(t) / 1e9;
+        let range = |t: &[f64]| {
+            let s = sorted(t.to_vec());
+            format!("{:.3}–{:.3}", s[0], s[s.len() - 1])
+        };
+        let r = sorted(self.ratios());
+        let (op, figure) = if self.a_over_b { ("≤", "time ratio") } else { ("≥", "speed-up") };
+        println!(
+            "| {} | {} {:.3} s ({}; {:.2} GB/s) | {} {:.3} s ({}; {:.2} GB/s) | {figure} {:.2}× ({:.2}–{:.2}) | {op} {:.1}× | {} |",
+            self.what,
+            self.a,
+            median(&self.ta),
+            range(&self.ta),
+            rate(&self.ta),
+            self.b,
+            median(&self.tb),
+            range(&self.tb),
+            rate(&self.tb),
+            median(&r),
+            r[0],
+            r[r.len() - 1],
+            self.limit,
+            if self.passes() { "PASS" } else { "FAIL" }
+        );
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn main() {
+    let tensors = env_usize("CAIRN_BENCH_TENSORS", 64);
+    let mib = env_usize("CAIRN_BENCH_TENSOR_MIB", 16);
+    let rounds = env_usize("CAIRN_BENCH_ROUNDS", 7);
+    let started = Instant::now();
+    let load_at_start = load_average();
+    let data = Data { tensors: weights::weights(tensors, mib), shape: [(mib * 256) as u64, 1024] };
+    let bytes = data.bytes();
+    let tmp = tempfile::Builder::new().prefix("cairn-limits-").tempdir_in(dir::bench_dir()).expect("temp dir");
+    let st = tmp.path().join("model.safetensors");
+    let plain = tmp.path().join("none.cairn");
+    let lz4 = tmp.path().join("lz4.cairn");
+    let lz4s = tmp.path().join("lz4s.cairn");
+    write_safetensors(&st, &data);
+    let opts = WriterOptions::default();
+    let lz4_opts = opts.clone().compression(Compression::Lz4);
+    let lz4s_opts = lz4_opts.clone().shuffle(true);
+    write_cairn(&plain, &data, &opts);
+    write_cairn(&lz4, &data, &lz4_opts);
+    write_cairn(&lz4s, &data, &lz4s_opts);
+    for p in [&plain, &lz4, &lz4s] {
+        check_equal(p, &data);
+    }
+
+    let only = std::env::var("CAIRN_BENCH_ONLY").unwrap_or_default();
+    let wanted = |what: &str| only.is_empty() || only.split(',').any(|w| w.trim() == what);
+    let mut pairs = Vec::new();
+    if wanted("load") {
+        pairs.push(Pair::run(
+            "verified load, uncompressed",
+            ("cairn open + read_tensor all", "safetensors mmap + copy all"),
+            bytes,
+            rounds,
+            || cairn_load(&plain, &data),
+            || safetensors_load(&st, &data),
+        ));
+    }
+    if wanted("shuffle") {
+        let mut p = Pair::run(
+            "lz4 + shuffle, encode",
+            ("lz4+shuffle", "lz4"),
+            bytes,
+            rounds,
+            || cairn_encode(&data, &lz4s_opts),
+            || cairn_encode(&data, &lz4_opts),
+        );
+        p.limit = 1.5;
+        pairs.push(p);
+        let mut p = Pair::run(
+            "lz4 + shuffle, verified load",
+            ("lz4+shuffle", "lz4"),
+            bytes,
+            rounds,
+            || cairn_load(&lz4s, &data),
+            || cairn_load(&lz4, &data),
+        );
+        p.limit = 1.5;
+        pairs.push(p);
+    }
+    if wanted("zstd") {
+        let zstd = |n| WriterOptions::default().compression(Compression::Zstd(3)).threads(Some(n));
+        let (one, two) = (zstd(1), zstd(2));
+        let mut p = Pair::run(
+            "zstd(3) encode, 2 threads vs 1",
+            ("threads(2)", "threads(1)"),
+            bytes,
+            rounds,
+            || cairn_encode(&data, &two),
+            || cairn_encode(&data, &one),
+        );
+        p.a_over_b = false;
+        p.limit = 1.7;
+        pairs.push(p);
+    }
+
+    println!(
+        "### Limits: {tensors} tensors × {mib} MiB of f32 ({:.0} MiB), {rounds} paired rounds",
+        bytes as f64 / (1u64 << 20) as f64
+    );
+    println!();
+    println!("| target | measured (median, min–max) | baseline (median, min–max) | per-round figure, median (min–max) | limit | result |");
+    println!("|---|---|---|---|---|---|");
+    for p in &pairs {
+        p.print();
+    }
+    println!();
+    println!("- rayon global pool: {} threads", rayon::current_num_threads());
+    println!("- load average at start: {load_at_start}; at end: {}", load_average());
+    println!("- total bench time: {:.0} s", started.elapsed().as_secs_f64());
+}
