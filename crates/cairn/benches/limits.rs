@@ -12,7 +12,9 @@
 //! 3. **zstd(3) on two threads**: encoding into the counting sink with a
 //!    writer pool of two threads against one. Target ≥ 1.7×.
 //!
-//! Loads read from a warm page cache. Environment: `CAIRN_BENCH_TENSORS`
+//! Loads read from a warm page cache, and again from a cold one (each
+//! file's pages dropped with `posix_fadvise(DONTNEED)` before each run;
+//! the eviction is not timed). Environment: `CAIRN_BENCH_TENSORS`
 //! (default 64) × `CAIRN_BENCH_TENSOR_MIB` (default 16), `CAIRN_BENCH_ROUNDS`
 //! (default 7), `CAIRN_BENCH_DIR` (default: the workspace's `target/`),
 //! `CAIRN_BENCH_ONLY` (a comma-separated subset of `load`, `shuffle`, `zstd`).
@@ -81,6 +83,17 @@ fn write_cairn(path: &Path, data: &Data, opts: &WriterOptions) {
         w.add_tensor(&Data::name(i), &data.shape, t).expect("add tensor");
     }
     w.finish().expect("finish");
+}
+
+/// Drops `path`'s pages from the page cache (after syncing them, so they
+/// are clean and can go), so the next read comes from the disk.
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = File::open(path).expect("open");
+    f.sync_all().expect("fsync");
+    // SAFETY: a valid descriptor; advice only.
+    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0, "posix_fadvise");
 }
 
 /// mmap, deserialize, copy every tensor into a new zeroed `Vec<f32>`.
@@ -268,6 +281,20 @@ fn main() {
             rounds,
             || cairn_load(&plain, &data),
             || safetensors_load(&st, &data),
+        ));
+        pairs.push(Pair::run(
+            "verified load, uncompressed, cold page cache",
+            ("cairn open + read_tensor all", "safetensors mmap + copy all"),
+            bytes,
+            rounds,
+            || {
+                evict(&plain);
+                cairn_load(&plain, &data)
+            },
+            || {
+                evict(&st);
+                safetensors_load(&st, &data)
+            },
         ));
     }
     if wanted("shuffle") {

@@ -19,7 +19,9 @@
 //! the read-back tensors account for.
 //!
 //! Environment: `CAIRN_BENCH_GIB`, `CAIRN_BENCH_ROUNDS` (save rounds,
-//! default 3), `CAIRN_BENCH_DIR` (default: the
+//! default 3), `CAIRN_BENCH_READ_BACK=lookup` (stop after the lookup and
+//! read; on the moto test server every ranged read costs a read of the
+//! whole object), `CAIRN_BENCH_DIR` (default: the
 //! workspace's `target/`), `CAIRN_BENCH_URL` (a store URL, e.g.
 //! `s3://bucket/prefix` on the test server, used instead of a local store
 //! for the save and lookup rows).
@@ -213,6 +215,11 @@ fn main() {
         mib(heap.saturating_sub(held))
     );
     drop(read);
+    if std::env::var("CAIRN_BENCH_READ_BACK").is_ok_and(|v| v == "lookup") {
+        PEAK_ANON_STOP.store(true, Ordering::Relaxed);
+        println!("process peak: {:.0} MiB anonymous (sampled every 5 ms)", sampler.join().unwrap());
+        return;
+    }
     let out = tmp.path().join("out.cairn");
     let (n, took, heap) = measured(|| {
         let found = store.lookup(&key, &Select::Latest).unwrap().unwrap();

@@ -95,10 +95,18 @@ where
                     Some((i, Ok((buf, last)))) => {
                         let (tx, rx) = sync_channel(1);
                         let only = i == 0 && last;
-                        scope.spawn_fifo(move |_| {
+                        if only {
+                            // A chunk of one frame (every chunk of a small
+                            // save) is encoded here: handing it to the pool
+                            // would cost more in wake-ups than it saves.
                             let e = encode(buf.as_ref(), i as u64, only, p);
                             let _ = tx.send((buf, e));
-                        });
+                        } else {
+                            scope.spawn_fifo(move |_| {
+                                let e = encode(buf.as_ref(), i as u64, only, p);
+                                let _ = tx.send((buf, e));
+                            });
+                        }
                         in_flight.push_back(rx);
                     }
                     Some((_, Err(e))) => {

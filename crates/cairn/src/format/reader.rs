@@ -492,6 +492,13 @@ impl Checkpoint {
         }
         let frames = self.frames_of(c)?;
         self.prefetch_chunk(frames)?;
+        // A chunk too large to fetch in one ranged read is fetched a batch
+        // at a time (a batch holds at most 64 MiB of frames of 1 MiB).
+        let span = |fs: &[FrameEntry]| match (fs.first(), fs.last()) {
+            (Some(a), Some(b)) => b.offset.saturating_add(u64::from(b.stored_len)).saturating_sub(a.offset),
+            _ => 0,
+        };
+        let per_batch_fetch = self.source.is_ranged() && span(frames) > super::source::PREFETCH_MAX;
         let max_batch =
             rayon::current_num_threads().saturating_mul(MAX_BATCH_PER_THREAD).max(MAX_BATCH_BYTES / fs).max(1);
         let mut out: Vec<T> = Vec::new();
@@ -501,6 +508,13 @@ impl Checkpoint {
                 let decoded = done.saturating_mul(fs).min(total);
                 let n = (decoded.max(FIRST_BATCH_BYTES) / fs).clamp(1, max_batch).min(frames.len() - done);
                 let batch = frames.get(done..done + n).unwrap_or_default();
+                if per_batch_fetch {
+                    self.prefetch_chunk(batch)?;
+                }
+                // The kernel reads the next batch's frames in meanwhile.
+                if let Some(next) = frames.get(done + n) {
+                    self.source.will_need(next.offset..next.offset.saturating_add(MAX_BATCH_BYTES as u64));
+                }
                 // Compressed frames are checked before any allocation sized
                 // by them (a few stored bytes can claim a whole frame); a
                 // raw frame's bytes are in the file, and are checked as

@@ -74,6 +74,12 @@ impl Source {
         }
     }
 
+    /// Whether bytes come by ranged reads of a remote object (each read a
+    /// round trip, so fewer, larger reads pay).
+    pub(crate) fn is_ranged(&self) -> bool {
+        matches!(self, Source::Ranged(..))
+    }
+
     /// The whole file as one slice, when it is mapped or in memory.
     pub(crate) fn slice(&self) -> Option<&[u8]> {
         match self {
@@ -88,7 +94,15 @@ impl Source {
     /// [`PREFETCH_MAX`] or past the end are not read ahead. Other sources
     /// need nothing.
     pub(crate) fn prefetch(&self, span: std::ops::Range<u64>) -> io::Result<()> {
-        let Source::Ranged(r, ahead) = self else { return Ok(()) };
+        let (r, ahead) = match self {
+            Source::Ranged(r, ahead) => (r, ahead),
+            Source::Map(_) => {
+                // The start only: readers advise the rest as they go.
+                self.will_need(span.start..span.end.min(span.start.saturating_add(PREFETCH_MAX)));
+                return Ok(());
+            }
+            Source::File { .. } | Source::Bytes(_) => return Ok(()),
+        };
         let Some(len) = span.end.checked_sub(span.start).filter(|l| *l > 0 && *l <= PREFETCH_MAX) else {
             return Ok(());
         };
@@ -98,6 +112,21 @@ impl Source {
         let buf = r.read_at(span.start, usize::try_from(len).map_err(io::Error::other)?)?;
         *ahead.lock() = Some((span.start, std::sync::Arc::new(buf)));
         Ok(())
+    }
+
+    /// For a mapped file, asks the kernel to start reading `span` in now
+    /// (`madvise(MADV_WILLNEED)`), so pages not yet in memory arrive while
+    /// earlier ones are worked on instead of one fault at a time. Advice
+    /// only: nothing for other sources, and a refusal changes nothing.
+    pub(crate) fn will_need(&self, span: std::ops::Range<u64>) {
+        let Source::Map(m) = self else { return };
+        let len = m.len() as u64;
+        let (start, end) = (span.start.min(len), span.end.min(len));
+        if let (Ok(start), Ok(n)) = (usize::try_from(start), usize::try_from(end.saturating_sub(start))) {
+            if n > 0 {
+                let _ = m.advise_range(memmap2::Advice::WillNeed, start, n);
+            }
+        }
     }
 
     /// Drops what [`prefetch`](Self::prefetch) read.

@@ -8,8 +8,13 @@ use std::io::Write;
 use super::reader::Checkpoint;
 use crate::error::{Error, Result};
 
-/// Bytes read per step when the file is not mapped.
+/// Bytes read per step from an open file (not mapped); ranged reads of
+/// an object take 64 MiB at a time.
 const PIECE: u64 = 8 << 20;
+
+/// Bytes of a mapped file hashed per step (on every core), while the
+/// kernel reads in the next step's.
+const WINDOW: usize = 64 << 20;
 
 impl Checkpoint {
     /// BLAKE3 of every byte of the file, as this reader sees them. A mapped
@@ -21,7 +26,15 @@ impl Checkpoint {
     pub fn file_blake3(&self) -> Result<blake3::Hash> {
         let mut hasher = blake3::Hasher::new();
         if let Some(all) = self.source.slice() {
-            hasher.update_rayon(all);
+            // A window at a time, the next one read in meanwhile.
+            self.source.will_need(0..WINDOW as u64);
+            let mut at = 0u64;
+            for window in all.chunks(WINDOW) {
+                let next = at + window.len() as u64;
+                self.source.will_need(next..next + WINDOW as u64);
+                hasher.update_rayon(window);
+                at = next;
+            }
             return Ok(hasher.finalize());
         }
         self.pieces(|piece| {
@@ -50,9 +63,11 @@ impl Checkpoint {
 
     fn pieces(&self, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let len = self.file_len();
+        // Remote reads are round trips: fewer, larger ones.
+        let step = if self.source.is_ranged() { super::source::PREFETCH_MAX } else { PIECE };
         let mut at = 0u64;
         while at < len {
-            let n = (len - at).min(PIECE);
+            let n = (len - at).min(step);
             let piece = self
                 .source
                 .read(at, usize::try_from(n).map_err(|_| Error::Internal("a piece larger than memory".into()))?)

@@ -49,7 +49,18 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        match decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k) {
+        // A remembered copy under the tag just read is this index; an
+        // empty tag is no version and is never trusted.
+        let remembered = if v.etag.is_empty() { None } else { self.index_docs.get(hp, &v.etag) };
+        let decoded = match remembered {
+            Some(doc) => Ok(doc),
+            None => decode::<IndexDoc>(&v.data, MAX_INDEX_BYTES, &k).inspect(|doc| {
+                if !v.etag.is_empty() {
+                    self.index_docs.put(hp, &v.etag, doc);
+                }
+            }),
+        };
+        match decoded {
             Ok(doc) if merge => Ok(Some((self.with_unindexed(hp, doc)?, v.etag))),
             Ok(doc) => Ok(Some((doc, v.etag))),
             Err(e) if e.is_corruption() => {

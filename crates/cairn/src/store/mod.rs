@@ -25,6 +25,7 @@ mod fingerprint;
 mod gc;
 mod hardware;
 mod index;
+mod index_docs;
 mod key;
 mod layout;
 mod lease;

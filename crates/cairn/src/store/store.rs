@@ -86,6 +86,8 @@ pub struct StoreShared {
     pub(crate) cache: super::cache::EntryCache,
     /// Hash paths of keys this handle knows to have an index.
     pub(crate) indexed_keys: Mutex<std::collections::HashSet<String>>,
+    /// Indexes this handle decoded, by version tag.
+    pub(crate) index_docs: super::index_docs::IndexDocs,
     /// Background saves in flight and the failures nobody collected.
     pub(crate) saves: Arc<super::save_async::InFlight>,
     /// Staging memory of background saves, kept from one save to the next.
@@ -124,6 +126,7 @@ impl Store {
             usage: Mutex::new(UsageState::default()),
             cache,
             indexed_keys: Mutex::new(std::collections::HashSet::new()),
+            index_docs: super::index_docs::IndexDocs::default(),
             saves: Arc::default(),
             stage: crate::format::stage::Budget::new(opts_stage),
         };
