@@ -8,18 +8,21 @@
 //! save held the state of its own step, although training changed the
 //! tensors as soon as `save_async` returned.
 //!
-//! `CAIRN_KILL_ROUNDS` sets the rounds (default 20), `CAIRN_KILL_SEED` the
-//! seed of the kill delays (printed).
+//! It runs on a store on local disk and on S3 (the test server
+//! `./scripts/test` starts; skipped without `CAIRN_TEST_S3_URL`, except
+//! under CI). `CAIRN_KILL_ROUNDS` sets the rounds (default 20),
+//! `CAIRN_KILL_SEED` the seed of the kill delays (printed).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
 mod common;
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::cairn;
+use common::{cairn_env, Run};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -29,12 +32,40 @@ const STEPS: u64 = 2000;
 const EVERY: &str = "20";
 const SIZE: &str = "64";
 
-fn demo_args(root: &Path) -> Vec<String> {
-    ["demo", "--async", "--steps", &STEPS.to_string(), "--every", EVERY, "--size", SIZE, "--root"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([root.display().to_string()])
-        .collect()
+/// Where the store is, and where a run keeps its metrics log (the demo
+/// puts it beside a local store, else in the user cache directory, which
+/// the test points into its own temp directory).
+struct Place {
+    args: [String; 2],
+    cache: PathBuf,
+}
+
+impl Place {
+    fn local(root: &Path, cache: &Path) -> Self {
+        Place { args: ["--root".into(), root.display().to_string()], cache: cache.to_path_buf() }
+    }
+
+    fn url(url: &str, cache: &Path) -> Self {
+        Place { args: ["--url".into(), url.to_string()], cache: cache.to_path_buf() }
+    }
+
+    fn demo_args(&self) -> Vec<String> {
+        ["demo", "--async", "--steps", &STEPS.to_string(), "--every", EVERY, "--size", SIZE]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+
+    /// `cairn store --root|--url … ARGS`.
+    fn store(&self, args: &[&str]) -> Run {
+        let all: Vec<String> = ["store".to_string()]
+            .into_iter()
+            .chain(self.args.iter().cloned())
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect();
+        cairn_env(all, b"", &[("XDG_CACHE_HOME", self.cache.as_os_str())])
+    }
 }
 
 /// A `checkpoint step N: …, entry ID, …` line: (N, ID).
@@ -61,9 +92,10 @@ fn final_loss(out: &str) -> Option<String> {
 
 /// One run of the demo, killed after `kill_after` unless it finished
 /// first; returns its stdout lines and whether it finished (exit 0).
-fn run_demo(root: &Path, kill_after: Duration) -> (Vec<String>, bool) {
+fn run_demo(place: &Place, kill_after: Duration) -> (Vec<String>, bool) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(demo_args(root))
+        .args(place.demo_args())
+        .env("XDG_CACHE_HOME", OsString::from(&place.cache))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -95,7 +127,24 @@ fn run_demo(root: &Path, kill_after: Duration) -> (Vec<String>, bool) {
 }
 
 #[test]
-fn sigkill_during_background_saves_loses_nothing_acknowledged_and_ends_as_an_unbroken_run() {
+fn sigkill_during_background_saves_on_local_disk_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    kill_rounds(&Place::local(&tmp.path().join("whole"), &cache), &Place::local(&tmp.path().join("killed"), &cache));
+}
+
+#[test]
+fn sigkill_during_background_saves_on_s3_loses_nothing_acknowledged() {
+    let Some(url) = common::s3_prefix("demo-kill") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    kill_rounds(&Place::url(&format!("{url}/whole"), &cache), &Place::url(&format!("{url}/killed"), &cache));
+}
+
+/// Runs the demo unbroken at `whole`, then killed round after round at
+/// `killed`, checking the store after every kill and the final loss at
+/// the end.
+fn kill_rounds(whole: &Place, killed: &Place) {
     let rounds = std::env::var("CAIRN_KILL_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_ROUNDS);
     let seed = std::env::var("CAIRN_KILL_SEED")
         .ok()
@@ -103,18 +152,14 @@ fn sigkill_during_background_saves_loses_nothing_acknowledged_and_ends_as_an_unb
         .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("CAIRN_KILL_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let tmp = tempfile::tempdir().unwrap();
 
     // The run never killed, for the final loss.
-    let whole = tmp.path().join("whole");
-    let (lines, finished) = run_demo(&whole, Duration::from_secs(300));
+    let (lines, finished) = run_demo(whole, Duration::from_secs(300));
     assert!(finished, "the unbroken run failed: {lines:?}");
     let expected = final_loss(&lines.join("\n")).expect("the unbroken run printed no final loss");
     let saves = lines.iter().filter(|l| checkpoint(l).is_some()).count();
     assert!(saves >= 10, "the unbroken run acknowledged {saves} background saves");
 
-    let root = tmp.path().join("killed");
-    let root_s = root.to_str().unwrap();
     let started = Instant::now();
     // The newest checkpoint acknowledged so far: (step, id).
     let mut newest: Option<(u64, String)> = None;
@@ -124,7 +169,7 @@ fn sigkill_during_background_saves_loses_nothing_acknowledged_and_ends_as_an_unb
         if started.elapsed() > BUDGET && round >= 5 {
             break;
         }
-        let (lines, done) = run_demo(&root, Duration::from_millis(rng.gen_range(100..=900)));
+        let (lines, done) = run_demo(killed, Duration::from_millis(rng.gen_range(100..=900)));
         if let Some(from) = lines.iter().find_map(|l| resumed(l)) {
             if let Some((step, id)) = &newest {
                 assert!(
@@ -145,8 +190,7 @@ fn sigkill_during_background_saves_loses_nothing_acknowledged_and_ends_as_an_unb
             }
         }
         // Leftovers of the killed save are not damage; a partial entry would be.
-        let v = cairn(["store", "--root", root_s, "verify", "--json"]);
-        v.expect(0);
+        killed.store(&["verify", "--json"]).expect(0);
         if done {
             finished = Some(lines);
             break;
@@ -158,17 +202,17 @@ fn sigkill_during_background_saves_loses_nothing_acknowledged_and_ends_as_an_unb
     let lines = match finished {
         Some(lines) => lines,
         None => {
-            let (lines, done) = run_demo(&root, Duration::from_secs(300));
+            let (lines, done) = run_demo(killed, Duration::from_secs(300));
             assert!(done, "the last run failed: {lines:?}");
             lines
         }
     };
     let got = final_loss(&lines.join("\n")).expect("the last run printed no final loss");
     assert_eq!(got, expected, "the killed and resumed run ended elsewhere than the unbroken one");
-    let ls = cairn(["store", "--root", root_s, "ls", "--json"]).expect(0).json();
+    let ls = killed.store(&["ls", "--json"]).expect(0).json();
     let finals = ls.as_array().unwrap().iter().filter(|e| e["kind"] == "final").count();
     assert_eq!(finals, 1, "{ls}");
-    cairn(["store", "--root", root_s, "gc"]).expect(0);
-    let v = cairn(["store", "--root", root_s, "verify", "--json"]).expect(0).json();
+    killed.store(&["gc"]).expect(0);
+    let v = killed.store(&["verify", "--json"]).expect(0).json();
     assert_eq!(v["orphans"].as_u64(), Some(0), "{v}");
 }
