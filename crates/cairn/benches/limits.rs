@@ -6,9 +6,9 @@
 //!    tensor of a 1 GiB uncompressed checkpoint (every frame's checksum
 //!    checked) against the `safetensors` crate's mmap + deserialize + copy
 //!    of every tensor into a new `Vec` (nothing checked). Target ≤ 1.0×.
-//! 2. **shuffle**: lz4 + byte shuffle against lz4 alone, both for encoding
-//!    (into a sink that only counts bytes) and for a verified load. Target
-//!    ≤ 1.5× each.
+//! 2. **shuffle**: lz4 + byte shuffle against lz4 alone: encoding (into a
+//!    sink that only counts bytes), a durable save to a file, and a verified
+//!    load. Target ≤ 1.5× each.
 //! 3. **zstd(3) on two threads**: encoding into the counting sink with a
 //!    writer pool of two threads against one. Target ≥ 1.7×.
 //!
@@ -120,6 +120,17 @@ fn cairn_load(path: &Path, data: &Data) -> Duration {
         let v: Vec<f32> = ck.read_tensor(&Data::name(i)).expect("read tensor");
         black_box(&v);
     }
+    t.elapsed()
+}
+
+/// A durable save into `path` (temp file, fsync, rename, directory
+/// fsync), after `sync` and a pause so the last save's writeback is done.
+fn timed_save(path: &Path, data: &Data, opts: &WriterOptions) -> Duration {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    write_cairn(path, data, opts);
     t.elapsed()
 }
 
@@ -305,6 +316,17 @@ fn main() {
             rounds,
             || cairn_encode(&data, &lz4s_opts),
             || cairn_encode(&data, &lz4_opts),
+        );
+        p.limit = 1.5;
+        pairs.push(p);
+        let save = tmp.path().join("save.cairn");
+        let mut p = Pair::run(
+            "lz4 + shuffle, durable save",
+            ("lz4+shuffle", "lz4"),
+            bytes,
+            rounds,
+            || timed_save(&save, &data, &lz4s_opts),
+            || timed_save(&save, &data, &lz4_opts),
         );
         p.limit = 1.5;
         pairs.push(p);
