@@ -125,3 +125,50 @@ fn save_file_stores_the_file_it_verified_when_another_is_renamed_over_it() {
         assert!(store.verify().unwrap().is_clean(), "{what}");
     }
 }
+
+/// The niceness of this process's thread named `name`, if one runs now
+/// (field 19 of `/proc/self/task/TID/stat`).
+#[cfg(target_os = "linux")]
+fn nice_of_thread(name: &str) -> Option<i64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesised command: state is field 3.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        return rest.split_whitespace().nth(16)?.parse().ok();
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn background_saves_run_at_the_niceness_asked_for() {
+    use cairn::store::{Key, SaveInfo, Select, Store, StoreOptions};
+    use cairn::{Compression, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open(Arc::new(LocalBackend::open(dir.path()).unwrap()), "", StoreOptions::default().background_nice(7))
+            .unwrap();
+    // Enough work on one encoding thread to watch the save run.
+    let data: Vec<f32> = (0..(8u32 << 20)).map(|i| (i % 977) as f32 * 0.25).collect();
+    let opts = WriterOptions::default().compression(Compression::Zstd(9)).threads(Some(1));
+    let key = Key::new("nice");
+    let h = store
+        .save_async(&key, SaveInfo::checkpoint(), opts, |w| w.add_tensor("x", &[data.len() as u64], &data))
+        .unwrap();
+    let mut seen = None;
+    while seen.is_none() && !h.is_finished() {
+        seen = nice_of_thread("cairn-save");
+    }
+    h.wait().unwrap();
+    assert_eq!(seen, Some(7), "the background save's thread did not run at niceness 7");
+    // The caller's thread keeps its own.
+    let me = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let mine: i64 = me[me.rfind(')').unwrap() + 1..].split_whitespace().nth(16).unwrap().parse().unwrap();
+    assert!(mine < 7, "the caller's thread was lowered too ({mine})");
+    let found = store.lookup(&key, &Select::Latest).unwrap().unwrap();
+    assert_eq!(found.checkpoint.read_tensor::<f32>("x").unwrap(), data);
+}

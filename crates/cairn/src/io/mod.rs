@@ -14,7 +14,7 @@ mod sim;
 mod std_fs;
 mod vfs;
 
-pub(crate) use process::process_alive;
+pub(crate) use process::{lower_thread_priority, process_alive};
 pub(crate) use publish::Steps;
 pub use publish::{sweep_orphans, sweep_orphans_in, sync_dir, TempFile, TEMP_SUFFIX};
 #[cfg(any(test, feature = "testing"))]

@@ -21,9 +21,50 @@ pub(crate) fn process_alive(pid: &str) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
+/// Lowers the calling thread's scheduling priority to niceness `nice`
+/// unless it already runs at that or lower; a refusal changes nothing.
+/// Linux only, where `setpriority(PRIO_PROCESS, 0, …)` addresses the
+/// calling thread (threads it starts later inherit it); elsewhere it would
+/// address the whole process, so it does nothing.
+pub(crate) fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpriority and setpriority take plain integers and only
+        // read or change the calling thread's niceness.
+        unsafe {
+            let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+            if nice > now {
+                let _ = libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lowering_a_threads_priority_leaves_the_others_alone() {
+        // SAFETY: reads the calling thread's niceness.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let before = nice();
+        let lowered = std::thread::spawn(move || {
+            lower_thread_priority((before + 3).min(19));
+            let after = nice();
+            // Never raised again by a smaller value.
+            lower_thread_priority(before + 1);
+            (after, nice())
+        })
+        .join()
+        .unwrap_or((before, before));
+        let want = (before + 3).min(19);
+        assert_eq!(lowered, (want, want));
+        assert_eq!(nice(), before, "the calling thread was lowered too");
+    }
 
     #[test]
     fn pids_that_address_groups_or_nothing_are_not_alive() {

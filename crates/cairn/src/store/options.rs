@@ -75,6 +75,7 @@ pub struct StoreOptions {
     pub(crate) create: bool,
     pub(crate) max_saves_in_flight: usize,
     pub(crate) stage_bytes: usize,
+    pub(crate) background_nice: i32,
 }
 
 impl Default for StoreOptions {
@@ -93,6 +94,7 @@ impl Default for StoreOptions {
             create: true,
             max_saves_in_flight: 1,
             stage_bytes: 1 << 30,
+            background_nice: 0,
         }
     }
 }
@@ -103,6 +105,21 @@ impl StoreOptions {
     #[must_use]
     pub fn max_saves_in_flight(mut self, n: usize) -> Self {
         self.max_saves_in_flight = n.max(1);
+        self
+    }
+
+    /// The scheduling niceness (0–19) that the threads of a
+    /// [`save_async`](super::Store::save_async) save run at, on Linux: its
+    /// writer thread and the encoding threads it starts
+    /// ([`WriterOptions::threads`](crate::WriterOptions::threads) `Some(n)`;
+    /// rayon's global pool, used otherwise, keeps its priority). A training
+    /// loop that keeps the CPU busy then wins the cores when they contend,
+    /// and a save takes longer when they do. Never raises a thread's
+    /// priority; elsewhere than Linux, where niceness is per process, it
+    /// does nothing. Default = 0: as the caller.
+    #[must_use]
+    pub fn background_nice(mut self, nice: i32) -> Self {
+        self.background_nice = nice.clamp(0, 19);
         self
     }
 

@@ -195,7 +195,10 @@ impl Store {
         self.commit_entry_streamed(key, info, pending, |data_key| {
             // A fresh id names the object, so no other writer can race for
             // it: a plain put, which streams on every backend.
-            let sink = EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key));
+            // One encoding thread asked for: hashing keeps to it too.
+            let parallel = opts.threads != Some(1);
+            let sink =
+                EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key), parallel);
             let mut w = CheckpointWriter::with_sink(sink, opts)?;
             if let Some(step) = step {
                 w.set_step(step);

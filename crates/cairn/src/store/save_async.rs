@@ -221,7 +221,11 @@ impl Store {
         let thread = {
             let (bg, key, shared, flight) = (self.background_handle(), key.clone(), shared.clone(), self.saves.clone());
             let opts = opts.clone();
+            let nice = self.opts.background_nice;
             std::thread::Builder::new().name("cairn-save".into()).spawn(move || {
+                // Before the writer starts its encoding threads, which
+                // inherit it.
+                crate::io::lower_thread_priority(nice);
                 let t = Instant::now();
                 let r = bg.save_staged(&key, info, opts, rx);
                 let mut o = lock(&shared.outcome);

@@ -27,6 +27,9 @@ pub struct EntrySink {
     hasher: blake3::Hasher,
     len: u64,
     buf: Vec<u8>,
+    /// Whether large writes are hashed on rayon's pool (all cores) or on
+    /// the writing thread.
+    parallel_hash: bool,
 }
 
 impl std::fmt::Debug for EntrySink {
@@ -46,8 +49,19 @@ pub struct Stored {
 }
 
 impl EntrySink {
-    pub(crate) fn new(writer: Box<dyn ObjectWriter>, target: String) -> Self {
-        EntrySink { writer: Some(writer), target, hasher: blake3::Hasher::new(), len: 0, buf: Vec::new() }
+    /// A sink into `writer`. `parallel_hash` lets large writes be hashed on
+    /// rayon's global pool; a save limited to one encoding thread (a
+    /// background save that leaves the caller's cores alone) hashes on the
+    /// writing thread instead.
+    pub(crate) fn new(writer: Box<dyn ObjectWriter>, target: String, parallel_hash: bool) -> Self {
+        EntrySink {
+            writer: Some(writer),
+            target,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+            buf: Vec::new(),
+            parallel_hash,
+        }
     }
 
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -61,7 +75,7 @@ impl EntrySink {
             }
             return Err(e);
         }
-        if bytes.len() >= PARALLEL_HASH {
+        if self.parallel_hash && bytes.len() >= PARALLEL_HASH {
             self.hasher.update_rayon(bytes);
         } else {
             self.hasher.update(bytes);

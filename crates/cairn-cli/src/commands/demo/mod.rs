@@ -320,7 +320,9 @@ fn checkpoint_line(
 /// Opens the store the arguments name, with the demo's retention, and
 /// says where it is on local disk if it is a directory.
 fn open_store(args: &Args) -> anyhow::Result<(Store, Option<PathBuf>)> {
-    let opts = StoreOptions::default().retention(Retention::default().keep_last(3).keep_best(1));
+    // Background saves (--async) yield the CPU to training when they
+    // contend for it: the loop's steps are what the demo keeps fast.
+    let opts = StoreOptions::default().retention(Retention::default().keep_last(3).keep_best(1)).background_nice(10);
     let location = match (&args.root, &args.url) {
         (Some(dir), _) => dir.display().to_string(),
         (None, Some(url)) => url.clone(),
