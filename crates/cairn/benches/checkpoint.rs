@@ -15,8 +15,12 @@
 //! Run with `cargo bench -p cairn --bench checkpoint`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
+#[path = "shared/null_sink.rs"]
+mod null_sink;
 #[path = "shared/weights.rs"]
 mod weights;
+
+use null_sink::NullSink;
 
 use std::fs::File;
 use std::hint::black_box;
@@ -597,20 +601,6 @@ fn bench_verify_one_core(cfg: &Config, data: &Data, path: &Path, report: &mut Re
     let samples = Samples::collect(cfg.reps, || hash_ceiling(data));
     let how = "xxh3_64 + blake3::hash of each 1 MiB frame of the in-memory tensors on one thread: the hashing ceiling for verify";
     report.add(Row::new("hash-1t", "xxh3+BLAKE3 in memory, 1 thread", how, bytes, samples));
-}
-
-/// A sink that only counts bytes: the encode pipeline without the disk.
-struct NullSink(u64);
-
-impl cairn::Sink for NullSink {
-    type Output = u64;
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.0 += buf.len() as u64;
-        Ok(())
-    }
-    fn commit(self) -> cairn::Result<u64> {
-        Ok(self.0)
-    }
 }
 
 /// zstd(3) encoding of every tensor into a [`NullSink`]: hashing,

@@ -24,8 +24,12 @@
 
 #[path = "shared/dir.rs"]
 mod dir;
+#[path = "shared/null_sink.rs"]
+mod null_sink;
 #[path = "shared/weights.rs"]
 mod weights;
+
+use null_sink::NullSink;
 
 use std::fs::File;
 use std::hint::black_box;
@@ -51,20 +55,6 @@ impl Data {
 
     fn bytes(&self) -> u64 {
         self.tensors.iter().map(|t| t.len() as u64 * 4).sum()
-    }
-}
-
-/// A sink that only counts bytes: the encode pipeline without the disk.
-struct NullSink(u64);
-
-impl cairn::Sink for NullSink {
-    type Output = u64;
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.0 += buf.len() as u64;
-        Ok(())
-    }
-    fn commit(self) -> cairn::Result<u64> {
-        Ok(self.0)
     }
 }
 

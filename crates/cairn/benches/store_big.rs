@@ -30,17 +30,15 @@
 #[path = "shared/dir.rs"]
 mod dir;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cairn::store::{Key, Retention, SaveInfo, Select, Store, StoreOptions};
 use cairn::WriterOptions;
 
-struct Counting;
+#[path = "../tests/shared/counting_alloc.rs"]
+mod counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
 static PEAK_ANON_STOP: AtomicBool = AtomicBool::new(false);
 
 /// Samples this process's `RssAnon` every 5 ms until told to stop; returns
@@ -59,45 +57,12 @@ fn sample_anon() -> std::thread::JoinHandle<f64> {
     })
 }
 
-// SAFETY: forwards to the system allocator and only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: same layout, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    // Forwarded, so a growing vector is moved by the system's realloc
-    // (which remaps large blocks) and counted once, as it really is.
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size >= layout.size() {
-            let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
 /// Runs `f`; returns its value, its time and the most heap it held above
 /// what was live before.
 fn measured<T>(f: impl FnOnce() -> T) -> (T, Duration, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
     let t = Instant::now();
-    let out = f();
-    let took = t.elapsed();
-    (out, took, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+    let (out, usage) = counting::measured(f);
+    (out, t.elapsed(), usage.peak)
 }
 
 const MIB: f64 = (1u64 << 20) as f64;

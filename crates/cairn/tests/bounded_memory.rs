@@ -4,34 +4,12 @@
 //! segment costs a window of it, not its size.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cairn::{Checkpoint, CheckpointWriter, ChunkSpec, Compression, WriterOptions};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: same layout, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "shared/counting_alloc.rs"]
+mod counting;
 
 /// The peak is process-wide: tests that measure it run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -42,10 +20,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Runs `f` and returns its result and the most heap it held at once.
 fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let out = f();
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+    let (out, usage) = counting::measured(f);
+    (out, usage.peak)
 }
 
 /// An endless, mildly compressible byte stream, limited with `take`.
@@ -72,10 +48,7 @@ fn writing_and_streaming_a_large_chunk_keeps_memory_to_a_few_frames() {
     for compression in [Compression::None, Compression::Zstd(1)] {
         let opts = WriterOptions::default().compression(compression).threads(Some(threads));
         let mut w = CheckpointWriter::create(&path, opts).unwrap();
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
-        let n = w.add_reader("big", &ChunkSpec::bytes(), Pattern(7).take(TOTAL)).unwrap();
-        let used = PEAK.load(Ordering::Relaxed) - base;
+        let (n, used) = peak_of(|| w.add_reader("big", &ChunkSpec::bytes(), Pattern(7).take(TOTAL)).unwrap());
         assert_eq!(n, TOTAL);
         // Two windows of 2 × threads frames, plus compressed copies and
         // codec state: far below the 128 MiB written.
@@ -84,10 +57,7 @@ fn writing_and_streaming_a_large_chunk_keeps_memory_to_a_few_frames() {
         w.finish().unwrap();
 
         let ck = Checkpoint::open(&path).unwrap();
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
-        let read = ck.read_to("big", &mut std::io::sink()).unwrap();
-        let used = PEAK.load(Ordering::Relaxed) - base;
+        let (read, used) = peak_of(|| ck.read_to("big", &mut std::io::sink()).unwrap());
         assert_eq!(read, TOTAL);
         assert!(used < 4 * FRAME, "{compression}: read_to peak {used} bytes");
     }

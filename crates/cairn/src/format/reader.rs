@@ -306,14 +306,20 @@ impl Checkpoint {
         Error::Corrupt { file: self.origin.clone(), what: format!("chunk {:?} frame {i}", c.name), offset, detail }
     }
 
-    /// Reads a frame's stored bytes and checks their checksum.
-    pub(crate) fn stored_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry) -> Result<Cow<'_, [u8]>> {
+    /// A frame's stored bytes, unchecked, counted in the read stats.
+    fn stored_bytes(&self, f: &FrameEntry) -> Result<Cow<'_, [u8]>> {
         let t = Instant::now();
         let stored = self
             .source
             .read(f.offset, f.stored_len as usize)
             .map_err(|e| Error::io("reading", self.origin.clone(), e))?;
         self.stats.read(u64::from(f.stored_len), t);
+        Ok(stored)
+    }
+
+    /// Reads a frame's stored bytes and checks their checksum.
+    pub(crate) fn stored_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry) -> Result<Cow<'_, [u8]>> {
+        let stored = self.stored_bytes(f)?;
         let t = Instant::now();
         let ok = xxh3(&stored) == f.checksum;
         self.stats.verified(t);
@@ -342,12 +348,7 @@ impl Checkpoint {
     /// exactly its length, checksumming it as it is copied (one pass over
     /// the stored bytes). On success every byte of `dst` is written.
     fn fill_raw_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, dst: &mut [MaybeUninit<u8>]) -> Result<()> {
-        let t = Instant::now();
-        let stored = self
-            .source
-            .read(f.offset, f.stored_len as usize)
-            .map_err(|e| Error::io("reading", self.origin.clone(), e))?;
-        self.stats.read(u64::from(f.stored_len), t);
+        let stored = self.stored_bytes(f)?;
         let t = Instant::now();
         let sum = fill::copy_hashed(&stored, dst);
         self.stats.verified(t);

@@ -2,73 +2,16 @@
 //! measure what one call allocates.
 #![allow(dead_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 use cairn::{Checkpoint, Error};
 
 use crate::builder::Spec;
-// ---------------------------------------------------------------------------
-// Allocation accounting.
 
-pub(crate) struct Counting;
+#[path = "../shared/counting_alloc.rs"]
+mod counting;
 
-pub(crate) static LARGEST: AtomicUsize = AtomicUsize::new(0);
-pub(crate) static LIVE: AtomicIsize = AtomicIsize::new(0);
-pub(crate) static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-pub(crate) fn note_request(size: usize) {
-    LARGEST.fetch_max(size, Ordering::Relaxed);
-}
-
-pub(crate) fn note_live(delta: isize) {
-    let now = LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments; the
-// counters only observe sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_request(layout.size());
-        // SAFETY: forwarded unchanged.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            note_live(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_request(layout.size());
-        // SAFETY: forwarded unchanged.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            note_live(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) };
-        note_live(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_request(new_size);
-        // SAFETY: forwarded unchanged.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            note_live(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-pub(crate) static ALLOC: Counting = Counting;
+pub(crate) use counting::{measured, Usage};
 
 pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 pub(crate) static WARM: Once = Once::new();
@@ -83,23 +26,6 @@ pub(crate) fn serial() -> MutexGuard<'static, ()> {
         assert!(ck.verify().unwrap().is_ok());
     });
     guard
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Usage {
-    pub(crate) largest: usize,
-    pub(crate) peak: usize,
-}
-
-/// Runs `f` and reports the largest allocation request and the peak of live
-/// bytes above what was live before. Call with `serial()` held.
-pub(crate) fn measured<R>(f: impl FnOnce() -> R) -> (R, Usage) {
-    LARGEST.store(0, Ordering::Relaxed);
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let r = f();
-    let peak = PEAK.load(Ordering::Relaxed) - base;
-    (r, Usage { largest: LARGEST.load(Ordering::Relaxed), peak: peak.max(0) as usize })
 }
 
 /// The most a reader may ask for to open a file of `len` bytes.

@@ -26,6 +26,12 @@ pub struct Progress {
     pub eval_loss: f64,
 }
 
+/// What an entry of step `t` records: its kind, its step as the iteration,
+/// and the held-out loss as its objective.
+fn entry_info(kind: EntryKind, t: &Train, p: Progress) -> SaveInfo {
+    SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss)
+}
+
 /// Saves `t` as a new entry of `key`, a checkpoint or a final result, with
 /// the held-out loss as its objective.
 pub fn save(
@@ -36,7 +42,7 @@ pub fn save(
     t: &Train,
     p: Progress,
 ) -> anyhow::Result<EntryInfo> {
-    let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
+    let info = entry_info(kind, t, p);
     store
         .save_with(key, info, writer_options(), |w| add_state(w, cfg, t, p))
         .with_context(|| format!("saving step {} to {}", t.step, store.url()))
@@ -51,7 +57,7 @@ pub fn save_async(
     t: &Train,
     p: Progress,
 ) -> anyhow::Result<SaveHandle> {
-    let info = SaveInfo::checkpoint().kind(kind).iteration(t.step).objective(p.eval_loss);
+    let info = entry_info(kind, t, p);
     // One encoding thread: training runs on one core, and a background save
     // that took every core would slow it down.
     let opts = writer_options().threads(Some(1));
