@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::entry::{EntryInfo, EntryKind};
 use super::key::Key;
 use super::layout::{self, now_ns};
-use super::records::{encode, InfoDoc, DOC_VERSION};
+use super::records::{encode, IndexDoc, InfoDoc, DOC_VERSION};
 use super::sink::EntrySink;
 use super::store::{BytesSource, Store};
 use crate::backend::{BackendExt, Durability, PutMode};
@@ -277,34 +277,70 @@ impl Store {
             u.net = u.net.saturating_add(i64::try_from(bytes).unwrap_or(i64::MAX));
             u.saves_since_pass += 1;
         }
-        self.apply_retention(&hp, &index.entries)?;
+        if let Some(index) = index {
+            self.apply_retention(&hp, &index.entries)?;
+        }
         self.evict_if_due()?;
         Ok(entry)
     }
 
     /// Names a committed entry in its key's index; returns the index as
-    /// it now stands. Where index writes are volatile (local disk) every
-    /// read of an index merges the infos it lags, so the index is written
-    /// only once it lags [`INDEX_BATCH`] entries: most saves then create
-    /// no file besides their data and info (docs/STORE.md).
-    fn note_in_index(&self, hp: &str, key_name: &str, entry: &EntryInfo) -> Result<super::records::IndexDoc> {
+    /// it now stands, or `None` when this save left the index as it was
+    /// and nothing after it needs the key's entries. Where index writes are
+    /// volatile (local disk) every read of an index merges the infos it
+    /// lags, so the index is written only once it lags [`INDEX_BATCH`]
+    /// entries: most saves then create no file besides their data and
+    /// info. A handle counts the lag once per key and then counts its own
+    /// saves, so that a save without retention reads neither the index nor
+    /// the key's folder (docs/STORE.md).
+    fn note_in_index(&self, hp: &str, key_name: &str, entry: &EntryInfo) -> Result<Option<IndexDoc>> {
         if self.backend.volatile_is_weaker() {
+            if self.opts.retention.is_keep_all() && self.count_unindexed(hp) {
+                return Ok(None);
+            }
             if let Some((stored, _)) = self.read_stored_index(hp)? {
                 let known = stored.entries.len();
                 let merged = self.with_unindexed(hp, stored)?;
                 let named = merged.entries.iter().any(|e| e.id == entry.id);
-                if named && merged.entries.len() - known < INDEX_BATCH {
-                    return Ok(merged);
+                let lag = merged.entries.len().saturating_sub(known);
+                if named && lag < INDEX_BATCH {
+                    self.set_index_lag(hp, lag);
+                    return Ok(Some(merged));
                 }
             }
         }
-        self.update_index(hp, key_name, |ix| {
+        let index = self.update_index(hp, key_name, |ix| {
             if ix.entries.iter().any(|e| e.id == entry.id) {
                 return false;
             }
             ix.entries.push(entry.clone());
             true
-        })
+        })?;
+        self.set_index_lag(hp, 0);
+        Ok(Some(index))
+    }
+
+    /// Counts one more entry the index of `hp` lags, if this handle knows
+    /// the lag and it stays under [`INDEX_BATCH`]; `false` when the index
+    /// must be read (and perhaps written) instead.
+    fn count_unindexed(&self, hp: &str) -> bool {
+        let mut lags = crate::util::lock(&self.index_lag);
+        match lags.get_mut(hp) {
+            Some(n) if *n + 1 < INDEX_BATCH => {
+                *n += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn set_index_lag(&self, hp: &str, lag: usize) {
+        let mut lags = crate::util::lock(&self.index_lag);
+        // A bound on what a long-lived handle remembers.
+        if lags.len() >= 100_000 && !lags.contains_key(hp) {
+            lags.clear();
+        }
+        lags.insert(hp.to_string(), lag);
     }
 
     /// Makes sure the key at `hp` has an index, creating an empty one if

@@ -86,6 +86,10 @@ pub struct StoreShared {
     pub(crate) cache: super::cache::EntryCache,
     /// Hash paths of keys this handle knows to have an index.
     pub(crate) indexed_keys: Mutex<std::collections::HashSet<String>>,
+    /// Where index writes are volatile: how many committed entries each
+    /// key's index lags, as far as this handle knows (counted when it first
+    /// saves to the key, then one more per save it leaves out).
+    pub(crate) index_lag: Mutex<std::collections::HashMap<String, usize>>,
     /// Indexes this handle decoded, by version tag.
     pub(crate) index_docs: super::index_docs::IndexDocs,
     /// Background saves in flight and the failures nobody collected.
@@ -126,6 +130,7 @@ impl Store {
             usage: Mutex::new(UsageState::default()),
             cache,
             indexed_keys: Mutex::new(std::collections::HashSet::new()),
+            index_lag: Mutex::new(std::collections::HashMap::new()),
             index_docs: super::index_docs::IndexDocs::default(),
             saves: Arc::default(),
             stage: crate::format::stage::Budget::new(opts_stage),
