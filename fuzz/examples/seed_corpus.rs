@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --manifest-path fuzz/Cargo.toml --example seed_corpus -- \
-//!     fuzz/corpus/reader fuzz/corpus/reader_resummed
+//!     fuzz/corpus/reader fuzz/corpus/reader_resummed fuzz/corpus/delta
 //! ```
 
 use std::path::Path;
@@ -58,6 +58,19 @@ fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, cairn::Error> {
     w.add_tensor("small", &[2, 3], &[1u16, 2, 3, 4, 5, 6])?;
     w.add_serde("state", &(1u32, "x"))?;
     out.push(("tensor_and_serde", w.finish()?));
+
+    // A delta file of the delta target's base: `a` unchanged (references),
+    // `b` with a few bytes changed (an XOR), `c` whole, `d` new.
+    let mut w = CheckpointWriter::in_memory(opts())?;
+    w.set_base(std::sync::Arc::clone(&cairn_fuzz::base().0))?;
+    w.add_bytes("a", &(0..3 * 4096).map(|i| (i / 5 % 7) as u8).collect::<Vec<u8>>())?;
+    let mut b: Vec<u8> = (0..9000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    b[100] ^= 1;
+    b[5000] ^= 2;
+    w.add_bytes("b", &b)?;
+    w.add_bytes("c", &[8; 100])?;
+    w.add_bytes("d", &noise(50, 3))?;
+    out.push(("delta", w.finish()?));
     Ok(out)
 }
 

@@ -2,7 +2,9 @@
 //! it is opened, and the checksum fix-up that lets the fuzzer reach the
 //! index decoder.
 
-use cairn::Checkpoint;
+use std::sync::{Arc, OnceLock};
+
+use cairn::{Checkpoint, CheckpointWriter, WriterOptions};
 
 /// Hashes and counts what a streamed read writes, so that comparing it with
 /// a whole read costs no second copy of the chunk.
@@ -32,6 +34,57 @@ impl std::io::Write for Hashing {
 /// most a frame, and memory beyond that is content that really decoded.
 pub fn exercise(bytes: Vec<u8>) {
     let Ok(ck) = Checkpoint::from_bytes(bytes) else { return };
+    exercise_open(&ck);
+}
+
+/// The full checkpoint delta inputs are read against (frame size 4 KiB:
+/// chunks `a` of 3 frames of a pattern, `b` of noise, `c` of one short
+/// frame), and its bytes.
+pub fn base() -> &'static (Arc<Checkpoint>, Vec<u8>) {
+    static BASE: OnceLock<(Arc<Checkpoint>, Vec<u8>)> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let build = || -> Result<Vec<u8>, cairn::Error> {
+            let mut w = CheckpointWriter::in_memory(WriterOptions::default().frame_size(4096))?;
+            w.add_bytes("a", &(0..3 * 4096).map(|i| (i / 5 % 7) as u8).collect::<Vec<u8>>())?;
+            w.add_bytes("b", &(0..9000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>())?;
+            w.add_bytes("c", &[9; 100])?;
+            w.finish()
+        };
+        let bytes = build().unwrap_or_default();
+        let ck = Checkpoint::from_bytes(bytes.clone()).map(Arc::new);
+        (ck.unwrap_or_else(|e| panic!("building the fuzz base: {e}")), bytes)
+    })
+}
+
+/// Makes `file` a delta file of [`base`] (the `DELTA` bit set, the base's
+/// identity in the index, checksums fixed), opens it with that base and
+/// exercises it: delta frame references and payloads, however mangled,
+/// must fail cleanly or read consistently.
+pub fn exercise_delta(mut file: Vec<u8>) {
+    use cairn::format::layout::{features, trailer, HEADER_LEN, TRAILER_LEN};
+    let (base, base_bytes) = base();
+    let len = file.len();
+    if len < HEADER_LEN + TRAILER_LEN {
+        return;
+    }
+    let t = len - TRAILER_LEN;
+    let required = u64_at(&file, t + trailer::REQUIRED) | features::REQUIRED_DELTA;
+    put(&mut file, t + trailer::REQUIRED, &required.to_le_bytes());
+    // The base's identity sits after the index's fixed fields and digest.
+    let index_offset = u64_at(&file, t + trailer::INDEX_OFFSET);
+    let bt = base_bytes.len().saturating_sub(TRAILER_LEN);
+    if let Ok(at) = usize::try_from(index_offset.saturating_add(56)) {
+        put(&mut file, at, &base.digest());
+        put(&mut file, at + 32, &u64_at(base_bytes, bt + trailer::INDEX_CHECKSUM).to_le_bytes());
+    }
+    fix_checksums(&mut file);
+    let Ok(ck) = Checkpoint::from_bytes(file) else { return };
+    let Ok(ck) = ck.with_base(Arc::clone(base)) else { return };
+    exercise_open(&ck);
+}
+
+/// [`exercise`] on a checkpoint already open.
+fn exercise_open(ck: &Checkpoint) {
     let _ = (ck.step(), ck.metadata().len(), ck.created_at(), ck.producer(), ck.digest(), ck.stats());
     let mut reads = Vec::new();
     for c in ck.chunks() {

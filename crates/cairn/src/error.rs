@@ -132,6 +132,14 @@ pub enum Error {
         /// The failure that poisoned it.
         cause: String,
     },
+    /// A delta file was read without the checkpoint it was written against.
+    #[error("{file} is a delta file and needs its base checkpoint (file digest {digest}); open it with that base (`--base BASE` on the command line)")]
+    BaseNeeded {
+        /// The delta file.
+        file: String,
+        /// The base's file digest, hex.
+        digest: String,
+    },
     /// Another process (or another open handle) holds this log or store.
     #[error("{path} is in use by another process")]
     Locked {
@@ -183,6 +191,7 @@ impl Error {
                 Error::Corrupt { file: file.clone(), what: what.clone(), offset: *offset, detail: detail.clone() }
             }
             Error::Unsupported { file, feature } => Error::Unsupported { file: file.clone(), feature: feature.clone() },
+            Error::BaseNeeded { file, digest } => Error::BaseNeeded { file: file.clone(), digest: digest.clone() },
             other => Error::Internal(other.to_string()),
         }
     }

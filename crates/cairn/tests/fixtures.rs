@@ -81,6 +81,7 @@ fn write_fixtures() {
     let out = PathBuf::from(std::env::var("CAIRN_FIXTURES_OUT").expect("set CAIRN_FIXTURES_OUT"));
     std::fs::create_dir_all(&out).unwrap();
     write_checkpoint(&out.join(format!("checkpoint-v{}.cairn", cairn::format::layout::FORMAT_VERSION)));
+    write_delta(&out.join("checkpoint-v2-delta.cairn"));
     write_wal(&out.join("wal-v1"));
     write_store(&out.join("store-v1"));
 }
@@ -97,6 +98,37 @@ fn write_checkpoint(path: &Path) {
     let shuffled = ChunkSpec::tensor(DType::F32, &[64, 64]).compression(Compression::Zstd(3)).shuffle(true);
     w.add_chunk("shuffled", &shuffled, bytemuck::cast_slice(&weights())).unwrap();
     w.add_tensor("weights", &[64, 64], &weights()).unwrap();
+    w.finish().unwrap();
+}
+
+/// What the delta fixture holds: `checkpoint-v2.cairn`'s content with one
+/// byte of `zstd` and eight weights changed, and a chunk `new`.
+fn delta_content() -> (Vec<u8>, Vec<f32>) {
+    let mut zstd = text(9_000);
+    zstd[5_000] = b'#';
+    let mut w = weights();
+    for v in &mut w[1000..1008] {
+        *v += 1.0;
+    }
+    (zstd, w)
+}
+
+/// `checkpoint-v2-delta.cairn`: a delta file against the committed
+/// `checkpoint-v2.cairn` (the `DELTA` feature bit, base references and XOR
+/// frames).
+fn write_delta(path: &Path) {
+    let base = std::sync::Arc::new(Checkpoint::open(fixtures().join("checkpoint-v2.cairn")).unwrap());
+    let (zstd, w8) = delta_content();
+    let mut w = cairn::CheckpointWriter::create(path, WriterOptions::default().frame_size(4096)).unwrap();
+    w.set_base(base).unwrap();
+    w.set_step(1300);
+    w.add_chunk("raw", &ChunkSpec::bytes().compression(Compression::None), &raw_bytes()).unwrap();
+    w.add_chunk("lz4", &ChunkSpec::bytes().compression(Compression::Lz4), &text(10_000)).unwrap();
+    w.add_chunk("zstd", &ChunkSpec::bytes().compression(Compression::Zstd(3)), &zstd).unwrap();
+    let shuffled = ChunkSpec::tensor(DType::F32, &[64, 64]).compression(Compression::Zstd(3)).shuffle(true);
+    w.add_chunk("shuffled", &shuffled, bytemuck::cast_slice(&weights())).unwrap();
+    w.add_tensor("weights", &[64, 64], &w8).unwrap();
+    w.add_bytes("new", b"added after the base").unwrap();
     w.finish().unwrap();
 }
 
@@ -186,8 +218,35 @@ fn v2_checkpoint_reads_as_written() {
     let bytes = std::fs::read(fixtures().join("checkpoint-v2.cairn")).unwrap();
     let at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
     let trailer = bytes.len() - 64;
-    let all = cairn::format::layout::features::REQUIRED_KNOWN;
+    use cairn::format::layout::features::{REQUIRED_LZ4, REQUIRED_SHUFFLE, REQUIRED_ZSTD};
+    let all = REQUIRED_LZ4 | REQUIRED_ZSTD | REQUIRED_SHUFFLE;
     assert_eq!((at(16), at(trailer + 32)), (0, all), "required bits: header, trailer");
+}
+
+/// The delta file written against `checkpoint-v2.cairn` reads, with it, as
+/// the content it was made from; without it, it names it.
+#[test]
+fn v2_delta_checkpoint_reads_against_its_base() {
+    let path = fixtures().join("checkpoint-v2-delta.cairn");
+    let base = std::sync::Arc::new(Checkpoint::open(fixtures().join("checkpoint-v2.cairn")).unwrap());
+    let alone = Checkpoint::open(&path).unwrap();
+    assert_eq!(alone.base_digest(), Some(base.digest()));
+    assert!(matches!(alone.read("raw"), Err(cairn::Error::BaseNeeded { .. })));
+    let ck = alone.with_base(base).unwrap();
+    let (zstd, w8) = delta_content();
+    assert_eq!(ck.step(), Some(1300));
+    assert_eq!(ck.read("raw").unwrap(), raw_bytes());
+    assert_eq!(ck.read("lz4").unwrap(), text(10_000));
+    assert_eq!(ck.read("zstd").unwrap(), zstd);
+    assert_eq!(ck.read_tensor::<f32>("shuffled").unwrap(), weights());
+    assert_eq!(ck.read_tensor::<f32>("weights").unwrap(), w8);
+    assert_eq!(ck.read("new").unwrap(), b"added after the base");
+    assert!(ck.verify().unwrap().is_ok());
+    let bytes = std::fs::read(&path).unwrap();
+    let at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let delta = cairn::format::layout::features::REQUIRED_DELTA;
+    assert_eq!(at(bytes.len() - 64 + 32) & delta, delta, "the DELTA bit");
+    assert_eq!(b3(&bytes), CHECKPOINT_V2_DELTA_FILE_BLAKE3, "the fixture file changed");
 }
 
 fn check_checkpoint(version: u16, file_blake3: &str) {
@@ -316,6 +375,8 @@ fn v1_store_reads_as_written() {
 const CHECKPOINT_DIGEST: &str = "44bcdc2264e088614c121c55d8d0bd1deeef61cbf6f8814c1e2a88b63b4eb9d0";
 const CHECKPOINT_V1_FILE_BLAKE3: &str = "def0a4fb461f387071a238fe7d27f87b3a48fc351695d519f86d4c1b89c1a508";
 const CHECKPOINT_V2_FILE_BLAKE3: &str = "d27f8363b52b861dccb99c3cd920333591f5b933abe42a0f51439fdba09d4d04";
+/// BLAKE3 of `checkpoint-v2-delta.cairn`'s bytes.
+const CHECKPOINT_V2_DELTA_FILE_BLAKE3: &str = "3dd95c3ec29c8edb82f40a4a78e80cb17b08d3e390fa361e03ab005680f97502";
 const WAL_TORN_AT: (u64, u64) = (2264, 64);
 const WAL_FILES: &[(&str, &str)] = &[
     ("00000000000000000001.wal", "44c449a1f9002d38dd31b9078b864596c4917a2acfbec97cd26ac896351275fc"),

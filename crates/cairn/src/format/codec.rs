@@ -30,6 +30,10 @@ pub mod tag {
     pub const ZSTD: u8 = 2;
     /// Chunk-level only: the `auto` policy.
     pub const AUTO: u8 = 3;
+    /// Frame-level only, in delta files: the base's frame, unchanged.
+    pub const BASE: u8 = 4;
+    /// Frame-level only, in delta files: the base's frame XOR an lz4 block.
+    pub const XOR: u8 = 5;
 }
 
 /// Level used by `auto`.

@@ -10,6 +10,8 @@
 //! | 8           | created_at, microseconds since the Unix epoch (i64)    |
 //! | 8           | step                                                   |
 //! | 32          | file digest (BLAKE3, see `file_digest`)                |
+//! | 32 + 8      | delta files only (`DELTA` bit): the base's file digest |
+//! |             | and the xxh3-64 of its index                           |
 //! | 2 + n       | producer length, UTF-8 producer                        |
 //! | 4 + n       | metadata length, JSON object                           |
 //! | ...         | chunk records, in file order                           |
@@ -36,6 +38,7 @@
 
 use super::codec::{tag, Compression};
 use super::cursor::Cursor;
+use super::delta::REF_LEN;
 use super::dtype::{ChunkKind, DType};
 use super::layout::{features, limits, DATA_ALIGN, HEADER_LEN};
 use crate::error::{Error, Result};
@@ -120,6 +123,18 @@ pub(crate) struct Index {
     pub chunks: Vec<ChunkInfo>,
     /// Chunk ordinals sorted by name, for lookups without a copy of each name.
     pub by_name: Vec<u32>,
+    /// The checkpoint a delta file was written against (set exactly when
+    /// the file requires the `DELTA` feature).
+    pub base: Option<BaseId>,
+}
+
+/// Which checkpoint a delta file needs: the base's file digest and the
+/// xxh3-64 of its index (from its trailer), so that a base with the same
+/// content but other frames is told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BaseId {
+    pub digest: [u8; 32],
+    pub index_checksum: u64,
 }
 
 /// The file digest: BLAKE3 over, per chunk in order, its name, kind, dtype,
@@ -166,6 +181,10 @@ impl Index {
         out.extend_from_slice(&self.created_at_us.to_le_bytes());
         out.extend_from_slice(&self.step.unwrap_or(0).to_le_bytes());
         out.extend_from_slice(&self.digest);
+        if let Some(base) = &self.base {
+            out.extend_from_slice(&base.digest);
+            out.extend_from_slice(&base.index_checksum.to_le_bytes());
+        }
         out.extend_from_slice(&(self.producer.len() as u16).to_le_bytes());
         out.extend_from_slice(self.producer.as_bytes());
         out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
@@ -210,6 +229,11 @@ impl Index {
         let step_raw = cur.u64()?;
         let step = (flags & FLAG_HAS_STEP != 0).then_some(step_raw);
         let digest = cur.digest()?;
+        let base = if required & features::REQUIRED_DELTA != 0 {
+            Some(BaseId { digest: cur.digest()?, index_checksum: cur.u64()? })
+        } else {
+            None
+        };
         let producer_len = usize::from(cur.u16()?);
         if producer_len > limits::MAX_PRODUCER_LEN {
             return Err(cur.err(format!("producer length {producer_len} exceeds the limit")));
@@ -254,7 +278,7 @@ impl Index {
                 detail: format!("duplicate chunk name {:?}", dup.map_or("", |c| c.name.as_str())),
             });
         }
-        Ok(Index { created_at_us, step, digest, producer, metadata, chunks, by_name })
+        Ok(Index { created_at_us, step, digest, producer, metadata, chunks, by_name, base })
     }
 
     /// The chunk with this name, by binary search.
@@ -379,12 +403,18 @@ pub(crate) fn decode_frames(
             tag::NONE => 0,
             tag::LZ4 => features::REQUIRED_LZ4,
             tag::ZSTD => features::REQUIRED_ZSTD,
+            tag::BASE | tag::XOR => features::REQUIRED_DELTA,
             other => return Err(cur.err(format!("chunk {name:?} frame {i}: unknown codec {other}"))),
         };
-        let len_ok = if codec == tag::NONE {
-            u64::from(stored_len) == raw
-        } else {
-            stored_len > 0 && u64::from(stored_len) < raw
+        let min_len = match codec {
+            tag::BASE => REF_LEN as u32,
+            tag::XOR => REF_LEN as u32 + 1,
+            _ => 1,
+        };
+        let len_ok = match codec {
+            tag::NONE => u64::from(stored_len) == raw,
+            tag::BASE => stored_len == min_len && u64::from(stored_len) < raw,
+            _ => stored_len >= min_len && u64::from(stored_len) < raw,
         };
         if required & bit != bit || !len_ok {
             return Err(cur.err(format!(

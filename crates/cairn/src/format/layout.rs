@@ -104,8 +104,11 @@ pub mod features {
     pub const REQUIRED_ZSTD: u64 = 1 << 1;
     /// Some frame is byte-shuffled before compression.
     pub const REQUIRED_SHUFFLE: u64 = 1 << 2;
+    /// Some frame refers to the base checkpoint (a delta file); the index
+    /// names the base.
+    pub const REQUIRED_DELTA: u64 = 1 << 3;
     /// All required bits this version understands.
-    pub const REQUIRED_KNOWN: u64 = REQUIRED_LZ4 | REQUIRED_ZSTD | REQUIRED_SHUFFLE;
+    pub const REQUIRED_KNOWN: u64 = REQUIRED_LZ4 | REQUIRED_ZSTD | REQUIRED_SHUFFLE | REQUIRED_DELTA;
     /// Chunk data regions start on 64-byte boundaries (always set by v1 writers).
     pub const OPTIONAL_ALIGNED_64: u64 = 1 << 0;
 }

@@ -3,6 +3,7 @@
 mod checkpointable;
 mod codec;
 mod cursor;
+mod delta;
 mod digest;
 mod dtype;
 mod fill;

@@ -5,12 +5,15 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::codec::{self, tag, Compression};
+use super::delta;
 use super::digest::{self, FrameHash};
-use super::index::FrameEntry;
+use super::index::{frame_raw_len, ChunkInfo, FrameEntry};
 use super::layout::{features, xxh3};
+use super::reader::Checkpoint;
 use super::sink::Sink;
 use crate::error::{Error, Result};
 
@@ -20,6 +23,52 @@ pub(crate) struct FrameParams {
     pub frame_size: u32,
     pub compression: Compression,
     pub shuffle_elem: usize,
+}
+
+/// The frames of a delta file's base for the chunk being written: the
+/// base's chunk of the same name and its frame table.
+pub(crate) struct BaseFrames {
+    ck: Arc<Checkpoint>,
+    chunk: ChunkInfo,
+    frames: Vec<FrameEntry>,
+}
+
+impl BaseFrames {
+    /// The base's chunk named `name`, if it has one whose frame table reads.
+    pub(crate) fn of(ck: &Arc<Checkpoint>, name: &str) -> Option<Self> {
+        let chunk = ck.chunk(name)?.clone();
+        match ck.frames_of(&chunk) {
+            Ok(frames) => Some(BaseFrames { ck: Arc::clone(ck), frames: frames.to_vec(), chunk }),
+            Err(e) => {
+                log::warn!("{}: the base's chunk {name:?} is unreadable, so it is written whole: {e}", ck.origin());
+                None
+            }
+        }
+    }
+
+    /// Frame `i` (`raw`) encoded against the base's frame `i`, when that
+    /// frame exists with the same length, reads back intact, and the
+    /// difference is small (see `delta::encode`).
+    fn delta(&self, raw: &[u8], i: u64) -> Option<(u8, Vec<u8>)> {
+        let f = self.frames.get(usize::try_from(i).ok()?)?;
+        if frame_raw_len(self.chunk.raw_len, self.ck.frame_size(), i) != raw.len() as u64 {
+            return None;
+        }
+        BASE_FRAME.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            buf.truncate(raw.len());
+            buf.resize(raw.len(), 0);
+            if let Err(e) = self.ck.read_frame(&self.chunk, i as usize, f, &mut buf) {
+                log::warn!("{}: a base frame is unreadable, so the new one is written whole: {e}", self.ck.origin());
+                return None;
+            }
+            delta::encode(raw, &buf, delta::BaseRef::of(f))
+        })
+    }
+}
+
+thread_local! {
+    static BASE_FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// What writing a chunk's frames produced.
@@ -40,9 +89,12 @@ struct Encoded {
     hash: FrameHash,
 }
 
-fn encode(raw: &[u8], index: u64, only: bool, p: FrameParams) -> std::io::Result<Encoded> {
+fn encode(raw: &[u8], index: u64, only: bool, p: FrameParams, base: Option<&BaseFrames>) -> std::io::Result<Encoded> {
     let hash = digest::hash_frame(raw, index, p.frame_size, only);
-    let (codec, compressed) = codec::encode(raw, p.compression, p.shuffle_elem)?;
+    let (codec, compressed) = match base.and_then(|b| b.delta(raw, index)) {
+        Some((codec, stored)) => (codec, Some(stored)),
+        None => codec::encode(raw, p.compression, p.shuffle_elem)?,
+    };
     let checksum = xxh3(compressed.as_deref().unwrap_or(raw));
     Ok(Encoded { codec, compressed, checksum, hash })
 }
@@ -75,6 +127,7 @@ pub(crate) fn write_frames<'s, S, B, I>(
     pos: &mut u64,
     frames: I,
     p: FrameParams,
+    base: Option<&'s BaseFrames>,
     chunk: &str,
 ) -> Result<Written>
 where
@@ -99,11 +152,11 @@ where
                             // A chunk of one frame (every chunk of a small
                             // save) is encoded here: handing it to the pool
                             // would cost more in wake-ups than it saves.
-                            let e = encode(buf.as_ref(), i as u64, only, p);
+                            let e = encode(buf.as_ref(), i as u64, only, p, base);
                             let _ = tx.send((buf, e));
                         } else {
                             scope.spawn_fifo(move |_| {
-                                let e = encode(buf.as_ref(), i as u64, only, p);
+                                let e = encode(buf.as_ref(), i as u64, only, p, base);
                                 let _ = tx.send((buf, e));
                             });
                         }
@@ -139,6 +192,7 @@ where
             out.required |= match e.codec {
                 tag::LZ4 => features::REQUIRED_LZ4,
                 tag::ZSTD => features::REQUIRED_ZSTD,
+                tag::BASE | tag::XOR => features::REQUIRED_DELTA,
                 _ => 0,
             };
         }

@@ -5,12 +5,13 @@ use std::fs::File;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
 use super::codec;
+use super::delta;
 use super::dtype::Element;
 use super::fill;
 use super::index::{decode_frames, frame_raw_len, ChunkInfo, FrameEntry, Index, FRAME_RECORD_LEN};
@@ -88,6 +89,8 @@ pub struct Checkpoint {
     /// Each chunk's frame table, decoded on first use.
     tables: Vec<OnceLock<Result<Vec<FrameEntry>>>>,
     pub(crate) stats: StatsCell,
+    /// The checkpoint a delta file's frames refer to, once given.
+    base: Option<Arc<Checkpoint>>,
 }
 
 impl Checkpoint {
@@ -194,7 +197,61 @@ impl Checkpoint {
             trailer_xxh3,
             tables,
             stats: StatsCell::default(),
+            base: None,
         })
+    }
+
+    /// Opens a delta file together with the checkpoint it was written
+    /// against (see [`with_base`](Self::with_base)).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open) and [`with_base`](Self::with_base).
+    pub fn open_with_base(path: impl AsRef<Path>, base: Arc<Checkpoint>) -> Result<Self> {
+        Self::open(path)?.with_base(base)
+    }
+
+    /// Gives a delta file the checkpoint it was written against, which its
+    /// unchanged and XOR frames are read from. A file that is not a delta
+    /// file does not need a base and ignores it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if `base` is not the checkpoint this file records
+    /// (another file digest, or the same content stored in other frames);
+    /// [`Error::InvalidArgument`] if `base` is itself a delta file.
+    pub fn with_base(mut self, base: Arc<Checkpoint>) -> Result<Self> {
+        let Some(want) = self.index.base else {
+            return Ok(self);
+        };
+        if base.index.base.is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a delta file; the base of a delta file must be a full checkpoint",
+                base.origin
+            )));
+        }
+        if want.digest != base.digest()
+            || want.index_checksum != base.trailer.index_checksum
+            || base.frame_size() != self.frame_size()
+        {
+            return Err(Error::Corrupt {
+                file: self.origin.clone(),
+                what: "base".into(),
+                offset: self.trailer.index_offset,
+                detail: format!(
+                    "written against the checkpoint with file digest {}, not {} (file digest {})",
+                    hex(&want.digest),
+                    base.origin,
+                    hex(&base.digest())
+                ),
+            });
+        }
+        self.base = Some(base);
+        Ok(self)
+    }
+
+    /// The file digest of the checkpoint this delta file was written
+    /// against; `None` for a full checkpoint.
+    pub fn base_digest(&self) -> Option<[u8; 32]> {
+        self.index.base.map(|b| b.digest)
     }
 
     /// Where the checkpoint was opened from, for messages.
@@ -331,15 +388,53 @@ impl Checkpoint {
     }
 
     /// Reads, checks and decodes frame `i` of `c` into `dst`.
-    fn read_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, dst: &mut [u8]) -> Result<()> {
+    pub(crate) fn read_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, dst: &mut [u8]) -> Result<()> {
         let stored = self.stored_frame(c, i, f)?;
         self.decode_frame(c, i, f, &stored, dst)
     }
 
     /// Decodes frame `i` of `c`, whose checksum has passed, into `dst`.
-    fn decode_frame(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, stored: &[u8], dst: &mut [u8]) -> Result<()> {
+    pub(crate) fn decode_frame(
+        &self,
+        c: &ChunkInfo,
+        i: usize,
+        f: &FrameEntry,
+        stored: &[u8],
+        dst: &mut [u8],
+    ) -> Result<()> {
+        if delta::is_delta(f.codec) {
+            return self.decode_delta(c, i, f, stored, dst);
+        }
         let t = Instant::now();
         codec::decode(stored, f.codec, c.shuffle_elem(), dst).map_err(|d| self.corrupt(c, i, f.offset, d))?;
+        self.stats.decompressed(dst.len() as u64, t);
+        Ok(())
+    }
+
+    /// Decodes a delta frame: reads (and checks) the base's frame at the
+    /// same position into `dst`, then applies the difference.
+    fn decode_delta(&self, c: &ChunkInfo, i: usize, f: &FrameEntry, stored: &[u8], dst: &mut [u8]) -> Result<()> {
+        let Some(base) = self.base.as_deref() else {
+            let digest = self.index.base.map(|b| hex(&b.digest)).unwrap_or_default();
+            return Err(Error::BaseNeeded { file: self.origin.clone(), digest });
+        };
+        let bad = |d: String| self.corrupt(c, i, f.offset, d);
+        let (r, payload) = delta::BaseRef::split(stored).map_err(bad)?;
+        let bc =
+            base.chunk(&c.name).ok_or_else(|| bad(format!("the base {} has no chunk {:?}", base.origin, c.name)))?;
+        let bf = base.frames_of(bc)?.get(i).copied();
+        let raw = frame_raw_len(bc.raw_len, base.frame_size(), i as u64);
+        let bf = bf
+            .filter(|bf| r.matches(bf) && raw == dst.len() as u64)
+            .ok_or_else(|| bad(format!("frame {i} of the base {} is not the one this frame refers to", base.origin)))?;
+        base.read_frame(bc, i, &bf, dst).map_err(|e| match e {
+            Error::Corrupt { file, what, offset, detail } => {
+                bad(format!("the base frame it refers to is damaged ({what} at offset {offset} of {file}: {detail})"))
+            }
+            other => other,
+        })?;
+        let t = Instant::now();
+        delta::apply(f.codec, payload, dst).map_err(bad)?;
         self.stats.decompressed(dst.len() as u64, t);
         Ok(())
     }
@@ -592,4 +687,9 @@ impl Checkpoint {
     pub(crate) fn source(&self) -> &Source {
         &self.source
     }
+}
+
+/// Lower-case hex of a digest, for messages.
+pub(crate) fn hex(digest: &[u8; 32]) -> String {
+    blake3::Hash::from(*digest).to_hex().to_string()
 }

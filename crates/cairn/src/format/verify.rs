@@ -185,10 +185,7 @@ impl Checkpoint {
         BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.resize(raw_len, 0);
-            let t = Instant::now();
-            codec::decode(&stored, f.codec, c.shuffle_elem(), &mut buf)
-                .map_err(|d| self.corrupt(c, fi, f.offset, d))?;
-            self.stats.decompressed(raw_len as u64, t);
+            self.decode_frame(c, fi, f, &stored, &mut buf)?;
             let t = Instant::now();
             let h = digest::hash_frame(&buf, fi as u64, frame_size, only);
             self.stats.verified(t);

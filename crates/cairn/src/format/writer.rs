@@ -13,10 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::codec::Compression;
 use super::digest;
 use super::dtype::{ChunkKind, Element};
-use super::index::{file_digest, ChunkInfo, FrameEntry, Index};
+use super::index::{file_digest, BaseId, ChunkInfo, FrameEntry, Index};
 use super::layout::{features, frame_size_ok, limits, xxh3, Header, Trailer, DATA_ALIGN, FORMAT_VERSION, HEADER_LEN};
 use super::options::{ChunkSpec, WriterOptions};
 use super::pipeline::{self, FrameParams, Written};
+use super::reader::Checkpoint;
 use super::sink::{FileSink, Sink};
 use super::stage::Stager;
 use crate::error::{Error, Result};
@@ -37,6 +38,8 @@ pub(crate) struct WriterCore<S: Sink> {
     tables: Vec<Vec<FrameEntry>>,
     names: HashSet<String>,
     required: u64,
+    /// The checkpoint a delta file is written against.
+    base: Option<Arc<Checkpoint>>,
 }
 
 /// Writes a checkpoint chunk by chunk. Nothing is visible at the target path
@@ -102,6 +105,26 @@ impl<S: Sink> CheckpointWriter<S> {
         match &mut self.mode {
             Mode::Direct(core) => core.set_step(step),
             Mode::Staged(st) => st.set_step(step),
+        }
+    }
+
+    /// Writes a delta file against `base`, a full checkpoint with the same
+    /// frame size: each frame equal to the base's frame at the same
+    /// position of the chunk with the same name is stored as a reference to
+    /// it, one that differs a little as the XOR with it (lz4-compressed),
+    /// others whole. Reading the file then needs `base`
+    /// ([`Checkpoint::open_with_base`](crate::Checkpoint::open_with_base)).
+    /// A file none of whose frames matched is an ordinary checkpoint. Call
+    /// before adding chunks.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] after chunks were added, for a base that
+    /// is a delta file or has another frame size, and on a writer staging a
+    /// background save.
+    pub fn set_base(&mut self, base: Arc<super::reader::Checkpoint>) -> Result<()> {
+        match &mut self.mode {
+            Mode::Direct(core) => core.set_base(base),
+            Mode::Staged(_) => Err(Error::InvalidArgument("a background save is not written against a base".into())),
         }
     }
 
@@ -277,12 +300,31 @@ impl<S: Sink> WriterCore<S> {
             tables: Vec::new(),
             names: HashSet::new(),
             required: 0,
+            base: None,
         })
     }
 
     /// Records the training step (or any counter) this checkpoint belongs to.
     pub fn set_step(&mut self, step: u64) {
         self.index.step = Some(step);
+    }
+
+    /// See [`CheckpointWriter::set_base`].
+    pub fn set_base(&mut self, base: Arc<Checkpoint>) -> Result<()> {
+        let refuse = |why: String| {
+            Err(Error::InvalidArgument(format!("{}: cannot write against {}: {why}", self.target, base.origin())))
+        };
+        if !self.index.chunks.is_empty() {
+            return refuse("chunks were added already".into());
+        }
+        if base.base_digest().is_some() {
+            return refuse("it is a delta file itself; deltas are taken against full checkpoints".into());
+        }
+        if base.frame_size() != self.opts.frame_size {
+            return refuse(format!("its frame size is {}, this writer's {}", base.frame_size(), self.opts.frame_size));
+        }
+        self.base = Some(base);
+        Ok(())
     }
 
     /// Adds a user metadata entry; a later value for the same key wins.
@@ -379,7 +421,9 @@ impl<S: Sink> WriterCore<S> {
             pos += pad;
         }
         let data_offset = pos;
-        let written = pipeline::write_frames(self.pool.as_deref(), &mut sink, &mut pos, frames, params, name)?;
+        let base = self.base.as_ref().and_then(|b| pipeline::BaseFrames::of(b, name));
+        let written =
+            pipeline::write_frames(self.pool.as_deref(), &mut sink, &mut pos, frames, params, base.as_ref(), name)?;
         let Written { frames: new_frames, hashes, raw_len, required: used } = written;
         let mut required = self.required | used;
         self.sink = Some(sink);
@@ -432,6 +476,10 @@ impl<S: Sink> WriterCore<S> {
         };
         self.index.producer = concat!("cairn ", env!("CARGO_PKG_VERSION")).to_string();
         self.index.digest = file_digest(&self.index.chunks);
+        if self.required & features::REQUIRED_DELTA != 0 {
+            self.index.base =
+                self.base.as_ref().map(|b| BaseId { digest: b.digest(), index_checksum: b.trailer().index_checksum });
+        }
         let index = self.index.encode(&self.tables);
         let index_offset = self.pos;
         let trailer = Trailer {
