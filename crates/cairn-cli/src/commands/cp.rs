@@ -25,6 +25,9 @@ pub struct Args {
     /// Where to put the copy (replaced atomically if it exists): a path or
     /// a URL.
     dst: String,
+    /// To copy a delta file: its base, against which the copy is verified.
+    #[command(flatten)]
+    base: target::BaseArg,
 }
 
 /// One end of a copy.
@@ -144,8 +147,8 @@ fn replaced(published: &Published, dst: &str) -> bool {
 
 /// Opens the copy at `dst` and checks it is the checkpoint at `src`:
 /// length and digest, then every frame.
-fn check_copy(src: &str, dst: &str, len: u64, digest: [u8; 32]) -> anyhow::Result<()> {
-    let copy = target::open(dst)?;
+fn check_copy(src: &str, dst: &str, len: u64, digest: [u8; 32], base: &target::BaseArg) -> anyhow::Result<()> {
+    let copy = target::open_with_base(dst, base)?;
     if copy.file_len() != len || copy.digest() != digest {
         return Err(anyhow::Error::new(Integrity(format!(
             "the copy at {dst} is not the checkpoint at {src}: {} bytes, digest {}, expected {len} bytes, digest {}",
@@ -170,12 +173,21 @@ fn check_copy(src: &str, dst: &str, len: u64, digest: [u8; 32]) -> anyhow::Resul
 /// if the copy does not verify; a runtime error (exit 1) if another writer
 /// replaced the destination before the copy could be checked there, which
 /// is a lost race, not damage.
-pub fn copy_verified(src: &str, dst: &str) -> anyhow::Result<(u64, [u8; 32])> {
-    let source = target::open(src)?;
+/// A delta file is verified against `base`, and without one is refused
+/// before anything is copied (its frames could not be checked).
+pub fn copy_verified(src: &str, dst: &str, base: &target::BaseArg) -> anyhow::Result<(u64, [u8; 32])> {
+    let source = target::open_with_base(src, base)?;
     let (len, digest) = (source.file_len(), source.digest());
+    if let (Some(needed), None) = (source.base_digest(), &base.base) {
+        return Err(anyhow::Error::new(cairn::Error::BaseNeeded {
+            file: src.to_string(),
+            digest: output::hex(&needed),
+        })
+        .context(format!("copying {src}: the copy could not be verified")));
+    }
     drop(source);
     let published = copy_bytes(src, dst, len, "copying")?;
-    match check_copy(src, dst, len, digest) {
+    match check_copy(src, dst, len, digest, base) {
         Ok(()) => Ok((len, digest)),
         // Whatever the check read belongs to another writer: its failure
         // says nothing about this copy, so it is not reported as damage.
@@ -193,7 +205,7 @@ pub fn copy_verified(src: &str, dst: &str) -> anyhow::Result<(u64, [u8; 32])> {
 /// # Errors
 /// As [`copy_verified`].
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (len, digest) = copy_verified(&args.src, &args.dst)?;
+    let (len, digest) = copy_verified(&args.src, &args.dst, &args.base)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "copied {} to {}: {len} bytes, verified, digest {}", args.src, args.dst, output::hex(&digest))?;
     Ok(())

@@ -13,6 +13,8 @@ pub struct Args {
     /// The checkpoint to read: a path, or a URL (`s3://bucket/key`,
     /// `gs://…`, `az://…`, `file:///path`).
     file: String,
+    #[command(flatten)]
+    base: crate::target::BaseArg,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -29,6 +31,9 @@ pub struct Summary<'a> {
     step: Option<u64>,
     metadata: &'a serde_json::Map<String, serde_json::Value>,
     digest: String,
+    /// The file digest of the base a delta file needs; `null` for a full
+    /// checkpoint.
+    base_digest: Option<String>,
     frame_size: u32,
     file_bytes: u64,
     raw_bytes: u64,
@@ -86,6 +91,7 @@ pub fn summary(ck: &Checkpoint) -> Summary<'_> {
         step: ck.step(),
         metadata: ck.metadata(),
         digest: output::hex(&ck.digest()),
+        base_digest: ck.base_digest().map(|d| output::hex(&d)),
         frame_size: ck.frame_size(),
         file_bytes: ck.file_len(),
         raw_bytes: chunks.iter().map(|c| c.raw_bytes).sum(),
@@ -104,6 +110,9 @@ pub fn print_human(s: &Summary<'_>, out: &mut impl Write) -> std::io::Result<()>
     writeln!(out, "created:   {}", s.created_at.as_deref().unwrap_or("(not representable)"))?;
     writeln!(out, "step:      {}", s.step.map_or_else(|| "-".to_string(), |n| n.to_string()))?;
     writeln!(out, "digest:    {}", s.digest)?;
+    if let Some(base) = &s.base_digest {
+        writeln!(out, "base:      a delta file; reading it needs the checkpoint with digest {base} (--base)")?;
+    }
     writeln!(
         out,
         "size:      {} on disk; {} of content stored in {} (ratio {:.2}); frames of {}",
@@ -152,7 +161,7 @@ pub fn print_human(s: &Summary<'_>, out: &mut impl Write) -> std::io::Result<()>
 /// # Errors
 /// A missing file; a damaged header, index or trailer (exit 3).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ck = crate::target::open(&args.file)?;
+    let ck = crate::target::open_with_base(&args.file, &args.base)?;
     let s = summary(&ck);
     if args.json {
         return output::print_json(&s);

@@ -43,6 +43,12 @@ pub struct Args {
     /// Frame size in bytes: a power of two from 4096 to 67108864.
     #[arg(long, value_name = "BYTES")]
     frame_size: Option<u32>,
+    /// Write a delta file against this full checkpoint (a path or a URL):
+    /// frames equal to the base's are stored as references, frames that
+    /// differ a little as XORs; reading it then needs the base. The frame
+    /// size defaults to the base's.
+    #[command(flatten)]
+    base: crate::target::BaseArg,
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
@@ -125,7 +131,11 @@ fn check_shape(t: &TensorArg, len: u64) -> anyhow::Result<()> {
 pub fn run(args: Args, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
     let inputs = inputs(&args, matches)?;
     let mut opts = WriterOptions::default().compression(args.compression).shuffle(args.shuffle);
-    if let Some(bytes) = args.frame_size {
+    let base = match args.base.base.as_deref() {
+        Some(b) => Some(std::sync::Arc::new(crate::target::open(b)?)),
+        None => None,
+    };
+    if let Some(bytes) = args.frame_size.or(base.as_ref().map(|b| b.frame_size())) {
         opts = opts.frame_size(bytes);
     }
     // A URL is packed into a staging file, then uploaded.
@@ -141,6 +151,10 @@ pub fn run(args: Args, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
     let mut w = CheckpointWriter::create(&local, opts)
         .map_err(usage_if_invalid)
         .with_context(|| format!("creating {}", local.display()))?;
+    if let Some(b) = base {
+        let shown = args.base.base.as_deref().unwrap_or_default();
+        w.set_base(b).map_err(usage_if_invalid).with_context(|| format!("packing against the base {shown}"))?;
+    }
     if let Some(step) = args.step {
         w.set_step(step);
     }
@@ -166,7 +180,7 @@ pub fn run(args: Args, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
     let file_len = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
     let shown = if remote {
         let from = path.to_string_lossy().into_owned();
-        super::cp::copy_verified(&from, &args.out)?;
+        super::cp::copy_verified(&from, &args.out, &args.base)?;
         args.out.clone()
     } else {
         path.display().to_string()

@@ -28,6 +28,8 @@ pub struct Args {
     /// The checkpoint to read: a path, or a URL (`s3://bucket/key`,
     /// `gs://…`, `az://…`, `file:///path`).
     file: String,
+    #[command(flatten)]
+    base: crate::target::BaseArg,
     /// Directory to write into; created if missing.
     dir: PathBuf,
 }
@@ -95,7 +97,7 @@ fn write_chunk(ck: &Checkpoint, name: &str, target: &Path, bar: &ProgressBar) ->
 /// # Errors
 /// A refused chunk name; I/O errors; a corrupt chunk (named in the error).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ck = crate::target::open(&args.file)?;
+    let ck = crate::target::open_with_base(&args.file, &args.base)?;
     let mut plan = Vec::with_capacity(ck.chunks().len());
     for c in ck.chunks() {
         let rel = relative_path(&c.name).map_err(|why| {

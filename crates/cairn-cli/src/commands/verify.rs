@@ -16,6 +16,8 @@ pub struct Args {
     /// The checkpoint to check: a path, or a URL (`s3://bucket/key`,
     /// `gs://…`, `az://…`, `file:///path`).
     file: String,
+    #[command(flatten)]
+    base: crate::target::BaseArg,
     /// Print one JSON object instead of a summary line.
     #[arg(long)]
     json: bool,
@@ -111,6 +113,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             return Err(anyhow::Error::new(err).context(format!("opening {file}")));
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {file}"))),
+    };
+    let ck = match args.base.base.as_deref() {
+        Some(base_target) => {
+            let base = std::sync::Arc::new(crate::target::open(base_target)?);
+            ck.with_base(base)
+                .map_err(crate::exit::usage_if_invalid)
+                .with_context(|| format!("reading {file} against the base {base_target}"))?
+        }
+        None => ck,
     };
     let verified = ck.verify().with_context(|| format!("verifying {file}"))?;
     let report = Report::new(file.clone(), &ck, &verified);
