@@ -228,3 +228,36 @@ fn every_flipped_byte_of_a_delta_file_is_detected_or_harmless() {
     }
     assert!(detected > file.len() / 2, "{detected} of {} flips detected", file.len());
 }
+
+/// `Checkpointable`'s incremental save: by default a full save into a
+/// writer set against the base, so frozen state costs references.
+#[test]
+fn checkpointable_types_save_incrementally() {
+    use cairn::{Checkpointable, Result, Sink};
+    #[derive(Debug, PartialEq)]
+    struct Model {
+        frozen: Vec<f32>,
+        head: Vec<f32>,
+        step: u64,
+    }
+    impl Checkpointable for Model {
+        fn save<S: Sink>(&self, w: &mut CheckpointWriter<S>) -> Result<()> {
+            w.add_tensor("frozen", &[self.frozen.len() as u64], &self.frozen)?;
+            w.add_tensor("head", &[self.head.len() as u64], &self.head)?;
+            w.add_serde("step", &self.step)
+        }
+        fn restore(c: &Checkpoint) -> Result<Self> {
+            Ok(Model { frozen: c.read_tensor("frozen")?, head: c.read_tensor("head")?, step: c.read_serde("step")? })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (b, d) = (dir.path().join("b.cairn"), dir.path().join("d.cairn"));
+    let m0 = Model { frozen: weights(N, 1), head: weights(1000, 2), step: 1 };
+    cairn::save(&b, &m0, WriterOptions::default()).unwrap();
+    let m1 = Model { frozen: m0.frozen.clone(), head: weights(1000, 3), step: 2 };
+    let base = Arc::new(Checkpoint::open(&b).unwrap());
+    cairn::save_incremental(&d, &m1, base.clone(), WriterOptions::default()).unwrap();
+    assert!(std::fs::metadata(&d).unwrap().len() < 16 << 10, "the frozen megabyte costs references");
+    assert_eq!(cairn::load_with_base::<Model>(&d, base).unwrap(), m1);
+    assert!(matches!(cairn::load::<Model>(&d), Err(Error::BaseNeeded { .. })));
+}

@@ -1,6 +1,7 @@
 //! Types that save themselves into a checkpoint and restore from one.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::options::WriterOptions;
 use super::reader::Checkpoint;
@@ -48,6 +49,21 @@ pub trait Checkpointable: Sized {
     /// # Errors
     /// Whatever reading a chunk returns.
     fn restore(c: &Checkpoint) -> Result<Self>;
+
+    /// Adds this value's chunks to `w`, a writer of a delta file against
+    /// `base` (an earlier save of this type). The writer already stores
+    /// each frame equal to `base`'s as a reference and one that changed a
+    /// little as an XOR, so the default, a full [`save`](Self::save), is
+    /// incremental as it is; a type may override it to skip work it knows
+    /// to be unchanged, as long as every chunk [`restore`](Self::restore)
+    /// needs is added.
+    ///
+    /// # Errors
+    /// Whatever adding a chunk returns.
+    fn save_incremental<S: Sink>(&self, w: &mut CheckpointWriter<S>, base: &Checkpoint) -> Result<()> {
+        let _ = base;
+        self.save(w)
+    }
 }
 
 /// Saves `value` durably at `path` (temp file, sync, rename, directory sync).
@@ -58,6 +74,33 @@ pub fn save<T: Checkpointable>(path: impl AsRef<Path>, value: &T, opts: WriterOp
     let mut w = CheckpointWriter::create(path, opts)?;
     value.save(&mut w)?;
     w.finish().map(|_| ())
+}
+
+/// Saves `value` durably at `path` as a delta file against `base`, a full
+/// checkpoint (an earlier [`save`] of it), through
+/// [`Checkpointable::save_incremental`]. The frame size is the base's,
+/// whatever `opts` says. Reading it needs `base` ([`load_with_base`]).
+///
+/// # Errors
+/// As [`save`] and [`CheckpointWriter::set_base`].
+pub fn save_incremental<T: Checkpointable>(
+    path: impl AsRef<Path>,
+    value: &T,
+    base: Arc<Checkpoint>,
+    opts: WriterOptions,
+) -> Result<()> {
+    let mut w = CheckpointWriter::create(path, opts.frame_size(base.frame_size()))?;
+    w.set_base(Arc::clone(&base))?;
+    value.save_incremental(&mut w, &base)?;
+    w.finish().map(|_| ())
+}
+
+/// Opens `path` with the base it was written against and restores a `T`.
+///
+/// # Errors
+/// As [`Checkpoint::open_with_base`] and [`Checkpointable::restore`].
+pub fn load_with_base<T: Checkpointable>(path: impl AsRef<Path>, base: Arc<Checkpoint>) -> Result<T> {
+    T::restore(&Checkpoint::open_with_base(path, base)?)
 }
 
 /// Opens `path` and restores a `T` from it.

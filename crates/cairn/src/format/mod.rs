@@ -27,7 +27,7 @@ mod verify;
 mod whole;
 mod writer;
 
-pub use checkpointable::{load, save, Checkpointable};
+pub use checkpointable::{load, load_with_base, save, save_incremental, Checkpointable};
 pub use codec::Compression;
 pub use dtype::{ChunkKind, DType, Element};
 pub use index::ChunkInfo;
