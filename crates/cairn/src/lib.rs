@@ -85,6 +85,6 @@ pub mod wal;
 pub use error::{chain as error_chain, BoxError, Error, Result};
 pub use format::{
     load, load_with_base, save, save_incremental, Checkpoint, CheckpointProblem, CheckpointWriter, Checkpointable,
-    ChunkInfo, ChunkKind, ChunkSpec, Compression, DType, Element, FileSink, LoadStats, ReadOptions, Sink, VerifyReport,
-    WriterOptions,
+    ChunkInfo, ChunkKind, ChunkSpec, Compression, DType, Element, FileSink, FrameAt, LoadStats, ReadOptions, Sink,
+    VerifyReport, WriterOptions,
 };

@@ -33,7 +33,7 @@ pub use dtype::{ChunkKind, DType, Element};
 pub use index::ChunkInfo;
 pub use options::{ChunkSpec, WriterOptions, DEFAULT_FRAME_SIZE};
 pub use reader::{Checkpoint, ReadOptions};
-pub use sink::{FileSink, Sink};
+pub use sink::{FileSink, FrameAt, Sink};
 pub use source::RangeRead;
 pub use stats::LoadStats;
 pub(crate) use stream_check::StreamCheck;

@@ -14,7 +14,7 @@ use super::digest::{self, FrameHash};
 use super::index::{frame_raw_len, ChunkInfo, FrameEntry};
 use super::layout::{features, xxh3};
 use super::reader::Checkpoint;
-use super::sink::Sink;
+use super::sink::{FrameAt, Sink};
 use crate::error::{Error, Result};
 
 /// How a chunk's frames are encoded.
@@ -175,7 +175,8 @@ where
             let e = encoded.map_err(|e| Error::Io { op: "compressing a frame of", path: chunk.into(), source: e })?;
             let raw = raw.as_ref();
             let stored = e.compressed.as_deref().unwrap_or(raw);
-            sink.write_all(stored).map_err(|source| Error::Io {
+            let at = FrameAt { chunk, index: out.frames.len() as u64, raw: e.codec == tag::NONE };
+            sink.write_frame(stored, &at).map_err(|source| Error::Io {
                 op: "writing checkpoint",
                 path: sink.describe(),
                 source,

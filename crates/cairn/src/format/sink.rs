@@ -21,6 +21,16 @@ pub trait Sink: Send {
     /// # Errors
     /// The underlying I/O error.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Appends one frame's stored bytes, saying which frame they are (a
+    /// store that shares frames between entries looks at them). Default =
+    /// [`write_all`](Self::write_all).
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn write_frame(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<()> {
+        let _ = at;
+        self.write_all(stored)
+    }
     /// Where the bytes go, for error messages. Default = `<memory>`.
     fn describe(&self) -> PathBuf {
         PathBuf::from("<memory>")
@@ -30,6 +40,18 @@ pub trait Sink: Send {
     /// # Errors
     /// Any failure to sync or publish.
     fn commit(self) -> Result<Self::Output>;
+}
+
+/// Which frame [`Sink::write_frame`] is given.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct FrameAt<'a> {
+    /// The chunk's name.
+    pub chunk: &'a str,
+    /// The frame's number in the chunk, from 0.
+    pub index: u64,
+    /// Whether the frame is stored raw (its stored bytes are its content).
+    pub raw: bool,
 }
 
 impl Sink for Vec<u8> {

@@ -4,6 +4,8 @@
 //! byte, streamed) before anything of it is trusted.
 
 use super::entry::EntryInfo;
+use super::manifest;
+use super::pieced::PiecedRead;
 use super::store::Store;
 use crate::backend::open_checkpoint;
 use crate::error::{Error, Result};
@@ -18,9 +20,34 @@ impl Store {
     /// for a damaged header, trailer or index; backend errors.
     pub(crate) fn open_data(&self, k: &str) -> Result<Checkpoint> {
         match self.backend.open_file(k)? {
-            Some(file) => Checkpoint::from_file(file, self.locator(k), &ReadOptions::default()),
-            None => open_checkpoint(self.backend.clone(), k),
+            Some(file) => {
+                let len = file.metadata().map_err(|e| Error::io("reading metadata of", self.locator(k), e))?.len();
+                let mut last = [0u8; 8];
+                let is_manifest = len >= 8
+                    && std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 8).is_ok()
+                    && manifest::is_manifest(&last);
+                if is_manifest {
+                    return self.open_pieced(k, len);
+                }
+                Checkpoint::from_file(file, self.locator(k), &ReadOptions::default())
+            }
+            None => {
+                let len = self.backend.head(k)?.size;
+                let last = if len >= 8 { self.backend.get_range(k, len - 8..len)? } else { bytes::Bytes::new() };
+                if manifest::is_manifest(&last) {
+                    return self.open_pieced(k, len);
+                }
+                open_checkpoint(self.backend.clone(), k)
+            }
         }
+    }
+
+    /// An entry stored as a manifest: its checkpoint read through its
+    /// pieces (docs/SHARED_FRAMES.md).
+    fn open_pieced(&self, k: &str, len: u64) -> Result<Checkpoint> {
+        let locator = self.locator(k);
+        let source = PiecedRead::open(self.backend.clone(), k, len, &self.prefix, &locator)?;
+        Checkpoint::open_ranged(Box::new(source), locator)
     }
 
     /// Checks an opened entry's data (from `k`) against the length and

@@ -7,6 +7,8 @@
 //! | `entries/<h2>/<h62>/<id>.info` | the entry's info (JSON), written create-only after the data: the entry exists once this does |
 //! | `quarantine/<h2>/<h62>/<id>.{data,info}` | a damaged entry moved aside, with the reason in its info |
 //! | `leases/<h2>/<h62>/<id>.<nonce>` | a reader's or a saver's claim on an entry, with its expiry (JSON) |
+//! | `frames/<h2>/<h62>` | a frame shared by entries, named by the BLAKE3 of its bytes (docs/SHARED_FRAMES.md) |
+//! | `trash/frames/<h2>/<h62>` | a shared frame a collection found unreferenced, until it is emptied |
 //! | `USAGE` | the entry count and bytes the last collection found (JSON) |
 //!
 //! `<h2>/<h62>` is the hex of the key's hash split after two digits, so no
@@ -21,6 +23,22 @@ pub(crate) const ENTRIES: &str = "entries/";
 pub(crate) const QUARANTINE: &str = "quarantine/";
 pub(crate) const LEASES: &str = "leases/";
 pub(crate) const USAGE: &str = "USAGE";
+pub(crate) const FRAMES: &str = "frames/";
+pub(crate) const TRASH_FRAMES: &str = "trash/frames/";
+
+/// The hex of a frame hash split after two digits.
+fn hash_path(hash: &[u8; 32]) -> String {
+    let hex = blake3::Hash::from(*hash).to_hex();
+    format!("{}/{}", hex.get(..2).unwrap_or_default(), hex.get(2..).unwrap_or_default())
+}
+
+pub(crate) fn frame_key(hash: &[u8; 32]) -> String {
+    format!("{FRAMES}{}", hash_path(hash))
+}
+
+pub(crate) fn trash_frame_key(hash: &[u8; 32]) -> String {
+    format!("{TRASH_FRAMES}{}", hash_path(hash))
+}
 
 pub(crate) fn index_key(hp: &str) -> String {
     format!("{INDEX}{hp}")

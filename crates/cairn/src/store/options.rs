@@ -76,6 +76,7 @@ pub struct StoreOptions {
     pub(crate) max_saves_in_flight: usize,
     pub(crate) stage_bytes: usize,
     pub(crate) background_nice: i32,
+    pub(crate) share_frames: bool,
 }
 
 impl Default for StoreOptions {
@@ -95,11 +96,24 @@ impl Default for StoreOptions {
             max_saves_in_flight: 1,
             stage_bytes: 1 << 30,
             background_nice: 0,
+            share_frames: false,
         }
     }
 }
 
 impl StoreOptions {
+    /// Whether `save_with` and `save_async` store frames of 64 KiB and more
+    /// once, shared by every entry that holds the same bytes
+    /// (docs/SHARED_FRAMES.md): an entry's object is then a manifest of its
+    /// checkpoint, and reading it reads the frames it names. Being built:
+    /// collections do not yet reclaim shared frames, so removed entries'
+    /// frames stay. Default = off.
+    #[must_use]
+    pub fn share_frames(mut self, on: bool) -> Self {
+        self.share_frames = on;
+        self
+    }
+
     /// How many [`save_async`](super::Store::save_async) saves may run at
     /// once; the next one waits for a slot. At least 1. Default = 1.
     #[must_use]

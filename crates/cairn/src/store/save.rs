@@ -197,8 +197,11 @@ impl Store {
             // it: a plain put, which streams on every backend.
             // One encoding thread asked for: hashing keeps to it too.
             let parallel = opts.threads != Some(1);
-            let sink =
+            let mut sink =
                 EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key), parallel);
+            if self.opts.share_frames {
+                sink = sink.sharing(self.backend.clone(), &self.prefix);
+            }
             let mut w = CheckpointWriter::with_sink(sink, opts)?;
             if let Some(step) = step {
                 w.set_step(step);

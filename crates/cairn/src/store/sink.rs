@@ -3,12 +3,15 @@
 //! on local disk, a multipart upload on object storage), hashed as it goes
 //! so that the entry's digest needs no second pass.
 
+use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::backend::ObjectWriter;
-use crate::error::Result;
-use crate::format::Sink;
+use super::manifest::{self, Piece};
+use crate::backend::{Backend, BackendExt, ObjectWriter, PutMode};
+use crate::error::{Error, Result};
+use crate::format::{FrameAt, Sink};
 
 /// Small writes (frame padding, the trailer) are gathered up to this size.
 const GATHER: usize = 256 << 10;
@@ -16,6 +19,28 @@ const GATHER: usize = 256 << 10;
 /// Buffers this large are hashed on the rayon pool: BLAKE3 splits them
 /// across threads; smaller ones are not worth the hand-off.
 const PARALLEL_HASH: usize = 1 << 20;
+
+/// Frames this large are shared between entries (docs/SHARED_FRAMES.md);
+/// smaller ones stay in the entry's own object.
+pub(crate) const SHARE_MIN: usize = 64 << 10;
+
+/// The longest inline piece of a manifest.
+const MAX_INLINE_PIECE: u64 = 64 << 20;
+
+/// A sink that shares frames: where frame objects go, and the manifest
+/// being built.
+struct Sharing {
+    backend: Arc<dyn Backend>,
+    /// The store's key prefix.
+    prefix: String,
+    pieces: Vec<Piece>,
+    /// Where in the object the current run of inline bytes started.
+    run_start: u64,
+    /// Frame objects known to exist (written or found by this save).
+    known: HashSet<[u8; 32]>,
+    /// Bytes of frame objects this save created.
+    added: u64,
+}
 
 /// A checkpoint being streamed into a store entry's data object. Nothing is
 /// visible before the checkpoint writer's `finish`; a sink dropped before
@@ -30,6 +55,10 @@ pub struct EntrySink {
     /// Whether large writes are hashed on rayon's pool (all cores) or on
     /// the writing thread.
     parallel_hash: bool,
+    /// Bytes written into the object (fewer than `len` once frames are
+    /// shared).
+    obj_len: u64,
+    share: Option<Sharing>,
 }
 
 impl std::fmt::Debug for EntrySink {
@@ -46,6 +75,9 @@ pub struct Stored {
     pub len: u64,
     /// BLAKE3 of the bytes, in hex.
     pub digest: String,
+    /// Bytes the save added to the store: its own object and the shared
+    /// frames it created (equal to `len` for a save that shares nothing).
+    pub added: u64,
 }
 
 impl EntrySink {
@@ -61,10 +93,28 @@ impl EntrySink {
             len: 0,
             buf: Vec::new(),
             parallel_hash,
+            obj_len: 0,
+            share: None,
         }
     }
 
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Makes the sink share frames of [`SHARE_MIN`] bytes and more through
+    /// `backend`'s `frames/` (below `prefix`): the object becomes a
+    /// manifest once one is shared.
+    pub(crate) fn sharing(mut self, backend: Arc<dyn Backend>, prefix: &str) -> Self {
+        self.share = Some(Sharing {
+            backend,
+            prefix: prefix.to_string(),
+            pieces: Vec::new(),
+            run_start: 0,
+            known: HashSet::new(),
+            added: 0,
+        });
+        self
+    }
+
+    /// Appends to the object itself.
+    fn write_object(&mut self, bytes: &[u8]) -> io::Result<()> {
         let Some(w) = self.writer.as_mut() else {
             return Err(io::Error::other("the entry's upload already failed"));
         };
@@ -75,12 +125,67 @@ impl EntrySink {
             }
             return Err(e);
         }
+        self.obj_len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Counts bytes of the checkpoint file, hashing them.
+    fn hash_logical(&mut self, bytes: &[u8]) {
         if self.parallel_hash && bytes.len() >= PARALLEL_HASH {
             self.hasher.update_rayon(bytes);
         } else {
             self.hasher.update(bytes);
         }
         self.len += bytes.len() as u64;
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_object(bytes)?;
+        self.hash_logical(bytes);
+        Ok(())
+    }
+
+    /// Ends the current run of inline bytes as pieces of the manifest.
+    fn close_run(&mut self) {
+        let end = self.obj_len;
+        let Some(sh) = self.share.as_mut() else { return };
+        let mut at = sh.run_start;
+        while at < end {
+            let len = (end - at).min(MAX_INLINE_PIECE);
+            sh.pieces.push(Piece { len, source: manifest::Source::Inline { offset: at } });
+            at += len;
+        }
+        sh.run_start = end;
+    }
+
+    /// Stores a frame as a shared frame object (unless the store holds it
+    /// already) and names it in the manifest.
+    fn share_frame(&mut self, stored: &[u8]) -> io::Result<()> {
+        self.flush_buf()?;
+        self.close_run();
+        let hash = if self.parallel_hash && stored.len() >= PARALLEL_HASH {
+            *blake3::Hasher::new().update_rayon(stored).finalize().as_bytes()
+        } else {
+            *blake3::hash(stored).as_bytes()
+        };
+        let Some(sh) = self.share.as_mut() else {
+            return Err(io::Error::other("sharing a frame from a sink that does not share"));
+        };
+        if !sh.known.contains(&hash) {
+            let k = format!("{}{}", sh.prefix, super::layout::frame_key(&hash));
+            let present = sh.backend.exists(&k).map_err(io::Error::other)?;
+            if !present {
+                match sh.backend.put(&k, bytes::Bytes::copy_from_slice(stored), PutMode::Create) {
+                    Ok(_) => sh.added += stored.len() as u64,
+                    // An identical frame won the race: it is there.
+                    Err(Error::AlreadyExists { .. } | Error::Precondition { .. }) => {}
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+            sh.known.insert(hash);
+        }
+        sh.pieces.push(Piece { len: stored.len() as u64, source: manifest::Source::Frame { hash } });
+        self.hash_logical(stored);
         Ok(())
     }
 
@@ -116,20 +221,38 @@ impl Sink for EntrySink {
         }
     }
 
+    fn write_frame(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<()> {
+        let _ = at;
+        if self.share.is_some() && stored.len() >= SHARE_MIN {
+            self.share_frame(stored)
+        } else {
+            self.write_all(stored)
+        }
+    }
+
     fn describe(&self) -> PathBuf {
         PathBuf::from(&self.target)
     }
 
     fn commit(mut self) -> Result<Stored> {
-        self.flush_buf().map_err(|e| crate::Error::Backend {
+        let upload_err = |target: &str, e: io::Error| Error::Backend {
             op: "uploading",
-            what: self.target.clone(),
+            what: target.to_string(),
             source: Box::new(e),
-        })?;
+        };
+        self.flush_buf().map_err(|e| upload_err(&self.target, e))?;
+        let shared = self.share.as_ref().is_some_and(|sh| !sh.pieces.is_empty());
+        if shared {
+            self.close_run();
+            let pieces = self.share.as_ref().map(|sh| sh.pieces.clone()).unwrap_or_default();
+            let table = manifest::encode_table(&pieces, self.obj_len);
+            self.write_object(&table).map_err(|e| upload_err(&self.target, e))?;
+        }
         let Some(w) = self.writer.take() else {
-            return Err(crate::Error::Internal(format!("{}: the upload was given up", self.target)));
+            return Err(Error::Internal(format!("{}: the upload was given up", self.target)));
         };
         w.finish()?;
-        Ok(Stored { len: self.len, digest: self.hasher.finalize().to_hex().to_string() })
+        let added = self.obj_len + self.share.as_ref().map_or(0, |sh| sh.added);
+        Ok(Stored { len: self.len, digest: self.hasher.finalize().to_hex().to_string(), added })
     }
 }

@@ -1,0 +1,152 @@
+//! Reading an entry stored as a manifest: positional reads of its
+//! checkpoint file served from the manifest's pieces (inline bytes, shared
+//! frame objects, XORs against a frame object), so the checkpoint reader
+//! above works unchanged and checks every frame as for any file.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use super::layout;
+use super::manifest::{Manifest, Source};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::RangeRead;
+
+/// An entry's checkpoint file, assembled from its manifest's pieces.
+pub(crate) struct PiecedRead {
+    backend: Arc<dyn Backend>,
+    /// The manifest object's backend key.
+    key: String,
+    /// The store's key prefix, for frame objects.
+    prefix: String,
+    manifest: Manifest,
+    /// The XOR piece decoded last: the reader reads a frame at a time, so
+    /// the piece a read needs is usually this one.
+    decoded: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+}
+
+impl std::fmt::Debug for PiecedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PiecedRead").field("key", &self.key).field("pieces", &self.manifest.pieces.len()).finish()
+    }
+}
+
+fn io_err(e: Error) -> io::Error {
+    io::Error::other(e)
+}
+
+impl PiecedRead {
+    /// Reads the manifest at backend key `key` (of `len` bytes).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged manifest; backend errors.
+    pub(crate) fn open(backend: Arc<dyn Backend>, key: &str, len: u64, prefix: &str, locator: &str) -> Result<Self> {
+        let manifest = Manifest::decode(len, locator, |o, l| {
+            let end = o.saturating_add(l as u64);
+            let got = backend.get_range(key, o..end)?;
+            if got.len() == l {
+                Ok(got.to_vec())
+            } else {
+                Err(Error::Corrupt {
+                    file: locator.to_string(),
+                    what: "manifest".into(),
+                    offset: o,
+                    detail: format!("{} bytes read of {l}", got.len()),
+                })
+            }
+        })?;
+        Ok(PiecedRead {
+            backend,
+            key: key.to_string(),
+            prefix: prefix.to_string(),
+            manifest,
+            decoded: Mutex::new(None),
+        })
+    }
+
+    /// Bytes `range` of frame object `hash`, from `frames/`, or from the
+    /// trash should a collection have moved it there since the entry was
+    /// written (docs/SHARED_FRAMES.md).
+    fn frame_range(&self, hash: &[u8; 32], range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
+        let k = format!("{}{}", self.prefix, layout::frame_key(hash));
+        match self.backend.get_range(&k, range.clone()) {
+            Err(Error::NotFound { .. }) => {
+                self.backend.get_range(&format!("{}{}", self.prefix, layout::trash_frame_key(hash)), range)
+            }
+            other => other,
+        }
+    }
+
+    /// Piece `i`, an XOR, decoded: its base frame XOR its payload.
+    fn xor_piece(&self, i: usize, base: &[u8; 32], offset: u64, plen: u64, len: u64) -> io::Result<Arc<Vec<u8>>> {
+        if let Some((at, bytes)) = crate::util::lock(&self.decoded).as_ref() {
+            if *at == i {
+                return Ok(Arc::clone(bytes));
+            }
+        }
+        let n = usize::try_from(len).map_err(io::Error::other)?;
+        let base_bytes = self.frame_range(base, 0..len).map_err(io_err)?;
+        let payload = self.backend.get_range(&self.key, offset..offset.saturating_add(plen)).map_err(io_err)?;
+        if base_bytes.len() != n || payload.len() as u64 != plen {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("XOR piece {i}: base or payload short")));
+        }
+        let mut out = vec![0u8; n];
+        let got = lz4_flex::block::decompress_into(&payload, &mut out)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("XOR piece {i}: {e}")))?;
+        if got != n {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("XOR piece {i}: {got} bytes of {n}")));
+        }
+        for (o, b) in out.iter_mut().zip(base_bytes.iter()) {
+            *o ^= b;
+        }
+        let out = Arc::new(out);
+        *crate::util::lock(&self.decoded) = Some((i, Arc::clone(&out)));
+        Ok(out)
+    }
+}
+
+impl RangeRead for PiecedRead {
+    fn len(&self) -> u64 {
+        self.manifest.file_len()
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let end = offset.checked_add(len as u64).filter(|e| *e <= self.len());
+        let Some(end) = end else {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{offset}+{len} is past the end")));
+        };
+        let mut out = Vec::with_capacity(len);
+        let mut pos = offset;
+        while pos < end {
+            let Some(i) = self.manifest.piece_at(pos) else {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("no piece at {pos}")));
+            };
+            let Some(p) = self.manifest.pieces.get(i).copied() else { break };
+            let start = self.manifest.start(i);
+            let within = pos - start;
+            let n = end.min(start + p.len) - pos;
+            let bytes = match p.source {
+                Source::Inline { offset: o } => {
+                    let from = o + within;
+                    self.backend.get_range(&self.key, from..from + n).map_err(io_err)?
+                }
+                Source::Frame { hash } => self.frame_range(&hash, within..within + n).map_err(io_err)?,
+                Source::Xor { base, offset: o, len: plen } => {
+                    let piece = self.xor_piece(i, &base, o, plen, p.len)?;
+                    let from = usize::try_from(within).map_err(io::Error::other)?;
+                    let to = from + usize::try_from(n).map_err(io::Error::other)?;
+                    bytes::Bytes::copy_from_slice(piece.get(from..to).unwrap_or_default())
+                }
+            };
+            if bytes.len() as u64 != n {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("piece {i} gave {} bytes of {n} (a frame object shorter than its piece?)", bytes.len()),
+                ));
+            }
+            out.extend_from_slice(&bytes);
+            pos += n;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,108 @@
+//! Shared frames in the store (docs/SHARED_FRAMES.md), on memory and local
+//! disk: a save stores only the frames the store does not hold, entries
+//! read back whole and verify, and a damaged shared frame is damage of the
+//! entries that name it, never data.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+
+use cairn::backend::{Backend, LocalBackend, MemoryBackend};
+use cairn::store::{Key, SaveInfo, Select, Store, StoreOptions};
+use cairn::{Checkpoint, WriterOptions};
+
+const FRAME: u32 = 256 << 10;
+const N: usize = 1 << 18; // 1 MiB of f32: four frames
+
+fn weights(seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..N)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as f32 / (1u32 << 24) as f32
+        })
+        .collect()
+}
+
+fn stored_bytes(b: &dyn Backend) -> u64 {
+    b.list("").unwrap().iter().map(|m| m.size).sum()
+}
+
+fn save(store: &Store, key: &Key, step: u64, tensors: &[Vec<f32>]) -> cairn::store::EntryInfo {
+    store
+        .save_with(key, SaveInfo::checkpoint().iteration(step), WriterOptions::default().frame_size(FRAME), |w| {
+            for (i, t) in tensors.iter().enumerate() {
+                w.add_tensor(&format!("layer{i}"), &[N as u64], t)?;
+            }
+            w.add_json("config", &serde_json::json!({"step": step}))
+        })
+        .unwrap()
+}
+
+fn check_backend(backend: Arc<dyn Backend>) {
+    let store = Store::open(backend.clone(), "", StoreOptions::default().share_frames(true)).unwrap();
+    let key = Key::new("fine-tune");
+    let state: Vec<Vec<f32>> = (0..4).map(weights).collect();
+    let empty = stored_bytes(backend.as_ref());
+    let a = save(&store, &key, 1, &state);
+    let full = stored_bytes(backend.as_ref()) - empty;
+    assert!(full >= 4 * N as u64 * 4, "a first save stores everything: {full}");
+
+    // One tensor of four changes: the save stores about that tensor.
+    let mut next = state.clone();
+    next[3] = weights(99);
+    let before = stored_bytes(backend.as_ref());
+    let b = save(&store, &key, 2, &next);
+    let added = stored_bytes(backend.as_ref()) - before;
+    assert!(added < full / 3, "the second save added {added} bytes of a full {full}");
+
+    // Another key with the same frozen tensors shares them too.
+    let other = Key::new("another-run");
+    let before = stored_bytes(backend.as_ref());
+    save(&store, &other, 1, &state);
+    let added_other = stored_bytes(backend.as_ref()) - before;
+    assert!(added_other < full / 20, "identical frames of another key: {added_other} bytes");
+
+    // Both entries read back whole, with the bytes their saves recorded.
+    for (e, want) in [(&a, &state), (&b, &next)] {
+        let found = store.lookup(&key, &Select::Id(e.id.clone())).unwrap().unwrap();
+        for (i, t) in want.iter().enumerate() {
+            assert_eq!(&found.checkpoint.read_tensor::<f32>(&format!("layer{i}")).unwrap(), t);
+        }
+        let (info, bytes) = store.read(&key, &Select::Id(e.id.clone())).unwrap().unwrap();
+        assert_eq!(bytes.len() as u64, info.bytes);
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), info.digest);
+        // The bytes are an ordinary checkpoint.
+        let plain = Checkpoint::from_bytes(bytes.to_vec()).unwrap();
+        assert!(plain.verify().unwrap().is_ok());
+        assert_eq!(plain.read_tensor::<f32>("layer3").unwrap(), want[3]);
+    }
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+
+    // Damaged shared frames: the entries naming them do not read as data.
+    let frames = backend.list("frames/").unwrap();
+    assert!(frames.len() >= 16, "{} frame objects", frames.len());
+    for f in &frames {
+        let mut bytes = backend.get(&f.key).unwrap().to_vec();
+        bytes[1000] ^= 0x20;
+        backend.put(&f.key, bytes.into(), cairn::backend::PutMode::Overwrite).unwrap();
+    }
+    let fresh = Store::open(backend.clone(), "", StoreOptions::default().share_frames(true)).unwrap();
+    let report = fresh.verify().unwrap();
+    assert!(!report.is_clean(), "damaged shared frames went unnoticed");
+    let err = fresh.lookup(&key, &Select::Id(a.id.clone())).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+}
+
+#[test]
+fn shared_frames_in_memory() {
+    check_backend(Arc::new(MemoryBackend::new()));
+}
+
+#[test]
+fn shared_frames_on_local_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    check_backend(Arc::new(LocalBackend::open(dir.path()).unwrap()));
+}
