@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use cairn::backend::{Backend, LocalBackend, MemoryBackend};
+use cairn::backend::{Backend, BackendExt, LocalBackend, MemoryBackend};
 use cairn::store::{Key, SaveInfo, Select, Store, StoreOptions};
 use cairn::{Checkpoint, WriterOptions};
 
@@ -105,4 +105,73 @@ fn shared_frames_in_memory() {
 fn shared_frames_on_local_disk() {
     let dir = tempfile::tempdir().unwrap();
     check_backend(Arc::new(LocalBackend::open(dir.path()).unwrap()));
+}
+
+/// The frame collection (docs/SHARED_FRAMES.md): frames no entry names go
+/// to the trash once past the grace and are deleted by a later collection;
+/// a trashed frame an entry names still reads and is put back; a lease
+/// taken before the trashing keeps the trash as it is.
+#[test]
+fn collections_reclaim_exactly_the_frames_no_entry_names() {
+    use cairn::store::GcOptions;
+    use std::time::Duration;
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let opts = || {
+        StoreOptions::default()
+            .share_frames(true)
+            .orphan_grace(Duration::from_secs(3600))
+            .lease_ttl(Duration::from_secs(7 * 24 * 3600))
+    };
+    let store = Store::open(backend.clone(), "", opts()).unwrap();
+    let key = Key::new("k");
+    let state: Vec<Vec<f32>> = (0..4).map(weights).collect();
+    let a = save(&store, &key, 1, &state);
+    let mut next = state.clone();
+    next[0] = weights(50);
+    next[1] = weights(51);
+    let b = save(&store, &key, 2, &next);
+    let frames = |b: &dyn Backend, p: &str| b.list(p).unwrap().len();
+    assert_eq!(frames(backend.as_ref(), "frames/"), 24, "16 frames, 8 of them replaced");
+
+    // Within the grace nothing goes, whatever names it.
+    store.remove(&key, Some(&a.id)).unwrap();
+    let hour = 3_600_000_000_000u64;
+    let now = b.created_at;
+    let r = store.gc(&GcOptions::default().at(now + hour / 2)).unwrap();
+    assert_eq!((r.frames_trashed, frames(backend.as_ref(), "frames/")), (0, 24));
+
+    // Past it, the eight frames only `a` named go to the trash; `b` reads.
+    let r = store.gc(&GcOptions::default().at(now + 2 * hour)).unwrap();
+    assert_eq!(r.frames_trashed, 8, "{r:?}");
+    assert_eq!((frames(backend.as_ref(), "frames/"), frames(backend.as_ref(), "trash/frames/")), (16, 8));
+    let found = store.lookup(&key, &Select::Id(b.id.clone())).unwrap().unwrap();
+    assert_eq!(found.checkpoint.read_tensor::<f32>("layer0").unwrap(), next[0]);
+
+    // A frame `b` names, trashed under it (as a collection racing a save
+    // that found it does): `b` still reads, and the next collection puts
+    // it back rather than deleting it. A lease taken before the trashing
+    // keeps the trash as it is until it goes.
+    let victim = backend.list("frames/").unwrap()[0].key.clone();
+    let lease = store.lease(&key, &b.id).unwrap();
+    let trashed = format!("trash/{victim}");
+    backend.copy(&victim, &trashed).unwrap();
+    backend.delete(&victim).unwrap();
+    let fresh = Store::open(backend.clone(), "", opts()).unwrap();
+    let found = fresh.lookup(&key, &Select::Id(b.id.clone())).unwrap().unwrap();
+    for (i, t) in next.iter().enumerate() {
+        assert_eq!(&found.checkpoint.read_tensor::<f32>(&format!("layer{i}")).unwrap(), t);
+    }
+    // The eight frames trashed before the lease was taken go; the one
+    // trashed after it stays in the trash while the lease lives.
+    let r = store.gc(&GcOptions::default().at(now + 4 * hour)).unwrap();
+    assert_eq!((r.frames_deleted, r.frames_restored), (8, 0), "{r:?}");
+    assert!(backend.exists(&trashed).unwrap(), "a lease older than the trashing is live");
+    lease.release().unwrap();
+    let r = store.gc(&GcOptions::default().at(now + 4 * hour)).unwrap();
+    assert_eq!((r.frames_deleted, r.frames_restored), (0, 1), "{r:?}");
+    assert!(backend.exists(&victim).unwrap() && !backend.exists(&trashed).unwrap());
+    assert_eq!(frames(backend.as_ref(), "trash/frames/"), 0);
+    assert_eq!(frames(backend.as_ref(), "frames/"), 16);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
 }

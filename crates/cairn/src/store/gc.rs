@@ -96,6 +96,12 @@ pub struct GcReport {
     /// Indexed entries whose info is missing though no removal holds them:
     /// damage, left in place for `repair` (see [`Store::verify`]).
     pub damaged: usize,
+    /// Shared frames no manifest named, moved to the trash.
+    pub frames_trashed: usize,
+    /// Trashed frames deleted for good.
+    pub frames_deleted: usize,
+    /// Trashed frames a manifest named after all, put back.
+    pub frames_restored: usize,
 }
 
 /// What the listing of `entries/` found for one entry.
@@ -125,6 +131,7 @@ impl Store {
         let max_bytes = opts.max_bytes.or(self.opts.max_bytes);
         let ttl = opts.ttl.or(self.opts.ttl);
         self.evict(now, retention, max_bytes, ttl, &leased, &mut report)?;
+        self.collect_frames(now, &mut report)?;
         Ok(report)
     }
 

@@ -29,6 +29,8 @@ pub struct Lease {
     backend: Arc<dyn Backend>,
     object: String,
     ttl: Duration,
+    /// When it was taken (ns): renewals keep it.
+    taken_at: u64,
     released: bool,
     /// How long its writes last: a lease whose holder crashed holds
     /// nothing, so most need no durability (see `take_lease`).
@@ -46,7 +48,8 @@ impl Lease {
     /// # Errors
     /// Backend errors.
     pub fn renew(&self) -> Result<()> {
-        self.backend.put_with(&self.object, lease_doc(self.ttl)?, PutMode::Overwrite, self.durability).map(|_| ())
+        let doc = lease_doc(self.ttl, self.taken_at)?;
+        self.backend.put_with(&self.object, doc, PutMode::Overwrite, self.durability).map(|_| ())
     }
 
     /// Gives the lease up.
@@ -67,9 +70,9 @@ impl Drop for Lease {
     }
 }
 
-fn lease_doc(ttl: Duration) -> Result<bytes::Bytes> {
+fn lease_doc(ttl: Duration, taken_at: u64) -> Result<bytes::Bytes> {
     let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
-    encode(&LeaseDoc { version: DOC_VERSION, expires_at: now_ns().saturating_add(ttl), holder: holder() })
+    encode(&LeaseDoc { version: DOC_VERSION, expires_at: now_ns().saturating_add(ttl), holder: holder(), taken_at })
 }
 
 /// `host:pid`, so a collection on the same host can tell a dead holder.
@@ -121,8 +124,16 @@ impl Store {
     /// that an entry without its info was being removed, not damaged.
     pub(crate) fn take_lease(&self, hp: &str, id: &str, durability: Durability) -> Result<Lease> {
         let object = self.object_key(&format!("{}{}", layout::lease_prefix(hp, id), crate::util::nonce()));
-        self.backend.put_with(&object, lease_doc(self.opts.lease_ttl)?, PutMode::Create, durability)?;
-        Ok(Lease { backend: self.backend.clone(), object, ttl: self.opts.lease_ttl, released: false, durability })
+        let taken_at = now_ns();
+        self.backend.put_with(&object, lease_doc(self.opts.lease_ttl, taken_at)?, PutMode::Create, durability)?;
+        Ok(Lease {
+            backend: self.backend.clone(),
+            object,
+            ttl: self.opts.lease_ttl,
+            taken_at,
+            released: false,
+            durability,
+        })
     }
 
     /// The leases of entry `id` of the key at `hp`: how many are live, and
@@ -211,5 +222,21 @@ impl Store {
             }
         }
         Ok(LeaseSweep { live: live_set, stale, orphans })
+    }
+
+    /// When the oldest live lease of the store was taken (ns), `None` if no
+    /// lease is live: a trashed frame older than it may go (see
+    /// `collect_frames`). Leases written before `taken_at` count as taken
+    /// at 0.
+    pub(crate) fn oldest_live_lease(&self, now: u64) -> Result<Option<u64>> {
+        let mut oldest: Option<u64> = None;
+        for m in self.backend.list(&self.object_key(layout::LEASES))? {
+            if let Some(d) = self.read_lease(&m.key)? {
+                if live(&d, now) {
+                    oldest = Some(oldest.map_or(d.taken_at, |o| o.min(d.taken_at)));
+                }
+            }
+        }
+        Ok(oldest)
     }
 }

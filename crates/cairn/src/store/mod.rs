@@ -22,6 +22,7 @@ mod data;
 mod entry;
 mod facts;
 mod fingerprint;
+mod frame_gc;
 mod gc;
 mod hardware;
 mod index;

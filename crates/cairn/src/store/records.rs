@@ -146,6 +146,11 @@ pub(crate) struct LeaseDoc {
     pub version: u32,
     pub expires_at: u64,
     pub holder: String,
+    /// When the lease was taken (ns), kept by renewals; 0 in leases written
+    /// before the field, which a collection of shared frames takes for as
+    /// old as can be.
+    #[serde(default)]
+    pub taken_at: u64,
 }
 
 /// What the last collection counted.

@@ -249,7 +249,10 @@ impl Store {
         // it for an orphan only within that moment, which the orphan grace
         // covers unless it is short. Only then does the save pay for a
         // lease (two more files on local disk).
-        let lease = if self.opts.orphan_grace < SAVE_LEASE_BELOW_GRACE {
+        // A save that may name shared frames holds a lease until it is
+        // committed: a collection empties no trashed frame while a lease
+        // older than the trashing is live (docs/SHARED_FRAMES.md).
+        let lease = if self.opts.orphan_grace < SAVE_LEASE_BELOW_GRACE || self.opts.share_frames {
             Some(self.take_lease(&hp, &id, Durability::Volatile)?)
         } else {
             None
