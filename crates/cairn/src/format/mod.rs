@@ -30,6 +30,7 @@ mod writer;
 pub use checkpointable::{load, load_with_base, save, save_incremental, Checkpointable};
 pub use codec::Compression;
 pub use dtype::{ChunkKind, DType, Element};
+pub(crate) use index::frame_raw_len;
 pub use index::ChunkInfo;
 pub use options::{ChunkSpec, WriterOptions, DEFAULT_FRAME_SIZE};
 pub use reader::{Checkpoint, ReadOptions};

@@ -19,6 +19,7 @@
 
 mod cache;
 mod data;
+mod delta_base;
 mod entry;
 mod facts;
 mod fingerprint;

@@ -64,6 +64,11 @@ impl PiecedRead {
         })
     }
 
+    /// The manifest read.
+    pub(crate) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
     /// Bytes `range` of frame object `hash`, from `frames/`, or from the
     /// trash should a collection have moved it there since the entry was
     /// written (docs/SHARED_FRAMES.md).

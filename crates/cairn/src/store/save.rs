@@ -192,6 +192,8 @@ impl Store {
         let facts =
             serde_json::to_value(&facts).map_err(|e| Error::Internal(format!("encoding an entry's facts: {e}")))?;
         let step = info.iteration;
+        let bases =
+            if self.opts.share_frames { self.delta_bases(&key.hash_path())? } else { super::delta_base::Bases::new() };
         self.commit_entry_streamed(key, info, pending, |data_key| {
             // A fresh id names the object, so no other writer can race for
             // it: a plain put, which streams on every backend.
@@ -200,7 +202,7 @@ impl Store {
             let mut sink =
                 EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key), parallel);
             if self.opts.share_frames {
-                sink = sink.sharing(self.backend.clone(), &self.prefix);
+                sink = sink.sharing(self.backend.clone(), &self.prefix, bases.clone());
             }
             let mut w = CheckpointWriter::with_sink(sink, opts)?;
             if let Some(step) = step {

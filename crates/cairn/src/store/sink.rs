@@ -40,6 +40,9 @@ struct Sharing {
     known: HashSet<[u8; 32]>,
     /// Bytes of frame objects this save created.
     added: u64,
+    /// What frames of the key's latest entry new frames may be XORed
+    /// against.
+    bases: super::delta_base::Bases,
 }
 
 /// A checkpoint being streamed into a store entry's data object. Nothing is
@@ -101,7 +104,7 @@ impl EntrySink {
     /// Makes the sink share frames of [`SHARE_MIN`] bytes and more through
     /// `backend`'s `frames/` (below `prefix`): the object becomes a
     /// manifest once one is shared.
-    pub(crate) fn sharing(mut self, backend: Arc<dyn Backend>, prefix: &str) -> Self {
+    pub(crate) fn sharing(mut self, backend: Arc<dyn Backend>, prefix: &str, bases: super::delta_base::Bases) -> Self {
         self.share = Some(Sharing {
             backend,
             prefix: prefix.to_string(),
@@ -109,8 +112,34 @@ impl EntrySink {
             run_start: 0,
             known: HashSet::new(),
             added: 0,
+            bases,
         });
         self
+    }
+
+    /// The frame (raw, `at`) as an XOR against the same frame of the key's
+    /// latest entry, when that frame is a whole shared frame of the same
+    /// length and the compressed difference is at most half the frame:
+    /// the base's hash and the lz4 block.
+    fn xor_payload(&self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<Option<([u8; 32], Vec<u8>)>> {
+        let Some(sh) = self.share.as_ref() else { return Ok(None) };
+        let Some(base) = sh.bases.get(&(at.chunk.to_string(), at.index)) else { return Ok(None) };
+        if !at.raw || base.len != stored.len() as u64 {
+            return Ok(None);
+        }
+        let fetch = |k: String| sh.backend.get(&format!("{}{k}", sh.prefix));
+        let bytes = match fetch(super::layout::frame_key(&base.hash)) {
+            Err(Error::NotFound { .. }) => fetch(super::layout::trash_frame_key(&base.hash)),
+            other => other,
+        };
+        let Ok(bytes) = bytes else { return Ok(None) };
+        if bytes.len() != stored.len() || bytes.as_ref() == stored {
+            return Ok(None);
+        }
+        let mut x: Vec<u8> = stored.iter().zip(bytes.iter()).map(|(a, b)| a ^ b).collect();
+        let packed = lz4_flex::block::compress(&x);
+        x.clear();
+        Ok((packed.len() <= stored.len() / 2).then_some((base.hash, packed)))
     }
 
     /// Appends to the object itself.
@@ -160,9 +189,21 @@ impl EntrySink {
 
     /// Stores a frame as a shared frame object (unless the store holds it
     /// already) and names it in the manifest.
-    fn share_frame(&mut self, stored: &[u8]) -> io::Result<()> {
+    fn share_frame(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<()> {
         self.flush_buf()?;
         self.close_run();
+        if let Some((base, payload)) = self.xor_payload(stored, at)? {
+            let offset = self.obj_len;
+            self.write_object(&payload)?;
+            let end = self.obj_len;
+            if let Some(sh) = self.share.as_mut() {
+                let source = manifest::Source::Xor { base, offset, len: payload.len() as u64 };
+                sh.pieces.push(Piece { len: stored.len() as u64, source });
+                sh.run_start = end;
+            }
+            self.hash_logical(stored);
+            return Ok(());
+        }
         let hash = if self.parallel_hash && stored.len() >= PARALLEL_HASH {
             *blake3::Hasher::new().update_rayon(stored).finalize().as_bytes()
         } else {
@@ -222,9 +263,8 @@ impl Sink for EntrySink {
     }
 
     fn write_frame(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<()> {
-        let _ = at;
         if self.share.is_some() && stored.len() >= SHARE_MIN {
-            self.share_frame(stored)
+            self.share_frame(stored, at)
         } else {
             self.write_all(stored)
         }
