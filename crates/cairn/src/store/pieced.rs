@@ -110,47 +110,77 @@ impl PiecedRead {
     }
 }
 
+impl PiecedRead {
+    /// The part `within..within + out.len()` of piece `i` into `out`.
+    fn read_piece(&self, i: usize, within: u64, out: &mut [u8]) -> io::Result<()> {
+        let Some(p) = self.manifest.pieces.get(i).copied() else {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("no piece {i}")));
+        };
+        let n = out.len() as u64;
+        let bytes = match p.source {
+            Source::Inline { offset: o } => {
+                let from = o + within;
+                self.backend.get_range(&self.key, from..from + n).map_err(io_err)?
+            }
+            Source::Frame { hash } => self.frame_range(&hash, within..within + n).map_err(io_err)?,
+            Source::Xor { base, offset: o, len: plen } => {
+                let piece = self.xor_piece(i, &base, o, plen, p.len)?;
+                let from = usize::try_from(within).map_err(io::Error::other)?;
+                let part = piece.get(from..from + out.len()).unwrap_or_default();
+                bytes::Bytes::copy_from_slice(part)
+            }
+        };
+        if bytes.len() != out.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("piece {i} gave {} bytes of {n} (a frame object shorter than its piece?)", bytes.len()),
+            ));
+        }
+        out.copy_from_slice(&bytes);
+        Ok(())
+    }
+}
+
 impl RangeRead for PiecedRead {
     fn len(&self) -> u64 {
         self.manifest.file_len()
     }
 
+    /// The pieces a read spans are fetched in parallel, each straight into
+    /// its part of the result, so memory is the result and a piece per
+    /// thread.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use rayon::prelude::*;
         let end = offset.checked_add(len as u64).filter(|e| *e <= self.len());
         let Some(end) = end else {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{offset}+{len} is past the end")));
         };
-        let mut out = Vec::with_capacity(len);
+        // The pieces spanned: (piece, offset within it, bytes).
+        let mut spans = Vec::new();
         let mut pos = offset;
         while pos < end {
             let Some(i) = self.manifest.piece_at(pos) else {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("no piece at {pos}")));
             };
-            let Some(p) = self.manifest.pieces.get(i).copied() else { break };
+            let Some(p) = self.manifest.pieces.get(i) else { break };
             let start = self.manifest.start(i);
-            let within = pos - start;
             let n = end.min(start + p.len) - pos;
-            let bytes = match p.source {
-                Source::Inline { offset: o } => {
-                    let from = o + within;
-                    self.backend.get_range(&self.key, from..from + n).map_err(io_err)?
-                }
-                Source::Frame { hash } => self.frame_range(&hash, within..within + n).map_err(io_err)?,
-                Source::Xor { base, offset: o, len: plen } => {
-                    let piece = self.xor_piece(i, &base, o, plen, p.len)?;
-                    let from = usize::try_from(within).map_err(io::Error::other)?;
-                    let to = from + usize::try_from(n).map_err(io::Error::other)?;
-                    bytes::Bytes::copy_from_slice(piece.get(from..to).unwrap_or_default())
-                }
-            };
-            if bytes.len() as u64 != n {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("piece {i} gave {} bytes of {n} (a frame object shorter than its piece?)", bytes.len()),
-                ));
-            }
-            out.extend_from_slice(&bytes);
+            spans.push((i, pos - start, usize::try_from(n).map_err(io::Error::other)?));
             pos += n;
+        }
+        let mut out = vec![0u8; len];
+        let mut parts = Vec::with_capacity(spans.len());
+        let mut rest: &mut [u8] = &mut out;
+        for &(i, within, n) in &spans {
+            let (part, tail) = rest.split_at_mut(n.min(rest.len()));
+            parts.push((i, within, part));
+            rest = tail;
+        }
+        if parts.len() == 1 {
+            let (i, within, part) = parts.pop().unwrap_or_default();
+            self.read_piece(i, within, part)?;
+        } else {
+            parts.into_par_iter().try_for_each(|(i, within, part)| self.read_piece(i, within, part))?;
         }
         Ok(out)
     }
