@@ -25,6 +25,20 @@ pub trait RangeRead: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// The transport's error.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+
+    /// Whether reads are served locally (memory maps), so that reading
+    /// ahead in large spans buys nothing. Default = `false`.
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    /// The bytes from `offset` to the end of the stretch that holds them,
+    /// borrowed (a memory map), where the source has them so; `None`
+    /// otherwise. Default = `None`.
+    fn contiguous(&self, offset: u64) -> Option<&[u8]> {
+        let _ = offset;
+        None
+    }
 }
 
 #[derive(Debug)]
@@ -77,7 +91,17 @@ impl Source {
     /// Whether bytes come by ranged reads of a remote object (each read a
     /// round trip, so fewer, larger reads pay).
     pub(crate) fn is_ranged(&self) -> bool {
-        matches!(self, Source::Ranged(..))
+        matches!(self, Source::Ranged(r, _) if !r.is_local())
+    }
+
+    /// Borrowed bytes from `offset` to the end of the stretch holding them,
+    /// where the source has such stretches (a ranged source served from
+    /// maps).
+    pub(crate) fn contiguous(&self, offset: u64) -> Option<&[u8]> {
+        match self {
+            Source::Ranged(r, _) => r.contiguous(offset),
+            _ => None,
+        }
     }
 
     /// The whole file as one slice, when it is mapped or in memory.
@@ -95,6 +119,7 @@ impl Source {
     /// need nothing.
     pub(crate) fn prefetch(&self, span: std::ops::Range<u64>) -> io::Result<()> {
         let (r, ahead) = match self {
+            Source::Ranged(r, _) if r.is_local() => return Ok(()),
             Source::Ranged(r, ahead) => (r, ahead),
             Source::Map(_) => {
                 // The start only: readers advise the rest as they go.
@@ -154,6 +179,9 @@ impl Source {
                 Ok(Cow::Owned(buf))
             }
             Source::Ranged(r, ahead) => {
+                if let Some(mapped) = r.contiguous(offset).and_then(|s| s.get(..len)) {
+                    return Ok(Cow::Borrowed(mapped));
+                }
                 if let Some(buf) = ahead.get(offset, len) {
                     return Ok(Cow::Owned(buf));
                 }

@@ -67,6 +67,14 @@ impl Checkpoint {
         let step = if self.source.is_ranged() { super::source::PREFETCH_MAX } else { PIECE };
         let mut at = 0u64;
         while at < len {
+            // A source served from maps hands out what it holds in one
+            // stretch, without a copy.
+            if let Some(stretch) = self.source.contiguous(at).filter(|s| !s.is_empty()) {
+                let n = stretch.len().min(usize::try_from(len - at).unwrap_or(usize::MAX));
+                each(stretch.get(..n).unwrap_or_default())?;
+                at += n as u64;
+                continue;
+            }
             let n = (len - at).min(step);
             let piece = self
                 .source

@@ -4,7 +4,9 @@
 //! above works unchanged and checks every frame as for any file.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use memmap2::Mmap;
 
 use super::layout;
 use super::manifest::{Manifest, Source};
@@ -23,6 +25,11 @@ pub(crate) struct PiecedRead {
     /// The XOR piece decoded last: the reader reads a frame at a time, so
     /// the piece a read needs is usually this one.
     decoded: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+    /// Where the backend has files (local disk): the manifest and each
+    /// frame object mapped on first use, so reads borrow from the maps.
+    local: bool,
+    manifest_map: OnceLock<Option<Mmap>>,
+    maps: Vec<OnceLock<Option<Mmap>>>,
 }
 
 impl std::fmt::Debug for PiecedRead {
@@ -55,13 +62,45 @@ impl PiecedRead {
                 })
             }
         })?;
+        let local = backend.open_file(key)?.is_some();
+        let maps = manifest.pieces.iter().map(|_| OnceLock::new()).collect();
         Ok(PiecedRead {
             backend,
             key: key.to_string(),
             prefix: prefix.to_string(),
             manifest,
             decoded: Mutex::new(None),
+            local,
+            manifest_map: OnceLock::new(),
+            maps,
         })
+    }
+
+    /// A map of the file at backend key `k` (a local backend's file);
+    /// `None` where there is none or it cannot be mapped.
+    fn map_of(&self, k: &str) -> Option<Mmap> {
+        let file = self.backend.open_file(k).ok().flatten()?;
+        // SAFETY: store objects are published by rename and never changed
+        // in place (frame objects are create-only, named by their content).
+        unsafe { Mmap::map(&file) }.ok()
+    }
+
+    /// The map of piece `i`'s object: the manifest for inline pieces, the
+    /// frame object (or its trashed copy) for frame pieces.
+    fn piece_map(&self, i: usize) -> Option<&Mmap> {
+        let p = self.manifest.pieces.get(i)?;
+        match p.source {
+            Source::Inline { .. } => self.manifest_map.get_or_init(|| self.map_of(&self.key)).as_ref(),
+            Source::Frame { hash } => self
+                .maps
+                .get(i)?
+                .get_or_init(|| {
+                    self.map_of(&format!("{}{}", self.prefix, layout::frame_key(&hash)))
+                        .or_else(|| self.map_of(&format!("{}{}", self.prefix, layout::trash_frame_key(&hash))))
+                })
+                .as_ref(),
+            Source::Xor { .. } => None,
+        }
     }
 
     /// The manifest read.
@@ -117,6 +156,10 @@ impl PiecedRead {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("no piece {i}")));
         };
         let n = out.len() as u64;
+        if let Some(mapped) = self.contiguous(self.manifest.start(i) + within).and_then(|m| m.get(..out.len())) {
+            out.copy_from_slice(mapped);
+            return Ok(());
+        }
         let bytes = match p.source {
             Source::Inline { offset: o } => {
                 let from = o + within;
@@ -144,6 +187,31 @@ impl PiecedRead {
 impl RangeRead for PiecedRead {
     fn len(&self) -> u64 {
         self.manifest.file_len()
+    }
+
+    fn is_local(&self) -> bool {
+        self.local
+    }
+
+    fn contiguous(&self, offset: u64) -> Option<&[u8]> {
+        if !self.local {
+            return None;
+        }
+        let i = self.manifest.piece_at(offset)?;
+        let p = self.manifest.pieces.get(i)?;
+        let within = offset - self.manifest.start(i);
+        let (from, to) = match p.source {
+            Source::Inline { offset: o } => (o + within, o + p.len),
+            Source::Frame { .. } => (within, p.len),
+            Source::Xor { .. } => return None,
+        };
+        let map = self.piece_map(i)?;
+        // A frame object of another length is not this piece: no slice, so
+        // the read goes the checked way and reports it.
+        if matches!(p.source, Source::Frame { .. }) && map.len() as u64 != p.len {
+            return None;
+        }
+        map.get(usize::try_from(from).ok()?..usize::try_from(to).ok()?)
     }
 
     /// The pieces a read spans are fetched in parallel, each straight into

@@ -192,8 +192,6 @@ impl Store {
         let facts =
             serde_json::to_value(&facts).map_err(|e| Error::Internal(format!("encoding an entry's facts: {e}")))?;
         let step = info.iteration;
-        let bases =
-            if self.opts.share_frames { self.delta_bases(&key.hash_path())? } else { super::delta_base::Bases::new() };
         self.commit_entry_streamed(key, info, pending, |data_key| {
             // A fresh id names the object, so no other writer can race for
             // it: a plain put, which streams on every backend.
@@ -202,7 +200,14 @@ impl Store {
             let mut sink =
                 EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key), parallel);
             if self.opts.share_frames {
-                sink = sink.sharing(self.backend.clone(), &self.prefix, bases.clone());
+                let (store, hp) = (self.background_handle(), key.hash_path());
+                let find = move || {
+                    store.delta_bases(&hp).unwrap_or_else(|e| {
+                        log::warn!("{}: the key's latest entry offers no frames to XOR against: {e}", store.url());
+                        super::delta_base::Bases::new()
+                    })
+                };
+                sink = sink.sharing(self.backend.clone(), &self.prefix, Box::new(find));
             }
             let mut w = CheckpointWriter::with_sink(sink, opts)?;
             if let Some(step) = step {

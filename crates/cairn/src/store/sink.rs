@@ -41,9 +41,14 @@ struct Sharing {
     /// Bytes of frame objects this save created.
     added: u64,
     /// What frames of the key's latest entry new frames may be XORed
-    /// against.
-    bases: super::delta_base::Bases,
+    /// against, once looked up (on the first raw frame that could be one:
+    /// a small save never reads the key's index for it).
+    bases: Option<super::delta_base::Bases>,
+    find_bases: Option<FindBases>,
 }
+
+/// Looks up the bases of a save (see `Store::delta_bases`).
+pub(crate) type FindBases = Box<dyn FnOnce() -> super::delta_base::Bases + Send>;
 
 /// A checkpoint being streamed into a store entry's data object. Nothing is
 /// visible before the checkpoint writer's `finish`; a sink dropped before
@@ -104,7 +109,7 @@ impl EntrySink {
     /// Makes the sink share frames of [`SHARE_MIN`] bytes and more through
     /// `backend`'s `frames/` (below `prefix`): the object becomes a
     /// manifest once one is shared.
-    pub(crate) fn sharing(mut self, backend: Arc<dyn Backend>, prefix: &str, bases: super::delta_base::Bases) -> Self {
+    pub(crate) fn sharing(mut self, backend: Arc<dyn Backend>, prefix: &str, find_bases: FindBases) -> Self {
         self.share = Some(Sharing {
             backend,
             prefix: prefix.to_string(),
@@ -112,7 +117,8 @@ impl EntrySink {
             run_start: 0,
             known: HashSet::new(),
             added: 0,
-            bases,
+            bases: None,
+            find_bases: Some(find_bases),
         });
         self
     }
@@ -121,9 +127,17 @@ impl EntrySink {
     /// latest entry, when that frame is a whole shared frame of the same
     /// length and the compressed difference is at most half the frame:
     /// the base's hash and the lz4 block.
-    fn xor_payload(&self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<Option<([u8; 32], Vec<u8>)>> {
-        let Some(sh) = self.share.as_ref() else { return Ok(None) };
-        let Some(base) = sh.bases.get(&(at.chunk.to_string(), at.index)) else { return Ok(None) };
+    fn xor_payload(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<Option<([u8; 32], Vec<u8>)>> {
+        if !at.raw {
+            return Ok(None);
+        }
+        let Some(sh) = self.share.as_mut() else { return Ok(None) };
+        if sh.bases.is_none() {
+            sh.bases = Some(sh.find_bases.take().map(|find| find()).unwrap_or_default());
+        }
+        let Some(base) = sh.bases.as_ref().and_then(|b| b.get(&(at.chunk.to_string(), at.index))) else {
+            return Ok(None);
+        };
         if !at.raw || base.len != stored.len() as u64 {
             return Ok(None);
         }
