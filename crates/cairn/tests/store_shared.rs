@@ -92,6 +92,12 @@ fn check_backend(backend: Arc<dyn Backend>) {
     let fresh = Store::open(backend.clone(), "", StoreOptions::default().share_frames(true)).unwrap();
     let report = fresh.verify().unwrap();
     assert!(!report.is_clean(), "damaged shared frames went unnoticed");
+    // Each damaged frame object is named once, and the entries naming
+    // them are corrupt.
+    let mut named: Vec<String> = frames.iter().map(|f| f.key.clone()).collect();
+    named.sort();
+    assert_eq!(report.damaged_frames, named);
+    assert!(report.corrupt.iter().any(|p| p.id == a.id), "{:?}", report.corrupt);
     let err = fresh.lookup(&key, &Select::Id(a.id.clone())).unwrap_err();
     assert!(err.is_corruption(), "{err}");
 }

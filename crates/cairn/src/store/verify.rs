@@ -69,6 +69,10 @@ pub struct StoreReport {
     pub orphans: u64,
     /// Entries moved aside earlier, with the reason.
     pub quarantined: Vec<EntryProblem>,
+    /// Shared frame objects (docs/SHARED_FRAMES.md) whose bytes do not hash
+    /// to their name, with the trashed ones: every entry that names one is
+    /// also in `corrupt`. Each frame object is read once.
+    pub damaged_frames: Vec<String>,
 }
 
 impl StoreReport {
@@ -79,6 +83,7 @@ impl StoreReport {
             && self.damaged_infos.is_empty()
             && self.damaged_indexes.is_empty()
             && self.missing_indexes.is_empty()
+            && self.damaged_frames.is_empty()
     }
 }
 
@@ -257,7 +262,33 @@ impl Store {
         r.missing_indexes.sort();
         r.damaged_indexes.sort();
         r.stale_indexes.sort();
+        r.damaged_frames = self.damaged_frames()?;
         Ok(r)
+    }
+
+    /// Shared frame objects whose bytes do not hash to their name (their
+    /// backend keys), each read once, in parallel.
+    fn damaged_frames(&self) -> Result<Vec<String>> {
+        use rayon::prelude::*;
+        let mut listed = Vec::new();
+        for root in [layout::FRAMES, layout::TRASH_FRAMES] {
+            let root = self.object_key(root);
+            for k in self.backend.list_keys(&root)? {
+                let name = k.strip_prefix(&root).map(|r| r.replace('/', "")).unwrap_or_default();
+                listed.push((k, name));
+            }
+        }
+        let checked: Vec<Result<Option<String>>> = listed
+            .into_par_iter()
+            .map(|(k, name)| match self.backend.get(&k) {
+                Ok(bytes) => Ok((blake3::hash(&bytes).to_hex().as_str() != name).then_some(k)),
+                Err(Error::NotFound { .. }) => Ok(None), // collected since the listing
+                Err(e) => Err(e),
+            })
+            .collect();
+        let mut out = checked.into_iter().filter_map(Result::transpose).collect::<Result<Vec<String>>>()?;
+        out.sort();
+        Ok(out)
     }
 
     /// Checks an entry's data against its facts and its own checksums:

@@ -44,19 +44,23 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<()> {
         for hp in &r.stale_indexes {
             println!("stale index: {hp} (left by a crash; rebuilt from its entries' infos when next read)");
         }
+        for k in &r.damaged_frames {
+            println!("damaged shared frame: {} (every entry that names it is listed as corrupt)", output::safe(k));
+        }
         if r.orphans > 0 {
             println!("{} orphan data objects of unfinished saves (gc removes them)", r.orphans);
         }
     }
     if !r.is_clean() {
         return Err(anyhow::Error::new(Integrity(format!(
-            "{} corrupt entries, {} missing, {} damaged or lost infos, {} damaged indexes, {} missing indexes \
-             (`cairn store repair` recovers what it can and names the rest)",
+            "{} corrupt entries, {} missing, {} damaged or lost infos, {} damaged indexes, {} missing indexes, {} \
+             damaged shared frames (`cairn store repair` recovers what it can and names the rest)",
             r.corrupt.len(),
             r.missing.len(),
             r.damaged_infos.len(),
             r.damaged_indexes.len(),
-            r.missing_indexes.len()
+            r.missing_indexes.len(),
+            r.damaged_frames.len()
         ))));
     }
     if !a.json {
