@@ -56,6 +56,12 @@ fn check_backend(backend: Arc<dyn Backend>) {
     let b = save(&store, &key, 2, &next);
     let added = stored_bytes(backend.as_ref()) - before;
     assert!(added < full / 3, "the second save added {added} bytes of a full {full}");
+    // The entries say what they added, and it is what the store grew by
+    // (the save's lease and index writes aside).
+    assert!(b.added_bytes <= added && added - b.added_bytes < 64 << 10, "{} recorded, {added} grown", b.added_bytes);
+    assert!(a.added_bytes > b.bytes / 2 && b.added_bytes < b.bytes / 3, "{a:?} {b:?}");
+    let listed = store.entries(&key).unwrap();
+    assert_eq!(listed.iter().map(|e| e.added_bytes).collect::<Vec<_>>(), [a.added_bytes, b.added_bytes]);
 
     // Another key with the same frozen tensors shares them too.
     let other = Key::new("another-run");

@@ -34,8 +34,13 @@ pub struct EntryInfo {
     pub kind: EntryKind,
     /// When it was saved, in nanoseconds since the Unix epoch.
     pub created_at: u64,
-    /// The stored checkpoint's size in bytes.
+    /// The checkpoint's size in bytes (its logical size: what a read or
+    /// `cairn store get` gives, however it is stored).
     pub bytes: u64,
+    /// Bytes its save added to the store: its own object and the shared
+    /// frames it created (docs/SHARED_FRAMES.md). Equal to `bytes` for an
+    /// entry that shares nothing, and for entries saved before this field.
+    pub added_bytes: u64,
     /// Pinned entries are never removed by retention or eviction.
     pub pinned: bool,
     /// User metadata.
@@ -72,6 +77,7 @@ impl EntryInfo {
             kind: EntryKind::Checkpoint,
             created_at,
             bytes: 0,
+            added_bytes: 0,
             pinned: false,
             metadata: BTreeMap::new(),
             digest: String::new(),

@@ -53,6 +53,7 @@ impl EntryFacts {
             kind: self.kind,
             created_at: self.created_at,
             bytes,
+            added_bytes: bytes,
             pinned: self.pinned,
             metadata: self.metadata,
             digest,

@@ -61,6 +61,9 @@ struct EntryRecord {
     kind: EntryKind,
     created_at: u64,
     bytes: u64,
+    /// Written only where it differs from `bytes` (an entry sharing frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    added_bytes: Option<u64>,
     pinned: bool,
     metadata: BTreeMap<String, String>,
     #[serde(default)]
@@ -78,6 +81,7 @@ impl From<&EntryInfo> for EntryRecord {
             kind: e.kind,
             created_at: e.created_at,
             bytes: e.bytes,
+            added_bytes: (e.added_bytes != e.bytes).then_some(e.added_bytes),
             pinned: e.pinned,
             metadata: e.metadata.clone(),
             digest: e.digest.clone(),
@@ -95,6 +99,7 @@ impl From<EntryRecord> for EntryInfo {
             kind: r.kind,
             created_at: r.created_at,
             bytes: r.bytes,
+            added_bytes: r.added_bytes.unwrap_or(r.bytes),
             pinned: r.pinned,
             metadata: r.metadata,
             digest: r.digest,
@@ -261,6 +266,7 @@ mod tests {
             kind: super::super::entry::EntryKind::Checkpoint,
             created_at: 5,
             bytes: 1313,
+            added_bytes: 1313,
             pinned: false,
             metadata: [("host".to_string(), "a1".to_string())].into(),
             digest: "ab".repeat(32),

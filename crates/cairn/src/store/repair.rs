@@ -142,16 +142,18 @@ impl Store {
                 let reason = format!("{why}, and neither its index nor its checkpoint says what it was");
                 // No digest: nothing vouches for the data, so the next
                 // repair does not put it back either.
+                let bytes = match &ck {
+                    Some(ck) => ck.file_len(),
+                    None => self.backend.head(&data_key).map_or(0, |m| m.size),
+                };
                 let stub = EntryInfo {
                     id: id.to_string(),
                     objective: None,
                     iteration: None,
                     kind: EntryKind::Checkpoint,
                     created_at: 0,
-                    bytes: match &ck {
-                        Some(ck) => ck.file_len(),
-                        None => self.backend.head(&data_key).map_or(0, |m| m.size),
-                    },
+                    bytes,
+                    added_bytes: bytes,
                     pinned: false,
                     metadata: Default::default(),
                     digest: String::new(),

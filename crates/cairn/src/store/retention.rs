@@ -92,6 +92,7 @@ mod tests {
             kind: EntryKind::Checkpoint,
             created_at: created_s * S,
             bytes: 10,
+            added_bytes: 10,
             pinned: false,
             metadata: BTreeMap::new(),
             digest: String::new(),

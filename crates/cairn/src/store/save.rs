@@ -132,7 +132,10 @@ impl Store {
         self.commit_entry_streamed(key, info, Pending::new(), |data_key| {
             // A fresh id: a plain put, which streams on object storage too.
             match self.backend.put_from(data_key, &mut stream, PutMode::Overwrite) {
-                Ok(_) => Ok((stream.check.len(), stream.hasher.finalize().to_hex().to_string())),
+                Ok(_) => {
+                    let len = stream.check.len();
+                    Ok((len, stream.hasher.finalize().to_hex().to_string(), len))
+                }
                 // The file's own error, rather than the upload it broke.
                 Err(e) => Err(stream.failure.take().unwrap_or(e)),
             }
@@ -216,7 +219,7 @@ impl Store {
             write(&mut w)?;
             w.set_metadata(ENTRY_FACTS_KEY, facts);
             let stored = w.finish()?;
-            Ok((stored.len, stored.digest))
+            Ok((stored.len, stored.digest, stored.added))
         })
     }
 
@@ -231,7 +234,7 @@ impl Store {
         digest: String,
         put_data: impl FnOnce(&str) -> Result<()>,
     ) -> Result<EntryInfo> {
-        self.commit_entry_streamed(key, info, pending, |k| put_data(k).map(|()| (len, digest)))
+        self.commit_entry_streamed(key, info, pending, |k| put_data(k).map(|()| (len, digest, len)))
     }
 
     /// The save protocol: the key's index exists (created empty, once per
@@ -245,7 +248,7 @@ impl Store {
         key: &Key,
         info: SaveInfo,
         pending: Pending,
-        put_data: impl FnOnce(&str) -> Result<(u64, String)>,
+        put_data: impl FnOnce(&str) -> Result<(u64, String, u64)>,
     ) -> Result<EntryInfo> {
         let hp = key.hash_path();
         self.ensure_index(&hp, key.name())?;
@@ -264,7 +267,7 @@ impl Store {
         } else {
             None
         };
-        let (bytes, digest) =
+        let (bytes, digest, added_bytes) =
             self.renewing(lease.as_ref(), || put_data(&self.object_key(&layout::data_key(&hp, &id))))?;
         let entry = EntryInfo {
             id: id.clone(),
@@ -273,6 +276,7 @@ impl Store {
             kind: info.kind,
             created_at,
             bytes,
+            added_bytes,
             pinned: info.pinned,
             metadata: info.metadata,
             digest,
@@ -287,7 +291,9 @@ impl Store {
         }
         {
             let mut u = self.usage_state();
-            u.net = u.net.saturating_add(i64::try_from(bytes).unwrap_or(i64::MAX));
+            // What the store grew by: a save that shares frames adds less
+            // than its checkpoint's size.
+            u.net = u.net.saturating_add(i64::try_from(added_bytes).unwrap_or(i64::MAX));
             u.saves_since_pass += 1;
         }
         if let Some(index) = index {

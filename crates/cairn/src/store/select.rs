@@ -105,6 +105,7 @@ mod tests {
             kind,
             created_at,
             bytes: 0,
+            added_bytes: 0,
             pinned: false,
             metadata: BTreeMap::new(),
             digest: String::new(),

@@ -27,7 +27,11 @@ struct Row<'a> {
     objective: Option<f64>,
     iteration: Option<u64>,
     kind: EntryKind,
+    /// The checkpoint's size.
     bytes: u64,
+    /// What its save added to the store (less than `bytes` when it shares
+    /// frames with other entries).
+    added_bytes: u64,
     /// RFC 3339, microseconds.
     created_at: Option<String>,
     pinned: bool,
@@ -52,6 +56,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<()> {
                 iteration: e.iteration,
                 kind: e.kind,
                 bytes: e.bytes,
+                added_bytes: e.added_bytes,
                 created_at: created(e),
                 pinned: e.pinned,
             })
