@@ -96,15 +96,22 @@ pub(crate) fn encode(raw: &[u8], base: &[u8], r: BaseRef) -> Option<(u8, Vec<u8>
     if raw == base {
         return Some((tag::BASE, out));
     }
+    out.extend_from_slice(&xor_block(raw, base)?);
+    (out.len() <= raw.len() / 2).then_some((tag::XOR, out))
+}
+
+/// The lz4 block of `raw` XOR `base` (equal lengths): what an XOR frame,
+/// or an XOR piece of a store manifest, holds after its base reference.
+pub(crate) fn xor_block(raw: &[u8], base: &[u8]) -> Option<Vec<u8>> {
+    if raw.len() != base.len() {
+        return None;
+    }
     XOR_SCRATCH.with(|cell| {
         let mut x = cell.borrow_mut();
         x.clear();
         x.extend_from_slice(raw);
         xor_into(&mut x, base);
-        out.resize(REF_LEN + lz4_flex::block::get_maximum_output_size(x.len()), 0);
-        let n = lz4_flex::block::compress_into(&x, out.get_mut(REF_LEN..)?).ok()?;
-        out.truncate(REF_LEN + n);
-        (out.len() <= raw.len() / 2).then_some((tag::XOR, out))
+        Some(lz4_flex::block::compress(&x))
     })
 }
 

@@ -28,7 +28,9 @@ mod whole;
 mod writer;
 
 pub use checkpointable::{load, load_with_base, save, save_incremental, Checkpointable};
+pub(crate) use codec::tag as codec_tag;
 pub use codec::Compression;
+pub(crate) use delta::{apply as apply_delta, xor_block};
 pub use dtype::{ChunkKind, DType, Element};
 pub(crate) use index::frame_raw_len;
 pub use index::ChunkInfo;

@@ -35,42 +35,41 @@ impl Store {
         let grace = u64::try_from(self.opts.orphan_grace.as_nanos()).unwrap_or(u64::MAX);
         let past_grace = |m: &ObjectMeta| m.modified.is_some_and(|t| now.saturating_sub(ns(t)) > grace);
 
-        // Empty the trash: leases first, then the manifests, so that a save
-        // whose lease is gone has its manifest in what is read.
+        // One read of the manifests serves both steps: it comes after the
+        // lease check (so a save whose lease is gone has its manifest in
+        // it) and after the listing of `frames/` (so a frame written after
+        // the listing is not looked at).
         let trash_root = self.object_key(layout::TRASH_FRAMES);
         let trashed: Vec<ObjectMeta> = self.backend.list(&trash_root)?.into_iter().filter(past_grace).collect();
-        if !trashed.is_empty() {
-            let oldest_lease = self.oldest_live_lease(now)?;
-            if let Some(referenced) = self.referenced_frames()? {
-                for m in trashed {
-                    let Some(hash) = hash_of(&m.key, &trash_root) else { continue };
-                    let trashed_at = m.modified.map_or(0, ns);
-                    if oldest_lease.is_some_and(|t| t <= trashed_at) {
-                        continue; // a lease taken before the trashing is live
-                    }
-                    if referenced.contains(&hash) {
-                        let home = self.object_key(&layout::frame_key(&hash));
-                        if !self.backend.exists(&home)? {
-                            self.backend.copy(&m.key, &home)?;
-                        }
-                        self.backend.delete(&m.key)?;
-                        report.frames_restored += 1;
-                    } else {
-                        self.backend.delete(&m.key)?;
-                        report.frames_deleted += 1;
-                    }
-                }
-            }
-        }
-
-        // Mark, then trash: the frames are listed before the manifests are
-        // read, so a frame written after the listing is not looked at.
+        let oldest_lease = if trashed.is_empty() { None } else { self.oldest_live_lease(now)? };
         let frames_root = self.object_key(layout::FRAMES);
         let listed: Vec<ObjectMeta> = self.backend.list(&frames_root)?.into_iter().filter(past_grace).collect();
-        if listed.is_empty() {
+        if trashed.is_empty() && listed.is_empty() {
             return Ok(());
         }
         let Some(referenced) = self.referenced_frames()? else { return Ok(()) };
+
+        // Empty the trash.
+        for m in trashed {
+            let Some(hash) = hash_of(&m.key, &trash_root) else { continue };
+            let trashed_at = m.modified.map_or(0, ns);
+            if oldest_lease.is_some_and(|t| t <= trashed_at) {
+                continue; // a lease taken before the trashing is live
+            }
+            if referenced.contains(&hash) {
+                let home = self.object_key(&layout::frame_key(&hash));
+                if !self.backend.exists(&home)? {
+                    self.backend.copy(&m.key, &home)?;
+                }
+                self.backend.delete(&m.key)?;
+                report.frames_restored += 1;
+            } else {
+                self.backend.delete(&m.key)?;
+                report.frames_deleted += 1;
+            }
+        }
+
+        // Trash what no manifest names.
         for m in listed {
             let Some(hash) = hash_of(&m.key, &frames_root) else { continue };
             if referenced.contains(&hash) {

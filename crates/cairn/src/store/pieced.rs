@@ -134,15 +134,9 @@ impl PiecedRead {
         if base_bytes.len() != n || payload.len() as u64 != plen {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("XOR piece {i}: base or payload short")));
         }
-        let mut out = vec![0u8; n];
-        let got = lz4_flex::block::decompress_into(&payload, &mut out)
+        let mut out = base_bytes.to_vec();
+        crate::format::apply_delta(crate::format::codec_tag::XOR, &payload, &mut out)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("XOR piece {i}: {e}")))?;
-        if got != n {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("XOR piece {i}: {got} bytes of {n}")));
-        }
-        for (o, b) in out.iter_mut().zip(base_bytes.iter()) {
-            *o ^= b;
-        }
         let out = Arc::new(out);
         *crate::util::lock(&self.decoded) = Some((i, Arc::clone(&out)));
         Ok(out)

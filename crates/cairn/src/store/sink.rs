@@ -150,10 +150,8 @@ impl EntrySink {
         if bytes.len() != stored.len() || bytes.as_ref() == stored {
             return Ok(None);
         }
-        let mut x: Vec<u8> = stored.iter().zip(bytes.iter()).map(|(a, b)| a ^ b).collect();
-        let packed = lz4_flex::block::compress(&x);
-        x.clear();
-        Ok((packed.len() <= stored.len() / 2).then_some((base.hash, packed)))
+        let packed = crate::format::xor_block(stored, &bytes);
+        Ok(packed.filter(|p| p.len() <= stored.len() / 2).map(|p| (base.hash, p)))
     }
 
     /// Appends to the object itself.
