@@ -233,3 +233,77 @@ fn sparse_row_updates_cost_about_their_rows() {
     }
     assert!(store.verify().unwrap().is_clean());
 }
+
+/// A raw tensor of an entry whose frames are shared frame objects (some
+/// of them XOR pieces) is still a zero-copy `tensor` on local disk: the
+/// frame objects mapped back to back, the rest copied in.
+#[test]
+fn raw_tensors_view_their_frame_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(dir.path()).unwrap());
+    let store = Store::open(backend, "", StoreOptions::default().share_frames(true)).unwrap();
+    let key = Key::new("view");
+    let opts = WriterOptions::default().frame_size(FRAME).compression(cairn::Compression::None);
+    let save = |t: &[Vec<f32>], step: u64| {
+        store
+            .save_with(&key, SaveInfo::checkpoint().iteration(step), opts.clone(), |w| {
+                w.add_tensor("small", &[3], &[1.0f32, 2.0, 3.0])?;
+                for (i, t) in t.iter().enumerate() {
+                    w.add_tensor(&format!("layer{i}"), &[t.len() as u64], t)?;
+                }
+                Ok(())
+            })
+            .unwrap()
+    };
+    // A tensor of four and a half frames: its last frame is inline.
+    let mut state = vec![weights(1), [weights(2), weights(3)[..N / 8].to_vec()].concat()];
+    save(&state, 1);
+    // A few values change: those frames become XOR pieces.
+    state[0][10] += 1.0;
+    state[1][N + 5] -= 1.0;
+    let e = save(&state, 2);
+    assert!(e.added_bytes < e.bytes / 4, "{e:?}");
+    let found = store.lookup(&key, &Select::Id(e.id.clone())).unwrap().unwrap();
+    for (i, t) in state.iter().enumerate() {
+        let view = found.checkpoint.tensor::<f32>(&format!("layer{i}")).unwrap();
+        assert_eq!(view, &t[..], "layer{i}");
+        // Asked again, the same view.
+        assert_eq!(found.checkpoint.tensor::<f32>(&format!("layer{i}")).unwrap().as_ptr(), view.as_ptr());
+    }
+    assert_eq!(found.checkpoint.tensor::<f32>("small").unwrap(), &[1.0, 2.0, 3.0]);
+}
+
+/// `save_file` and `save_bytes` share frames as a save does: a file whose
+/// frames the store holds adds about its header and index, and the entry
+/// gives back the very bytes of the file.
+#[test]
+fn saved_files_and_bytes_share_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(&dir.path().join("store")).unwrap());
+    let store = Store::open(backend.clone(), "", StoreOptions::default().share_frames(true)).unwrap();
+    let state: Vec<Vec<f32>> = (0..4).map(weights).collect();
+    let first = save(&store, &Key::new("trained"), 1, &state);
+    let file = dir.path().join("model.cairn");
+    let found = store.lookup(&Key::new("trained"), &Select::Id(first.id.clone())).unwrap().unwrap();
+    found.checkpoint.copy_to(&mut std::fs::File::create(&file).unwrap(), "model").unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+
+    let before = stored_bytes(backend.as_ref());
+    let put = store.save_file(&Key::new("imported"), &file, SaveInfo::checkpoint()).unwrap();
+    let added = stored_bytes(backend.as_ref()) - before;
+    assert_eq!(put.bytes, bytes.len() as u64);
+    assert!(added < put.bytes / 10, "save_file added {added} of {}", put.bytes);
+    // What the entry says it added is what the store grew by, its info
+    // and index writes aside.
+    assert!(put.added_bytes <= added && added - put.added_bytes < 4096, "{added}: {put:?}");
+    let again = store.save_bytes(&Key::new("copied"), bytes.clone(), SaveInfo::checkpoint()).unwrap();
+    assert!(again.added_bytes < again.bytes / 10, "{again:?}");
+    for (key, e) in [("imported", &put), ("copied", &again)] {
+        let found = store.lookup(&Key::new(key), &Select::Id(e.id.clone())).unwrap().unwrap();
+        let mut out = Vec::new();
+        found.checkpoint.copy_to(&mut out, key).unwrap();
+        assert!(out == bytes, "{key}: the entry's bytes differ from the file's");
+        assert_eq!(e.digest, blake3::hash(&bytes).to_hex().to_string());
+    }
+    assert!(store.verify().unwrap().is_clean());
+}

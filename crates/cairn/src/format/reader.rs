@@ -542,12 +542,13 @@ impl Checkpoint {
         if !c.is_raw() {
             return Err(mismatch("stored compressed; use read_tensor".into()));
         }
-        let Some(all) = self.source.slice() else {
+        let len = usize::try_from(c.raw_len).map_err(|_| mismatch("too large".into()))?;
+        if c.data_offset.checked_add(c.raw_len).is_none_or(|end| end > self.source.len()) {
+            return Err(mismatch("data past end of file".into()));
+        }
+        let Some(bytes) = self.source.view(c.data_offset, len) else {
             return Err(mismatch("file is not memory-mapped; use read_tensor".into()));
         };
-        let start = usize::try_from(c.data_offset).map_err(|_| mismatch("offset too large".into()))?;
-        let end = start.checked_add(usize::try_from(c.raw_len).map_err(|_| mismatch("too large".into()))?);
-        let bytes = end.and_then(|end| all.get(start..end)).ok_or_else(|| mismatch("data past end of file".into()))?;
         bytemuck::try_cast_slice(bytes).map_err(|e| mismatch(format!("cannot view as {}: {e}", T::DTYPE)))
     }
 

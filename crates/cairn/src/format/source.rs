@@ -39,6 +39,14 @@ pub trait RangeRead: Send + Sync + std::fmt::Debug {
         let _ = offset;
         None
     }
+
+    /// Bytes `offset..offset + len` as one borrowed slice, where the
+    /// source can give them so (memory maps), for zero-copy tensor views;
+    /// `None` otherwise. Default = the stretch
+    /// [`contiguous`](Self::contiguous) gives, where it holds them all.
+    fn view(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        self.contiguous(offset).and_then(|s| s.get(..len))
+    }
 }
 
 #[derive(Debug)]
@@ -101,6 +109,18 @@ impl Source {
         match self {
             Source::Ranged(r, _) => r.contiguous(offset),
             _ => None,
+        }
+    }
+
+    /// Bytes `offset..offset + len` borrowed, where the source is mapped or
+    /// in memory, or a ranged source can give them as one slice.
+    pub(crate) fn view(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        match self {
+            Source::Ranged(r, _) => r.view(offset, len),
+            _ => {
+                let start = usize::try_from(offset).ok()?;
+                self.slice()?.get(start..start.checked_add(len)?)
+            }
         }
     }
 

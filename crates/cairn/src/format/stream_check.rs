@@ -76,6 +76,7 @@ impl<'a> StreamCheck<'a> {
     }
 
     /// Bytes of the stream seen so far.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
         self.pos
     }

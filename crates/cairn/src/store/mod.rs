@@ -18,6 +18,7 @@
 //!   docs/STORE.md.
 
 mod cache;
+mod copy_in;
 mod data;
 mod delta_base;
 mod entry;
@@ -47,6 +48,7 @@ mod sink;
 #[allow(clippy::module_inception)]
 mod store;
 mod verify;
+mod view;
 
 pub use cache::CacheStats;
 pub use entry::{EntryInfo, EntryKind};

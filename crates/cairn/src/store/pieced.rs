@@ -3,6 +3,7 @@
 //! frame objects, XORs against a frame object), so the checkpoint reader
 //! above works unchanged and checks every frame as for any file.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -10,6 +11,7 @@ use memmap2::Mmap;
 
 use super::layout;
 use super::manifest::{Manifest, Source};
+use super::view::{Part, View};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::RangeRead;
@@ -30,6 +32,10 @@ pub(crate) struct PiecedRead {
     local: bool,
     manifest_map: OnceLock<Option<Mmap>>,
     maps: Vec<OnceLock<Option<Mmap>>>,
+    /// Contiguous views built for zero-copy tensors, by (offset, length);
+    /// kept until the reader is dropped, as the slices handed out borrow
+    /// them.
+    views: Mutex<HashMap<(u64, usize), Box<View>>>,
 }
 
 impl std::fmt::Debug for PiecedRead {
@@ -73,6 +79,7 @@ impl PiecedRead {
             local,
             manifest_map: OnceLock::new(),
             maps,
+            views: Mutex::new(HashMap::new()),
         })
     }
 
@@ -101,6 +108,64 @@ impl PiecedRead {
                 .as_ref(),
             Source::Xor { .. } => None,
         }
+    }
+
+    /// The file of piece `i`'s object and the offset of the piece's bytes
+    /// in it, on local disk: the manifest for inline pieces, the frame
+    /// object (of the piece's length) for frame pieces; `None` for XOR
+    /// pieces.
+    fn piece_file(&self, i: usize) -> Option<(std::fs::File, u64)> {
+        let p = self.manifest.pieces.get(i)?;
+        let open = |k: String| self.backend.open_file(&k).ok().flatten();
+        match p.source {
+            Source::Inline { offset } => Some((open(self.key.clone())?, offset)),
+            Source::Frame { hash } => {
+                let file = open(format!("{}{}", self.prefix, layout::frame_key(&hash)))
+                    .or_else(|| open(format!("{}{}", self.prefix, layout::trash_frame_key(&hash))))?;
+                let whole = file.metadata().ok().is_some_and(|m| m.len() == p.len);
+                whole.then_some((file, 0))
+            }
+            Source::Xor { .. } => None,
+        }
+    }
+
+    /// Builds the view of `offset..offset + len`: each frame object mapped
+    /// in its place, the rest copied in (docs/SHARED_FRAMES.md).
+    fn build_view(&self, offset: u64, len: usize) -> io::Result<View> {
+        let end = offset.saturating_add(len as u64);
+        // (piece, offset within it, bytes, its file and offset there).
+        let mut spans = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let i = self.manifest.piece_at(pos).ok_or_else(|| io::Error::other(format!("no piece at {pos}")))?;
+            let start = self.manifest.start(i);
+            let plen = self.manifest.pieces.get(i).map_or(0, |p| p.len);
+            let n = end.min(start + plen).saturating_sub(pos);
+            if n == 0 {
+                return Err(io::Error::other(format!("empty piece {i}")));
+            }
+            let file = self.piece_file(i);
+            spans.push((i, pos - start, usize::try_from(n).map_err(io::Error::other)?, file));
+            pos += n;
+        }
+        let parts: Vec<Part<'_>> = spans
+            .iter()
+            .map(|(_, within, n, file)| Part { len: *n, file: file.as_ref().map(|(f, o)| (f, o + within)) })
+            .collect();
+        let mut at_of = Vec::with_capacity(spans.len());
+        let mut at = 0usize;
+        for (i, within, n, _) in &spans {
+            at_of.push((at, *i, *within));
+            at += n;
+        }
+        View::build(&parts, |at, out| {
+            let (_, i, within) = at_of
+                .iter()
+                .find(|(a, ..)| *a == at)
+                .copied()
+                .ok_or_else(|| io::Error::other("view part not found"))?;
+            self.read_piece(i, within, out)
+        })
     }
 
     /// The manifest read.
@@ -206,6 +271,27 @@ impl RangeRead for PiecedRead {
             return None;
         }
         map.get(usize::try_from(from).ok()?..usize::try_from(to).ok()?)
+    }
+
+    /// On local disk, a view of frame objects mapped back to back, with
+    /// the pieces that cannot be mapped copied in; built once per range.
+    fn view(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        if let Some(s) = self.contiguous(offset).and_then(|s| s.get(..len)) {
+            return Some(s);
+        }
+        if !self.local || offset.checked_add(len as u64).is_none_or(|e| e > self.len()) {
+            return None;
+        }
+        let mut views = crate::util::lock(&self.views);
+        let view = match views.entry((offset, len)) {
+            std::collections::hash_map::Entry::Occupied(v) => v.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Box::new(self.build_view(offset, len).ok()?)),
+        };
+        let (ptr, n) = (view.as_slice().as_ptr(), view.as_slice().len());
+        // SAFETY: the view's memory stays mapped until the view is dropped,
+        // and views are dropped only with `self` (never removed from the
+        // map), so the slice lives as long as the borrow of `self`.
+        Some(unsafe { std::slice::from_raw_parts(ptr, n) })
     }
 
     /// The pieces a read spans are fetched in parallel, each straight into

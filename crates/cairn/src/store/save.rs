@@ -16,9 +16,9 @@ use super::layout::{self, now_ns};
 use super::records::{encode, IndexDoc, InfoDoc, DOC_VERSION};
 use super::sink::EntrySink;
 use super::store::{BytesSource, Store};
-use crate::backend::{BackendExt, Durability, PutMode};
+use crate::backend::{Durability, PutMode};
 use crate::error::{Error, Result};
-use crate::format::{Checkpoint, CheckpointWriter, ReadOptions, StreamCheck, WriterOptions};
+use crate::format::{Checkpoint, CheckpointWriter, ReadOptions, Sink, WriterOptions};
 
 /// What a save records about the new entry besides its data.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,13 +88,19 @@ impl Store {
         self.saves.take_failure()?;
         let data: Bytes = data.into();
         check_info(&info)?;
-        // A structural check (header, index, trailer) before anything is stored.
-        Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "the checkpoint to save")?;
-        let digest = blake3::hash(&data).to_hex().to_string();
-        let len = data.len() as u64;
-        self.commit_entry(key, info, Pending::new(), len, digest, |data_key| {
-            self.backend.put(data_key, data, PutMode::Create).map(|_| ())
-        })
+        // A full check before anything is stored; then the bytes are copied
+        // in as verified, frames shared with the entries that hold them.
+        let ck = Checkpoint::open_ranged(Box::new(BytesSource(data.clone())), "the checkpoint to save")?;
+        let report = ck.verify()?;
+        refuse_problems(&report, "the checkpoint to save")?;
+        let read_at = |offset: u64, buf: &mut [u8]| {
+            let from = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+            let part = data.get(from..).unwrap_or_default();
+            let n = part.len().min(buf.len());
+            buf.get_mut(..n).unwrap_or_default().copy_from_slice(part.get(..n).unwrap_or_default());
+            Ok(n)
+        };
+        self.copy_in(key, info, &ck, "the checkpoint to save", read_at)
     }
 
     /// Saves a checkpoint file as a new entry of `key`, after verifying it
@@ -119,27 +125,47 @@ impl Store {
         let for_check = file.try_clone().map_err(|e| Error::io("opening", path, e))?;
         let ck = Checkpoint::from_file(for_check, path.display().to_string(), &ReadOptions::default().mmap(false))?;
         let report = ck.verify()?;
-        if let Some(p) = report.problems.first() {
-            return Err(Error::Corrupt {
-                file: path.display().to_string(),
-                what: p.what.clone(),
-                offset: p.offset,
-                detail: format!("{} ({} problems in all)", p.detail, report.problems.len()),
-            });
-        }
-        let mut stream =
-            VerifiedStream { file: &file, check: StreamCheck::new(&ck), hasher: blake3::Hasher::new(), failure: None };
+        let origin = path.display().to_string();
+        refuse_problems(&report, &origin)?;
+        self.copy_in(key, info, &ck, &origin, |offset, buf| file.read_at(buf, offset))
+    }
+
+    /// Copies a verified checkpoint in as a new entry of `key`
+    /// (`copy_in.rs`), its frames shared as a save's are.
+    fn copy_in(
+        &self,
+        key: &Key,
+        info: SaveInfo,
+        ck: &Checkpoint,
+        origin: &str,
+        read_at: impl FnMut(u64, &mut [u8]) -> std::io::Result<usize>,
+    ) -> Result<EntryInfo> {
         self.commit_entry_streamed(key, info, Pending::new(), |data_key| {
-            // A fresh id: a plain put, which streams on object storage too.
-            match self.backend.put_from(data_key, &mut stream, PutMode::Overwrite) {
-                Ok(_) => {
-                    let len = stream.check.len();
-                    Ok((len, stream.hasher.finalize().to_hex().to_string(), len))
-                }
-                // The file's own error, rather than the upload it broke.
-                Err(e) => Err(stream.failure.take().unwrap_or(e)),
-            }
+            let mut sink = self.entry_sink(key, data_key, true)?;
+            super::copy_in::copy_verified(ck, origin, read_at, &mut sink)?;
+            let stored = sink.commit()?;
+            Ok((stored.len, stored.digest, stored.added))
         })
+    }
+
+    /// The sink a save of `key` streams its checkpoint into, at backend key
+    /// `data_key`: sharing frames when the store does.
+    fn entry_sink(&self, key: &Key, data_key: &str, parallel: bool) -> Result<EntrySink> {
+        // A fresh id names the object, so no other writer can race for it:
+        // a plain put, which streams on every backend.
+        let mut sink =
+            EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key), parallel);
+        if self.opts.share_frames {
+            let (store, hp) = (self.background_handle(), key.hash_path());
+            let find = move || {
+                store.delta_bases(&hp).unwrap_or_else(|e| {
+                    log::warn!("{}: the key's latest entry offers no frames to XOR against: {e}", store.url());
+                    super::delta_base::Bases::new()
+                })
+            };
+            sink = sink.sharing(self.backend.clone(), &self.prefix, Box::new(find));
+        }
+        Ok(sink)
     }
 
     /// Saves a checkpoint written by `write` as a new entry of `key`. The
@@ -196,22 +222,8 @@ impl Store {
             serde_json::to_value(&facts).map_err(|e| Error::Internal(format!("encoding an entry's facts: {e}")))?;
         let step = info.iteration;
         self.commit_entry_streamed(key, info, pending, |data_key| {
-            // A fresh id names the object, so no other writer can race for
-            // it: a plain put, which streams on every backend.
             // One encoding thread asked for: hashing keeps to it too.
-            let parallel = opts.threads != Some(1);
-            let mut sink =
-                EntrySink::new(self.backend.writer(data_key, PutMode::Overwrite)?, self.locator(data_key), parallel);
-            if self.opts.share_frames {
-                let (store, hp) = (self.background_handle(), key.hash_path());
-                let find = move || {
-                    store.delta_bases(&hp).unwrap_or_else(|e| {
-                        log::warn!("{}: the key's latest entry offers no frames to XOR against: {e}", store.url());
-                        super::delta_base::Bases::new()
-                    })
-                };
-                sink = sink.sharing(self.backend.clone(), &self.prefix, Box::new(find));
-            }
+            let sink = self.entry_sink(key, data_key, opts.threads != Some(1))?;
             let mut w = CheckpointWriter::with_sink(sink, opts)?;
             if let Some(step) = step {
                 w.set_step(step);
@@ -221,20 +233,6 @@ impl Store {
             let stored = w.finish()?;
             Ok((stored.len, stored.digest, stored.added))
         })
-    }
-
-    /// Stores data through `put_data` and commits it as an entry whose
-    /// length and digest are known up front.
-    fn commit_entry(
-        &self,
-        key: &Key,
-        info: SaveInfo,
-        pending: Pending,
-        len: u64,
-        digest: String,
-        put_data: impl FnOnce(&str) -> Result<()>,
-    ) -> Result<EntryInfo> {
-        self.commit_entry_streamed(key, info, pending, |k| put_data(k).map(|()| (len, digest, len)))
     }
 
     /// The save protocol: the key's index exists (created empty, once per
@@ -446,43 +444,16 @@ pub(crate) fn check_info(info: &SaveInfo) -> Result<()> {
     Ok(())
 }
 
-/// Streams the open file a save verified, from offset 0, checking each
-/// byte against what verification proved and hashing it. A difference ends
-/// the stream with an error before its last byte is handed over, so the
-/// upload is abandoned and nothing is committed.
-struct VerifiedStream<'a> {
-    file: &'a File,
-    check: StreamCheck<'a>,
-    hasher: blake3::Hasher,
-    /// Why the stream failed, kept for the caller.
-    failure: Option<Error>,
-}
-
-impl VerifiedStream<'_> {
-    fn fail(&mut self, e: Error) -> std::io::Error {
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-        self.failure.get_or_insert(e);
-        io
-    }
-}
-
-impl std::io::Read for VerifiedStream<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.failure.is_some() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the file changed"));
-        }
-        let n = self.file.read_at(buf, self.check.len())?;
-        if n == 0 {
-            return match self.check.finish() {
-                Ok(()) => Ok(0),
-                Err(e) => Err(self.fail(e)),
-            };
-        }
-        let got = buf.get(..n).unwrap_or_default();
-        if let Err(e) = self.check.update(got) {
-            return Err(self.fail(e));
-        }
-        self.hasher.update(got);
-        Ok(n)
+/// Refuses a checkpoint to store whose verification found problems,
+/// naming the first.
+fn refuse_problems(report: &crate::format::VerifyReport, origin: &str) -> Result<()> {
+    match report.problems.first() {
+        None => Ok(()),
+        Some(p) => Err(Error::Corrupt {
+            file: origin.to_string(),
+            what: p.what.clone(),
+            offset: p.offset,
+            detail: format!("{} ({} problems in all)", p.detail, report.problems.len()),
+        }),
     }
 }
