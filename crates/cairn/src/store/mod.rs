@@ -42,6 +42,7 @@ mod repair;
 mod retention;
 mod save;
 mod save_async;
+mod save_lease;
 mod select;
 mod sink;
 // The store itself, as docs/STORE.md names it.

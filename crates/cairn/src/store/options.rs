@@ -96,18 +96,20 @@ impl Default for StoreOptions {
             max_saves_in_flight: 1,
             stage_bytes: 1 << 30,
             background_nice: 0,
-            share_frames: false,
+            share_frames: true,
         }
     }
 }
 
 impl StoreOptions {
-    /// Whether `save_with` and `save_async` store frames of 64 KiB and more
-    /// once, shared by every entry that holds the same bytes
-    /// (docs/SHARED_FRAMES.md): an entry's object is then a manifest of its
-    /// checkpoint, and reading it reads the frames it names. Being built:
-    /// collections do not yet reclaim shared frames, so removed entries'
-    /// frames stay. Default = off.
+    /// Whether saves (`save_with`, `save_async`, `save_file`, `save_bytes`)
+    /// store frames of 64 KiB and more once, shared by every entry that
+    /// holds the same bytes, and a raw frame that changed a little since
+    /// the key's latest entry as its XOR with that entry's frame
+    /// (docs/STORE.md, "Shared frames"): an entry's object is then a
+    /// manifest of its checkpoint, and reading it reads the frames it
+    /// names. Collections reclaim the frames no entry names. Off, every
+    /// entry's object is its whole checkpoint. Default = on.
     #[must_use]
     pub fn share_frames(mut self, on: bool) -> Self {
         self.share_frames = on;

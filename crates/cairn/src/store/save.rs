@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -14,6 +15,7 @@ use super::entry::{EntryInfo, EntryKind};
 use super::key::Key;
 use super::layout::{self, now_ns};
 use super::records::{encode, IndexDoc, InfoDoc, DOC_VERSION};
+use super::save_lease::SaveLease;
 use super::sink::EntrySink;
 use super::store::{BytesSource, Store};
 use crate::backend::{Durability, PutMode};
@@ -140,8 +142,8 @@ impl Store {
         origin: &str,
         read_at: impl FnMut(u64, &mut [u8]) -> std::io::Result<usize>,
     ) -> Result<EntryInfo> {
-        self.commit_entry_streamed(key, info, Pending::new(), |data_key| {
-            let mut sink = self.entry_sink(key, data_key, true)?;
+        self.commit_entry_streamed(key, info, Pending::new(), |data_key, lease| {
+            let mut sink = self.entry_sink(key, data_key, lease, true)?;
             super::copy_in::copy_verified(ck, origin, read_at, &mut sink)?;
             let stored = sink.commit()?;
             Ok((stored.len, stored.digest, stored.added))
@@ -149,8 +151,9 @@ impl Store {
     }
 
     /// The sink a save of `key` streams its checkpoint into, at backend key
-    /// `data_key`: sharing frames when the store does.
-    fn entry_sink(&self, key: &Key, data_key: &str, parallel: bool) -> Result<EntrySink> {
+    /// `data_key`: sharing frames when the store does, under the save's
+    /// `lease`, taken before its first look at a shared frame.
+    fn entry_sink(&self, key: &Key, data_key: &str, lease: &Arc<SaveLease>, parallel: bool) -> Result<EntrySink> {
         // A fresh id names the object, so no other writer can race for it:
         // a plain put, which streams on every backend.
         let mut sink =
@@ -163,7 +166,7 @@ impl Store {
                     super::delta_base::Bases::new()
                 })
             };
-            sink = sink.sharing(self.backend.clone(), &self.prefix, Box::new(find));
+            sink = sink.sharing(self.backend.clone(), &self.prefix, Box::new(find), Arc::clone(lease));
         }
         Ok(sink)
     }
@@ -221,9 +224,9 @@ impl Store {
         let facts =
             serde_json::to_value(&facts).map_err(|e| Error::Internal(format!("encoding an entry's facts: {e}")))?;
         let step = info.iteration;
-        self.commit_entry_streamed(key, info, pending, |data_key| {
+        self.commit_entry_streamed(key, info, pending, |data_key, lease| {
             // One encoding thread asked for: hashing keeps to it too.
-            let sink = self.entry_sink(key, data_key, opts.threads != Some(1))?;
+            let sink = self.entry_sink(key, data_key, lease, opts.threads != Some(1))?;
             let mut w = CheckpointWriter::with_sink(sink, opts)?;
             if let Some(step) = step {
                 w.set_step(step);
@@ -246,7 +249,7 @@ impl Store {
         key: &Key,
         info: SaveInfo,
         pending: Pending,
-        put_data: impl FnOnce(&str) -> Result<(u64, String, u64)>,
+        put_data: impl FnOnce(&str, &Arc<SaveLease>) -> Result<(u64, String, u64)>,
     ) -> Result<EntryInfo> {
         let hp = key.hash_path();
         self.ensure_index(&hp, key.name())?;
@@ -260,13 +263,13 @@ impl Store {
         // A save that may name shared frames holds a lease until it is
         // committed: a collection empties no trashed frame while a lease
         // older than the trashing is live (docs/SHARED_FRAMES.md).
-        let lease = if self.opts.orphan_grace < SAVE_LEASE_BELOW_GRACE || self.opts.share_frames {
-            Some(self.take_lease(&hp, &id, Durability::Volatile)?)
-        } else {
-            None
-        };
-        let (bytes, digest, added_bytes) =
-            self.renewing(lease.as_ref(), || put_data(&self.object_key(&layout::data_key(&hp, &id))))?;
+        let lease = Arc::new(SaveLease::new(self, &hp, &id));
+        if self.opts.orphan_grace < SAVE_LEASE_BELOW_GRACE {
+            lease.ensure()?;
+        }
+        let may_lease = lease.is_held() || self.opts.share_frames;
+        let data_key = self.object_key(&layout::data_key(&hp, &id));
+        let (bytes, digest, added_bytes) = self.renewing(&lease, may_lease, || put_data(&data_key, &lease))?;
         let entry = EntryInfo {
             id: id.clone(),
             objective: info.objective,
@@ -284,9 +287,7 @@ impl Store {
             InfoDoc { version: DOC_VERSION, key: key.name().to_string(), entry: entry.clone(), quarantined: None };
         self.backend.put(&self.object_key(&layout::info_key(&hp, &id)), encode(&doc)?, PutMode::Create)?;
         let index = self.note_in_index(&hp, key.name(), &entry)?;
-        if let Some(lease) = lease {
-            lease.release()?;
-        }
+        lease.release()?;
         {
             let mut u = self.usage_state();
             // What the store grew by: a save that shares frames adds less
@@ -385,11 +386,11 @@ impl Store {
     /// Runs `work` (an upload that may outlast the lease TTL) while a
     /// thread renews `lease` every third of the TTL, so that a collection
     /// never takes the data of a long save for an orphan.
-    fn renewing<T>(&self, lease: Option<&super::Lease>, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    fn renewing<T>(&self, lease: &SaveLease, may_lease: bool, work: impl FnOnce() -> Result<T>) -> Result<T> {
         let every = self.opts.lease_ttl / 3;
-        let Some(lease) = lease.filter(|_| !every.is_zero()) else {
+        if !may_lease || every.is_zero() {
             return work();
-        };
+        }
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             let renewer = s.spawn(|| loop {

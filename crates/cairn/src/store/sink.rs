@@ -45,6 +45,8 @@ struct Sharing {
     /// a small save never reads the key's index for it).
     bases: Option<super::delta_base::Bases>,
     find_bases: Option<FindBases>,
+    /// The save's lease: taken before the first frame is looked at.
+    lease: Arc<super::save_lease::SaveLease>,
 }
 
 /// Looks up the bases of a save (see `Store::delta_bases`).
@@ -109,7 +111,13 @@ impl EntrySink {
     /// Makes the sink share frames of [`SHARE_MIN`] bytes and more through
     /// `backend`'s `frames/` (below `prefix`): the object becomes a
     /// manifest once one is shared.
-    pub(crate) fn sharing(mut self, backend: Arc<dyn Backend>, prefix: &str, find_bases: FindBases) -> Self {
+    pub(crate) fn sharing(
+        mut self,
+        backend: Arc<dyn Backend>,
+        prefix: &str,
+        find_bases: FindBases,
+        lease: Arc<super::save_lease::SaveLease>,
+    ) -> Self {
         self.share = Some(Sharing {
             backend,
             prefix: prefix.to_string(),
@@ -119,6 +127,7 @@ impl EntrySink {
             added: 0,
             bases: None,
             find_bases: Some(find_bases),
+            lease,
         });
         self
     }
@@ -202,6 +211,11 @@ impl EntrySink {
     /// Stores a frame as a shared frame object (unless the store holds it
     /// already) and names it in the manifest.
     fn share_frame(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<()> {
+        // Before the first base or frame object is looked at: a collection
+        // then keeps every frame this save may name (docs/SHARED_FRAMES.md).
+        if let Some(sh) = self.share.as_ref() {
+            sh.lease.ensure().map_err(io::Error::other)?;
+        }
         self.flush_buf()?;
         self.close_run();
         if let Some((base, payload)) = self.xor_payload(stored, at)? {
