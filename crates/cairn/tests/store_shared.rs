@@ -279,7 +279,7 @@ fn raw_tensors_view_their_frame_objects() {
 #[test]
 fn saved_files_and_bytes_share_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(&dir.path().join("store")).unwrap());
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(dir.path().join("store")).unwrap());
     let store = Store::open(backend.clone(), "", StoreOptions::default().share_frames(true)).unwrap();
     let state: Vec<Vec<f32>> = (0..4).map(weights).collect();
     let first = save(&store, &Key::new("trained"), 1, &state);
