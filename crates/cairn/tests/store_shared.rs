@@ -307,3 +307,26 @@ fn saved_files_and_bytes_share_frames() {
     }
     assert!(store.verify().unwrap().is_clean());
 }
+
+/// `full_every(n)`: of n saves of a key in a row, one stores its changed
+/// frames whole, so no XOR's base is older than n entries.
+#[test]
+fn frames_are_stored_whole_again_every_n_saves() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let store = Store::open(backend, "", StoreOptions::default().full_every(3)).unwrap();
+    let key = Key::new("drift");
+    let mut state = vec![weights(7)];
+    let mut added = Vec::new();
+    for step in 1..=7u64 {
+        state[0][step as usize * 1000] += 1.0;
+        let e = save(&store, &key, step, &state);
+        added.push(e.added_bytes);
+        let found = store.lookup(&key, &Select::Id(e.id.clone())).unwrap().unwrap();
+        assert_eq!(found.checkpoint.read_tensor::<f32>("layer0").unwrap(), state[0]);
+    }
+    // The changed frame stored whole (a quarter of the tensor), or as a
+    // small XOR.
+    let big: Vec<bool> = added.iter().map(|a| *a >= u64::from(FRAME)).collect();
+    assert_eq!(big, [true, false, false, true, false, false, true], "bytes added per save: {added:?}");
+    assert!(store.verify().unwrap().is_clean());
+}

@@ -21,14 +21,36 @@ pub(crate) struct Base {
     pub len: u64,
 }
 
-/// Bases by chunk name and frame number.
-pub(crate) type Bases = HashMap<(String, u64), Base>;
+/// What a save may XOR against.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bases {
+    /// Bases by chunk name and frame number.
+    pub frames: HashMap<(String, u64), Base>,
+    /// The generation of an entry whose XORs are taken against these
+    /// (docs/STORE.md, "Bounded chains").
+    pub generation: u64,
+}
+
+impl Bases {
+    /// No bases: every frame is stored whole.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The base of frame `index` of chunk `chunk`.
+    pub(crate) fn get(&self, chunk: &str, index: u64) -> Option<&Base> {
+        self.frames.get(&(chunk.to_string(), index))
+    }
+}
 
 impl Store {
     /// The bases the key at `hp` offers: its latest entry's raw frames that
     /// are shared. Empty when the key has no entry, or its latest entry is
     /// a plain checkpoint, or cannot be read (the save then stores whole
-    /// frames; a damaged entry is for lookups and `verify` to report).
+    /// frames; a damaged entry is for lookups and `verify` to report), or
+    /// when the latest entry's XORs are `full_every - 1` saves from the
+    /// key's last entry stored whole: this save is then one, so a base is
+    /// never more than `full_every` entries old.
     pub(crate) fn delta_bases(&self, hp: &str) -> Result<Bases> {
         let mut out = Bases::new();
         let Some((index, _)) = self.read_index(hp)? else { return Ok(out) };
@@ -50,6 +72,11 @@ impl Store {
             return Ok(out);
         };
         let m = pieced.manifest().clone();
+        let generation = m.generation.saturating_add(1);
+        if generation >= self.opts.full_every {
+            return Ok(out);
+        }
+        out.generation = generation;
         let Ok(ck) = Checkpoint::open_ranged(Box::new(pieced), locator) else { return Ok(out) };
         for c in ck.chunks() {
             let Ok(frames) = ck.frames_of(c) else { continue };
@@ -64,7 +91,7 @@ impl Store {
                     Source::Frame { hash } | Source::Xor { base: hash, .. } => hash,
                     Source::Inline { .. } => continue,
                 };
-                out.insert((c.name.clone(), i as u64), Base { hash, len: piece.len });
+                out.frames.insert((c.name.clone(), i as u64), Base { hash, len: piece.len });
             }
         }
         Ok(out)

@@ -7,8 +7,11 @@
 //! manifest := inline bytes | piece table | tail (64 bytes)
 //! piece    := kind u8 | reserved (7) | length u64 | offset u64 | payload length u64 | hash (32)
 //! tail     := table offset u64 | piece count u64 | file length u64 | xxh3-64 of the table u64
-//!           | reserved (16) | xxh3-64 of tail bytes 0..48 u64 | "CAIRNMFE"
+//!           | generation u64 | reserved (8) | xxh3-64 of tail bytes 0..48 u64 | "CAIRNMFE"
 //! ```
+//! The generation counts the saves of the key since one whose frames
+//! were all stored whole: 0 for an entry without XOR pieces, else one
+//! more than the entry its XORs were taken against (`full_every`).
 //! Inline pieces use `offset` (into the manifest object); XOR pieces use
 //! `offset` and `payload length` for their lz4 block and `hash` for their
 //! base frame; frame pieces use `hash`. A manifest is told from a
@@ -52,6 +55,8 @@ pub(crate) struct Piece {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Manifest {
     pub pieces: Vec<Piece>,
+    /// Saves since the key's last entry without XOR pieces (0 for one).
+    pub generation: u64,
     /// File offset of each piece, ascending, then the file length.
     starts: Vec<u64>,
 }
@@ -64,7 +69,8 @@ pub(crate) fn is_manifest(last: &[u8]) -> bool {
 
 /// The piece table and tail of a manifest whose inline bytes end at
 /// `table_offset`.
-pub(crate) fn encode_table(pieces: &[Piece], table_offset: u64) -> Vec<u8> {
+/// `generation` is the entry's (see the module's text).
+pub(crate) fn encode_table(pieces: &[Piece], table_offset: u64, generation: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(pieces.len() * PIECE_LEN + TAIL_LEN);
     for p in pieces {
         let (kind, offset, plen, hash) = match p.source {
@@ -86,7 +92,8 @@ pub(crate) fn encode_table(pieces: &[Piece], table_offset: u64) -> Vec<u8> {
     tail.extend_from_slice(&(pieces.len() as u64).to_le_bytes());
     tail.extend_from_slice(&file_len.to_le_bytes());
     tail.extend_from_slice(&table_sum.to_le_bytes());
-    tail.extend_from_slice(&[0u8; 16]);
+    tail.extend_from_slice(&generation.to_le_bytes());
+    tail.extend_from_slice(&[0u8; 8]);
     let tail_sum = xxhash_rust::xxh3::xxh3_64(&tail);
     tail.extend_from_slice(&tail_sum.to_le_bytes());
     tail.extend_from_slice(&END_MAGIC);
@@ -127,8 +134,8 @@ impl Manifest {
         {
             return Err(bad("tail", tail_at, "end magic or checksum mismatch (truncated?)".into()));
         }
-        let (table_at, count, file_len, table_sum) =
-            (u64_at(&tail, 0), u64_at(&tail, 8), u64_at(&tail, 16), u64_at(&tail, 24));
+        let (table_at, count, file_len, table_sum, generation) =
+            (u64_at(&tail, 0), u64_at(&tail, 8), u64_at(&tail, 16), u64_at(&tail, 24), u64_at(&tail, 32));
         let table_len = count.checked_mul(PIECE_LEN as u64);
         if table_len.and_then(|l| table_at.checked_add(l)) != Some(tail_at) {
             return Err(bad("tail", tail_at, format!("{count} pieces at offset {table_at} do not end at the tail")));
@@ -175,7 +182,7 @@ impl Manifest {
             return Err(bad("tail", tail_at, format!("pieces add up to {pos} bytes, the tail says {file_len}")));
         }
         starts.push(pos);
-        Ok(Manifest { pieces, starts })
+        Ok(Manifest { pieces, generation, starts })
     }
 
     /// The file's length.

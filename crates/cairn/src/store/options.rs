@@ -77,6 +77,7 @@ pub struct StoreOptions {
     pub(crate) stage_bytes: usize,
     pub(crate) background_nice: i32,
     pub(crate) share_frames: bool,
+    pub(crate) full_every: u64,
 }
 
 impl Default for StoreOptions {
@@ -97,6 +98,7 @@ impl Default for StoreOptions {
             stage_bytes: 1 << 30,
             background_nice: 0,
             share_frames: true,
+            full_every: 8,
         }
     }
 }
@@ -113,6 +115,18 @@ impl StoreOptions {
     #[must_use]
     pub fn share_frames(mut self, on: bool) -> Self {
         self.share_frames = on;
+        self
+    }
+
+    /// How often a key's frames are stored whole again: of `n` saves of a
+    /// key in a row, at most `n - 1` store frames as XORs, each against a
+    /// frame stored whole by an earlier save of those `n`, so reading a
+    /// frame needs at most one other and no base is older than `n`
+    /// entries. (A frame identical to one the store holds is still shared:
+    /// it is whole already.) At least 1; 1 stores no XORs. Default = 8.
+    #[must_use]
+    pub fn full_every(mut self, n: u64) -> Self {
+        self.full_every = n.max(1);
         self
     }
 

@@ -144,7 +144,7 @@ impl EntrySink {
         if sh.bases.is_none() {
             sh.bases = Some(sh.find_bases.take().map(|find| find()).unwrap_or_default());
         }
-        let Some(base) = sh.bases.as_ref().and_then(|b| b.get(&(at.chunk.to_string(), at.index))) else {
+        let Some(base) = sh.bases.as_ref().and_then(|b| b.get(at.chunk, at.index)) else {
             return Ok(None);
         };
         if !at.raw || base.len != stored.len() as u64 {
@@ -161,6 +161,17 @@ impl EntrySink {
         }
         let packed = crate::format::xor_block(stored, &bytes);
         Ok(packed.filter(|p| p.len() <= stored.len() / 2).map(|p| (base.hash, p)))
+    }
+
+    /// The manifest's generation: 0 without XOR pieces, else that of the
+    /// bases they were taken against.
+    fn generation(&self) -> u64 {
+        let Some(sh) = self.share.as_ref() else { return 0 };
+        let xors = sh.pieces.iter().any(|p| matches!(p.source, manifest::Source::Xor { .. }));
+        match &sh.bases {
+            Some(b) if xors => b.generation,
+            _ => 0,
+        }
     }
 
     /// Appends to the object itself.
@@ -311,7 +322,7 @@ impl Sink for EntrySink {
         if shared {
             self.close_run();
             let pieces = self.share.as_ref().map(|sh| sh.pieces.clone()).unwrap_or_default();
-            let table = manifest::encode_table(&pieces, self.obj_len);
+            let table = manifest::encode_table(&pieces, self.obj_len, self.generation());
             self.write_object(&table).map_err(|e| upload_err(&self.target, e))?;
         }
         let Some(w) = self.writer.take() else {
