@@ -330,3 +330,53 @@ fn frames_are_stored_whole_again_every_n_saves() {
     assert_eq!(big, [true, false, false, true, false, false, true], "bytes added per save: {added:?}");
     assert!(store.verify().unwrap().is_clean());
 }
+
+/// The byte budget counts stored bytes, each shared frame once: entries
+/// that share most of their frames fit many more into the same budget than
+/// their logical sizes add up to, and what a collection reports as left is
+/// what the store holds once the frames no entry names are gone.
+#[test]
+fn the_byte_budget_counts_each_shared_frame_once() {
+    use cairn::store::GcOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(dir.path()).unwrap());
+    let store = Store::open(backend.clone(), "", StoreOptions::default()).unwrap();
+    let key = Key::new("budget");
+    let mut state = vec![weights(1)];
+    let quarter = N / 4; // one frame of the four
+    for step in 1..=10u64 {
+        // One frame changes wholly (no XOR helps), three stay.
+        let fresh = weights(100 + step as u32);
+        state[0][..quarter].copy_from_slice(&fresh[..quarter]);
+        save(&store, &key, step, &state);
+    }
+    let logical: u64 = store.entries(&key).unwrap().iter().map(|e| e.bytes).sum();
+    let budget = 4 << 20;
+    assert!(logical > 2 * budget, "{logical}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let hour = 3_600_000_000_000u64;
+    let r = store.gc(&GcOptions::default().max_bytes(budget)).unwrap();
+    let left = store.entries(&key).unwrap();
+    // Four frames of 256 KiB for the first entry kept, one for each other:
+    // about 7 entries in 4 MiB, where logical sizes would allow 3.
+    assert!(left.len() >= 6, "{} entries left of 10, {r:?}", left.len());
+    assert!(r.bytes <= budget, "{r:?}");
+    // Two collections past the grace reclaim the evicted entries' frames:
+    // the store then holds what the report said, give or take its
+    // documents (indexes, infos, usage).
+    store.gc(&GcOptions::default().at(now + 2 * hour)).unwrap();
+    let r2 = store.gc(&GcOptions::default().at(now + 4 * hour)).unwrap();
+    let held: u64 = backend
+        .list("")
+        .unwrap()
+        .iter()
+        .filter(|m| m.key.starts_with("frames/") || m.key.ends_with(".data"))
+        .map(|m| m.size)
+        .sum();
+    assert_eq!(held, r2.bytes, "{r2:?}");
+    for e in &left {
+        let found = store.lookup(&key, &Select::Id(e.id.clone())).unwrap().unwrap();
+        assert_eq!(found.checkpoint.read_tensor::<f32>("layer0").unwrap().len(), N);
+    }
+    assert!(store.verify().unwrap().is_clean());
+}

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::gc::GcReport;
 use super::layout;
-use super::manifest::{self, Manifest, Source};
+use super::manifest::Source;
 use super::store::Store;
 use crate::backend::{BackendExt, ObjectMeta};
 use crate::error::{Error, Result};
@@ -89,28 +89,18 @@ impl Store {
         let mut out = HashSet::new();
         for root in [layout::ENTRIES, layout::QUARANTINE] {
             for m in self.backend.list(&self.object_key(root))? {
-                if !m.key.ends_with(".data") || m.size < manifest::TAIL_LEN as u64 {
+                if !m.key.ends_with(".data") {
                     continue;
                 }
-                let last = match self.backend.get_range(&m.key, m.size - 8..m.size) {
-                    Ok(b) => b,
-                    Err(Error::NotFound { .. }) => continue, // removed since the listing
-                    Err(e) => return Err(e),
-                };
-                if !manifest::is_manifest(&last) {
-                    continue;
-                }
-                let locator = self.locator(&m.key);
-                let decoded = Manifest::decode(m.size, &locator, |o, l| {
-                    Ok(self.backend.get_range(&m.key, o..o.saturating_add(l as u64))?.to_vec())
-                });
-                match decoded {
-                    Ok(manifest) => out.extend(manifest.pieces.iter().filter_map(|p| match p.source {
+                match self.read_manifest(&m.key, m.size) {
+                    Ok(Some(manifest)) => out.extend(manifest.pieces.iter().filter_map(|p| match p.source {
                         Source::Frame { hash } | Source::Xor { base: hash, .. } => Some(hash),
                         Source::Inline { .. } => None,
                     })),
+                    Ok(None) => {}
                     Err(Error::NotFound { .. }) => {}
                     Err(e) => {
+                        let locator = self.locator(&m.key);
                         log::warn!("{locator}: unreadable manifest, so no shared frame is collected: {e}");
                         return Ok(None);
                     }

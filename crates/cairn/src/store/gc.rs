@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use super::entry::EntryInfo;
+use super::holdings::stored_total;
 use super::layout::{self, now_ns, split_entry_key};
 use super::options::Retention;
 use super::records::IndexDoc;
@@ -79,7 +81,8 @@ pub struct GcReport {
     pub keys: usize,
     /// Entries left.
     pub entries: u64,
-    /// Their bytes.
+    /// The bytes they take in the store: their objects, and each shared
+    /// frame they name once.
     pub bytes: u64,
     /// Entries removed by retention or eviction.
     pub removed: Vec<Removed>,
@@ -187,22 +190,25 @@ impl Store {
             }));
             indexes.push((hp, ix));
         }
-        let total: u64 = indexes.iter().flat_map(|(_, ix)| ix.entries.iter()).map(|e| e.bytes).sum();
-        let all: Vec<Candidate> = indexes
+        // Stored bytes: each entry's object, and each shared frame once.
+        let listed: Vec<(&str, &EntryInfo)> =
+            indexes.iter().flat_map(|(hp, ix)| ix.entries.iter().map(move |e| (hp.as_str(), e))).collect();
+        let holdings = self.holdings(&listed);
+        let (total, refs) = stored_total(&holdings);
+        let all: Vec<Candidate> = listed
             .iter()
-            .flat_map(|(hp, ix)| {
-                ix.entries.iter().filter(|e| !e.pinned && !leased.contains(&(hp.clone(), e.id.clone()))).map(|e| {
-                    Candidate {
-                        hp: hp.clone(),
-                        id: e.id.clone(),
-                        bytes: e.bytes,
-                        last_used: e.last_used.max(e.created_at),
-                    }
-                })
+            .zip(&holdings)
+            .filter(|((hp, e), _)| !e.pinned && !leased.contains(&((*hp).to_string(), e.id.clone())))
+            .map(|((hp, e), h)| Candidate {
+                hp: (*hp).to_string(),
+                id: e.id.clone(),
+                bytes: h.own,
+                frames: h.frames.iter().map(|(f, _)| *f).collect(),
+                last_used: e.last_used.max(e.created_at),
             })
             .collect();
         let ttl_ns = ttl.map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
-        let chosen = evictions(all, total, max_bytes, ttl_ns, now);
+        let chosen = evictions(all, total, refs, max_bytes, ttl_ns, now);
         let mut by_key: HashMap<&str, Vec<String>> = HashMap::new();
         for c in &chosen {
             by_key.entry(c.hp.as_str()).or_default().push(c.id.clone());
@@ -213,21 +219,19 @@ impl Store {
             .filter(|c| ttl_ns.is_some_and(|t| now.saturating_sub(c.last_used) > t))
             .map(|c| c.id.as_str())
             .collect();
-        let mut freed = 0u64;
-        let mut evicted = 0u64;
+        let mut gone: HashSet<(String, String)> = HashSet::new();
         for (hp, ids) in by_key {
             for e in self.remove_entries(hp, &ids, "eviction")? {
-                freed += e.bytes;
-                evicted += 1;
                 let reason = if expired.contains(e.id.as_str()) { "ttl" } else { "budget" };
                 let key = names.get(hp).copied().unwrap_or_default().to_string();
+                gone.insert((hp.to_string(), e.id.clone()));
                 report.removed.push(Removed { key, id: e.id, bytes: e.bytes, reason });
             }
         }
-        let entries: u64 = indexes.iter().map(|(_, ix)| ix.entries.len() as u64).sum::<u64>() - evicted;
-        report.entries = entries;
-        report.bytes = total - freed;
-        report.keys = indexes.iter().filter(|(_, ix)| !ix.entries.is_empty()).count();
+        let left =
+            listed.iter().zip(&holdings).filter(|((hp, e), _)| !gone.contains(&((*hp).to_string(), e.id.clone())));
+        report.entries = (listed.len() - gone.len()) as u64;
+        report.bytes = stored_total(left.map(|(_, h)| h)).0;
         self.write_usage(report.entries, report.bytes)?;
         let mut u = self.usage_state();
         u.saves_since_pass = 0;

@@ -210,7 +210,7 @@ mod tests {
     fn object(pieces: &[Piece], inline: &[u8]) -> Vec<u8> {
         let mut obj = inline.to_vec();
         let t = obj.len() as u64;
-        obj.extend(encode_table(pieces, t));
+        obj.extend(encode_table(pieces, t, 5));
         obj
     }
 
@@ -230,6 +230,7 @@ mod tests {
         assert!(is_manifest(&obj[obj.len() - 8..]));
         let m = decode(&obj).unwrap();
         assert_eq!(m.pieces, pieces);
+        assert_eq!(m.generation, 5);
         assert_eq!(m.file_len(), 64 + 4096 + 4096 + 100);
         assert_eq!(
             (m.piece_at(0), m.piece_at(63), m.piece_at(64), m.piece_at(8256), m.piece_at(8356)),

@@ -27,6 +27,7 @@ mod fingerprint;
 mod frame_gc;
 mod gc;
 mod hardware;
+mod holdings;
 mod index;
 mod index_docs;
 mod key;

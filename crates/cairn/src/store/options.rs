@@ -183,8 +183,11 @@ impl StoreOptions {
         self
     }
 
-    /// A budget for the bytes of all entries: past it, the least recently
-    /// used unpinned entries are evicted, down to 90 % of it. Checked after
+    /// A budget for the bytes the entries take in the store (their objects,
+    /// and each shared frame once, however many entries name it): past it,
+    /// the least recently used unpinned entries are evicted, down to 90 %
+    /// of it. Evicting an entry frees the frames no other entry names
+    /// (reclaimed by the collections after the orphan grace). Checked after
     /// saves from what the last pass counted plus what this handle saved
     /// since, so it costs no scan per save, and a pass runs once per tenth
     /// of the budget saved; other processes' saves count from the next

@@ -78,7 +78,11 @@ impl Store {
         for e in &removed {
             log::debug!("{}: entry {} of {hp} removed ({why})", self.url(), e.id);
         }
-        let freed: u64 = removed.iter().map(|e| e.bytes).sum();
+        // What the removals freed, for the usage estimate: a plain entry's
+        // object. An entry sharing frames frees what no other entry names,
+        // unknown here; nothing is taken off for it, so the estimate errs
+        // high and the next eviction pass counts exactly (holdings.rs).
+        let freed: u64 = removed.iter().filter(|e| e.added_bytes == e.bytes).map(|e| e.bytes).sum();
         let mut u = self.usage_state();
         u.net = u.net.saturating_sub(i64::try_from(freed).unwrap_or(i64::MAX));
         Ok(removed)

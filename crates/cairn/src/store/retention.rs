@@ -1,7 +1,7 @@
 //! Which entries of a key a retention policy removes, and which entries
 //! of the whole store an eviction pass removes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::entry::EntryInfo;
 use super::options::Retention;
@@ -42,16 +42,25 @@ pub(crate) fn victims(entries: &[EntryInfo], policy: &Retention, dir: Direction,
 pub(crate) struct Candidate {
     pub hp: String,
     pub id: String,
+    /// Bytes of its own object.
     pub bytes: u64,
+    /// The shared frames it names.
+    pub frames: Vec<[u8; 32]>,
     pub last_used: u64,
 }
 
+/// How many entries name each shared frame, and its bytes.
+pub(crate) type FrameRefs = HashMap<[u8; 32], (usize, u64)>;
+
 /// Which of `all` (every unpinned, unleased entry of the store) to evict so
-/// that the store's `total` bytes fit `max_bytes` and nothing unused for
-/// `ttl_ns` stays: the expired ones, then the least recently used.
+/// that the store's `total` stored bytes fit `max_bytes` and nothing unused
+/// for `ttl_ns` stays: the expired ones, then the least recently used. An
+/// eviction frees its entry's object, and each shared frame no entry left
+/// names (`refs` counts every entry of the store, evictable or not).
 pub(crate) fn evictions(
     mut all: Vec<Candidate>,
     total: u64,
+    mut refs: FrameRefs,
     max_bytes: Option<u64>,
     ttl_ns: Option<u64>,
     now: u64,
@@ -68,6 +77,14 @@ pub(crate) fn evictions(
             break;
         }
         left = left.saturating_sub(c.bytes);
+        for h in &c.frames {
+            if let Some(r) = refs.get_mut(h) {
+                r.0 = r.0.saturating_sub(1);
+                if r.0 == 0 {
+                    left = left.saturating_sub(r.1);
+                }
+            }
+        }
         out.push(c);
     }
     out
@@ -163,18 +180,34 @@ mod tests {
     }
 
     fn c(id: &str, bytes: u64, used_s: u64) -> Candidate {
-        Candidate { hp: "h".into(), id: id.into(), bytes, last_used: used_s * S }
+        Candidate { hp: "h".into(), id: id.into(), bytes, frames: Vec::new(), last_used: used_s * S }
     }
 
     #[test]
     fn eviction_takes_least_recently_used_until_the_budget_holds() {
         let all = vec![c("x", 40, 3), c("y", 40, 1), c("z", 40, 2)];
         let ids = |v: Vec<Candidate>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(ids(evictions(all.clone(), 120, Some(80), None, 10)), ["y"]);
-        assert_eq!(ids(evictions(all.clone(), 120, Some(40), None, 10)), ["y", "z"]);
-        assert!(evictions(all.clone(), 120, Some(200), None, 10).is_empty());
+        let none = FrameRefs::new;
+        assert_eq!(ids(evictions(all.clone(), 120, none(), Some(80), None, 10)), ["y"]);
+        assert_eq!(ids(evictions(all.clone(), 120, none(), Some(40), None, 10)), ["y", "z"]);
+        assert!(evictions(all.clone(), 120, none(), Some(200), None, 10).is_empty());
         // TTL: unused for more than 8 s at t = 10.
-        assert_eq!(ids(evictions(all.clone(), 120, None, Some(8 * S), 10 * S)), ["y"]);
-        assert_eq!(ids(evictions(all, 120, Some(80), Some(7 * S), 10 * S)), ["y", "z"]);
+        assert_eq!(ids(evictions(all.clone(), 120, none(), None, Some(8 * S), 10 * S)), ["y"]);
+        assert_eq!(ids(evictions(all, 120, none(), Some(80), Some(7 * S), 10 * S)), ["y", "z"]);
+    }
+
+    #[test]
+    fn a_shared_frame_is_freed_by_the_eviction_of_the_last_entry_naming_it() {
+        // Objects of 10 bytes; frame A (100 bytes) named by x and y, B (50) by z.
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let with = |id: &str, used: u64, f: &[[u8; 32]]| Candidate { frames: f.to_vec(), ..c(id, 10, used) };
+        let all = vec![with("x", 1, &[a]), with("y", 2, &[a]), with("z", 3, &[b])];
+        let refs: FrameRefs = [(a, (2, 100)), (b, (1, 50))].into_iter().collect();
+        let total = 30 + 150;
+        let ids = |v: Vec<Candidate>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        // Evicting x frees its 10 bytes only: y still names A.
+        assert_eq!(ids(evictions(all.clone(), total, refs.clone(), Some(171), None, 10)), ["x"]);
+        assert_eq!(ids(evictions(all.clone(), total, refs.clone(), Some(169), None, 10)), ["x", "y"]);
+        assert_eq!(ids(evictions(all, total, refs, Some(60), None, 10)), ["x", "y"]);
     }
 }
