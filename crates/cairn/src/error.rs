@@ -175,6 +175,16 @@ impl Error {
     /// Wraps an I/O error, turning `NotFound` into [`Error::NotFound`].
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
+        // Damage found below an I/O interface (a store entry's pieces) stays
+        // damage.
+        let corrupt =
+            source.get_ref().is_some_and(|e| matches!(e.downcast_ref::<Error>(), Some(Error::Corrupt { .. })));
+        if corrupt {
+            if let Some(Ok(inner)) = source.into_inner().map(|b| b.downcast::<Error>()) {
+                return *inner;
+            }
+            return Error::Internal("a decoding error was lost".into());
+        }
         if source.kind() == io::ErrorKind::NotFound {
             Error::NotFound { what: path.display().to_string(), source: Some(Box::new(source)) }
         } else {

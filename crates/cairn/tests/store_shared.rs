@@ -380,3 +380,97 @@ fn the_byte_budget_counts_each_shared_frame_once() {
     }
     assert!(store.verify().unwrap().is_clean());
 }
+
+/// `verify` reads each shared frame once however many entries name it,
+/// and still names every damage a read would refuse: a damaged frame (in
+/// every entry naming it), a missing one, damaged inline bytes of a
+/// manifest.
+#[test]
+fn verify_reads_each_shared_frame_once_and_names_what_is_damaged() {
+    use cairn::backend::{CountingBackend, PutMode};
+    let memory: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let counting = Arc::new(CountingBackend::new(memory.clone()));
+    let store = Store::open(counting.clone(), "", StoreOptions::default()).unwrap();
+    let state: Vec<Vec<f32>> = (0..4).map(weights).collect();
+    let mut ids = Vec::new();
+    for k in 0..10 {
+        let key = Key::new(&format!("run{k}"));
+        ids.push((key.clone(), save(&store, &key, 1, &state).id));
+    }
+    let logical = 10 * 4 * N as u64 * 4;
+    counting.reset();
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let read = counting.traffic().bytes_read;
+    // The frames once (4 MiB), the manifests: not ten times the frames.
+    assert!(read < logical / 4, "verify read {read} bytes for {logical} logical bytes");
+
+    // A damaged frame is damage of every entry naming it.
+    let frames = memory.list("frames/").unwrap();
+    let first = &frames[0].key;
+    let mut bytes = memory.get(first).unwrap().to_vec();
+    bytes[10] ^= 1;
+    memory.put(first, bytes.into(), PutMode::Overwrite).unwrap();
+    let report = store.verify().unwrap();
+    assert_eq!(report.damaged_frames, std::slice::from_ref(first));
+    assert_eq!(report.corrupt.len(), 10, "{report:?}");
+    assert!(report.corrupt.iter().all(|p| p.detail.contains("damaged shared frame")), "{report:?}");
+    // A missing frame, likewise.
+    memory.delete(first).unwrap();
+    let report = store.verify().unwrap();
+    assert_eq!(report.corrupt.len(), 10, "{report:?}");
+    assert!(report.corrupt.iter().all(|p| p.detail.contains("missing")), "{report:?}");
+    let err = store.lookup(&ids[0].0, &Select::Id(ids[0].1.clone())).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+
+    // Damaged inline bytes of one manifest: that entry only.
+    let fresh: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let store = Store::open(fresh.clone(), "", StoreOptions::default()).unwrap();
+    let a = save(&store, &Key::new("a"), 1, &state);
+    save(&store, &Key::new("b"), 1, &state);
+    let data = fresh.list("").unwrap().into_iter().find(|m| m.key.ends_with(&format!("{}.data", a.id))).unwrap();
+    let mut bytes = fresh.get(&data.key).unwrap().to_vec();
+    bytes[20] ^= 1; // inside the checkpoint's header, an inline piece
+    fresh.put(&data.key, bytes.into(), PutMode::Overwrite).unwrap();
+    let report = store.verify().unwrap();
+    assert_eq!(report.corrupt.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&a.id), "{report:?}");
+    assert!(report.damaged_frames.is_empty());
+}
+
+/// `repair` quarantines a damaged shared frame once and the entries that
+/// name it; a later save of the same bytes writes the frame anew instead
+/// of sharing the damaged one, and the next repair puts the entries back.
+#[test]
+fn repair_quarantines_a_damaged_frame_once() {
+    use cairn::backend::PutMode;
+    let memory: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let store = Store::open(memory.clone(), "", StoreOptions::default()).unwrap();
+    let state: Vec<Vec<f32>> = (0..4).map(weights).collect();
+    for k in 0..3 {
+        save(&store, &Key::new(&format!("run{k}")), 1, &state);
+    }
+    let frames = memory.list("frames/").unwrap();
+    let first = frames[0].key.clone();
+    let mut bytes = memory.get(&first).unwrap().to_vec();
+    bytes[10] ^= 1;
+    memory.put(&first, bytes.into(), PutMode::Overwrite).unwrap();
+    let rep = store.repair().unwrap();
+    assert_eq!(rep.frames_quarantined, std::slice::from_ref(&first));
+    assert_eq!(rep.quarantined.len(), 3, "{rep:?}");
+    assert!(!memory.exists(&first).unwrap());
+    assert!(memory.exists(&format!("quarantine/{first}")).unwrap());
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.quarantined.len(), 3);
+
+    // The same bytes saved again: the frame is written anew, whole.
+    let e = save(&store, &Key::new("again"), 1, &state);
+    assert!(e.added_bytes >= u64::from(FRAME), "{e:?}");
+    assert!(memory.exists(&first).unwrap());
+    let found = store.lookup(&Key::new("again"), &Select::Latest).unwrap().unwrap();
+    assert_eq!(found.checkpoint.read_tensor::<f32>("layer0").unwrap(), state[0]);
+    // Their frame intact again, the quarantined entries go back.
+    let rep = store.repair().unwrap();
+    assert_eq!(rep.restored.len(), 3, "{rep:?}");
+    assert!(store.verify().unwrap().is_clean());
+}

@@ -40,6 +40,10 @@ pub(crate) fn trash_frame_key(hash: &[u8; 32]) -> String {
     format!("{TRASH_FRAMES}{}", hash_path(hash))
 }
 
+/// Where `repair` moves a damaged frame object: below the quarantine, out
+/// of reach of saves (which would share it) and collections.
+pub(crate) const QUARANTINE_FRAMES: &str = "quarantine/frames/";
+
 pub(crate) fn index_key(hp: &str) -> String {
     format!("{INDEX}{hp}")
 }

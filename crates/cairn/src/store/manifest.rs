@@ -7,8 +7,11 @@
 //! manifest := inline bytes | piece table | tail (64 bytes)
 //! piece    := kind u8 | reserved (7) | length u64 | offset u64 | payload length u64 | hash (32)
 //! tail     := table offset u64 | piece count u64 | file length u64 | xxh3-64 of the table u64
-//!           | generation u64 | reserved (8) | xxh3-64 of tail bytes 0..48 u64 | "CAIRNMFE"
+//!           | generation u64 | xxh3-64 of the inline bytes u64 | xxh3-64 of tail bytes 0..48 u64 | "CAIRNMFE"
 //! ```
+//! The inline bytes are the object's bytes before the table, so the
+//! object checks itself whole, and `verify` checks an entry by its
+//! manifest and the frame objects it names, each read once.
 //! The generation counts the saves of the key since one whose frames
 //! were all stored whole: 0 for an entry without XOR pieces, else one
 //! more than the entry its XORs were taken against (`full_every`).
@@ -57,6 +60,9 @@ pub(crate) struct Manifest {
     pub pieces: Vec<Piece>,
     /// Saves since the key's last entry without XOR pieces (0 for one).
     pub generation: u64,
+    /// Where the inline bytes end (the table's offset), and their xxh3-64.
+    pub inline_len: u64,
+    pub inline_sum: u64,
     /// File offset of each piece, ascending, then the file length.
     starts: Vec<u64>,
 }
@@ -69,8 +75,9 @@ pub(crate) fn is_manifest(last: &[u8]) -> bool {
 
 /// The piece table and tail of a manifest whose inline bytes end at
 /// `table_offset`.
-/// `generation` is the entry's (see the module's text).
-pub(crate) fn encode_table(pieces: &[Piece], table_offset: u64, generation: u64) -> Vec<u8> {
+/// `generation` is the entry's and `inline_sum` the xxh3-64 of the
+/// object's bytes before the table (see the module's text).
+pub(crate) fn encode_table(pieces: &[Piece], table_offset: u64, generation: u64, inline_sum: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(pieces.len() * PIECE_LEN + TAIL_LEN);
     for p in pieces {
         let (kind, offset, plen, hash) = match p.source {
@@ -93,7 +100,7 @@ pub(crate) fn encode_table(pieces: &[Piece], table_offset: u64, generation: u64)
     tail.extend_from_slice(&file_len.to_le_bytes());
     tail.extend_from_slice(&table_sum.to_le_bytes());
     tail.extend_from_slice(&generation.to_le_bytes());
-    tail.extend_from_slice(&[0u8; 8]);
+    tail.extend_from_slice(&inline_sum.to_le_bytes());
     let tail_sum = xxhash_rust::xxh3::xxh3_64(&tail);
     tail.extend_from_slice(&tail_sum.to_le_bytes());
     tail.extend_from_slice(&END_MAGIC);
@@ -134,8 +141,14 @@ impl Manifest {
         {
             return Err(bad("tail", tail_at, "end magic or checksum mismatch (truncated?)".into()));
         }
-        let (table_at, count, file_len, table_sum, generation) =
-            (u64_at(&tail, 0), u64_at(&tail, 8), u64_at(&tail, 16), u64_at(&tail, 24), u64_at(&tail, 32));
+        let (table_at, count, file_len, table_sum, generation, inline_sum) = (
+            u64_at(&tail, 0),
+            u64_at(&tail, 8),
+            u64_at(&tail, 16),
+            u64_at(&tail, 24),
+            u64_at(&tail, 32),
+            u64_at(&tail, 40),
+        );
         let table_len = count.checked_mul(PIECE_LEN as u64);
         if table_len.and_then(|l| table_at.checked_add(l)) != Some(tail_at) {
             return Err(bad("tail", tail_at, format!("{count} pieces at offset {table_at} do not end at the tail")));
@@ -182,7 +195,7 @@ impl Manifest {
             return Err(bad("tail", tail_at, format!("pieces add up to {pos} bytes, the tail says {file_len}")));
         }
         starts.push(pos);
-        Ok(Manifest { pieces, generation, starts })
+        Ok(Manifest { pieces, generation, inline_len: table_at, inline_sum, starts })
     }
 
     /// The file's length.
@@ -210,7 +223,7 @@ mod tests {
     fn object(pieces: &[Piece], inline: &[u8]) -> Vec<u8> {
         let mut obj = inline.to_vec();
         let t = obj.len() as u64;
-        obj.extend(encode_table(pieces, t, 5));
+        obj.extend(encode_table(pieces, t, 5, xxhash_rust::xxh3::xxh3_64(&obj)));
         obj
     }
 

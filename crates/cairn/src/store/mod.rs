@@ -50,6 +50,7 @@ mod sink;
 #[allow(clippy::module_inception)]
 mod store;
 mod verify;
+mod verify_frames;
 mod view;
 
 pub use cache::CacheStats;

@@ -21,6 +21,8 @@ pub(crate) struct PiecedRead {
     backend: Arc<dyn Backend>,
     /// The manifest object's backend key.
     key: String,
+    /// Its locator, for messages.
+    locator: String,
     /// The store's key prefix, for frame objects.
     prefix: String,
     manifest: Manifest,
@@ -73,6 +75,7 @@ impl PiecedRead {
         Ok(PiecedRead {
             backend,
             key: key.to_string(),
+            locator: locator.to_string(),
             prefix: prefix.to_string(),
             manifest,
             decoded: Mutex::new(None),
@@ -186,6 +189,30 @@ impl PiecedRead {
         }
     }
 
+    /// Damage of piece `i`, as the error a read returns: it reaches the
+    /// reader's caller as [`Error::Corrupt`], never as data.
+    fn damaged(&self, i: usize, detail: String) -> io::Error {
+        io::Error::other(Error::Corrupt {
+            file: self.locator.clone(),
+            what: format!("manifest piece {i}"),
+            offset: self.manifest.start(i),
+            detail,
+        })
+    }
+
+    /// Bytes `range` of frame object `hash` for piece `i`: a frame in
+    /// neither `frames/` nor the trash is damage of the entry.
+    fn piece_frame_range(&self, i: usize, hash: &[u8; 32], range: std::ops::Range<u64>) -> io::Result<bytes::Bytes> {
+        match self.frame_range(hash, range) {
+            Ok(b) => Ok(b),
+            Err(Error::NotFound { .. }) => {
+                let name = blake3::Hash::from(*hash).to_hex();
+                Err(self.damaged(i, format!("the shared frame {name} it names is missing")))
+            }
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
     /// Piece `i`, an XOR, decoded: its base frame XOR its payload.
     fn xor_piece(&self, i: usize, base: &[u8; 32], offset: u64, plen: u64, len: u64) -> io::Result<Arc<Vec<u8>>> {
         if let Some((at, bytes)) = crate::util::lock(&self.decoded).as_ref() {
@@ -194,14 +221,14 @@ impl PiecedRead {
             }
         }
         let n = usize::try_from(len).map_err(io::Error::other)?;
-        let base_bytes = self.frame_range(base, 0..len).map_err(io_err)?;
+        let base_bytes = self.piece_frame_range(i, base, 0..len)?;
         let payload = self.backend.get_range(&self.key, offset..offset.saturating_add(plen)).map_err(io_err)?;
         if base_bytes.len() != n || payload.len() as u64 != plen {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("XOR piece {i}: base or payload short")));
+            return Err(self.damaged(i, "its base frame or its XOR payload is short".into()));
         }
         let mut out = base_bytes.to_vec();
         crate::format::apply_delta(crate::format::codec_tag::XOR, &payload, &mut out)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("XOR piece {i}: {e}")))?;
+            .map_err(|e| self.damaged(i, format!("its XOR does not decode: {e}")))?;
         let out = Arc::new(out);
         *crate::util::lock(&self.decoded) = Some((i, Arc::clone(&out)));
         Ok(out)
@@ -224,7 +251,7 @@ impl PiecedRead {
                 let from = o + within;
                 self.backend.get_range(&self.key, from..from + n).map_err(io_err)?
             }
-            Source::Frame { hash } => self.frame_range(&hash, within..within + n).map_err(io_err)?,
+            Source::Frame { hash } => self.piece_frame_range(i, &hash, within..within + n)?,
             Source::Xor { base, offset: o, len: plen } => {
                 let piece = self.xor_piece(i, &base, o, plen, p.len)?;
                 let from = usize::try_from(within).map_err(io::Error::other)?;
@@ -233,10 +260,8 @@ impl PiecedRead {
             }
         };
         if bytes.len() != out.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("piece {i} gave {} bytes of {n} (a frame object shorter than its piece?)", bytes.len()),
-            ));
+            let detail = format!("gave {} bytes of {n} (a frame object shorter than its piece?)", bytes.len());
+            return Err(self.damaged(i, detail));
         }
         out.copy_from_slice(&bytes);
         Ok(())

@@ -31,6 +31,10 @@ pub struct RepairReport {
     pub restored: Vec<EntryProblem>,
     /// Damaged entries moved to quarantine.
     pub quarantined: Vec<EntryProblem>,
+    /// Damaged shared frame objects moved to quarantine (their former
+    /// backend keys): each once, however many entries named it (those are
+    /// in `quarantined`).
+    pub frames_quarantined: Vec<String>,
 }
 
 impl Store {
@@ -46,6 +50,8 @@ impl Store {
     /// 3. Every key's index is rebuilt from its entries' infos (keeping use
     ///    times a readable index had; a damaged index is kept aside).
     /// 4. Entries whose data still fails verification are quarantined.
+    /// 5. Damaged shared frame objects are moved to `quarantine/frames/`,
+    ///    so that no save shares them again (a save writes the frame anew).
     ///
     /// # Errors
     /// Backend errors.
@@ -83,7 +89,33 @@ impl Store {
                 rep.quarantined.push(p.clone());
             }
         }
+        for k in &report.damaged_frames {
+            self.quarantine_frame(k)?;
+            log::warn!("{}: damaged shared frame {k} moved to quarantine", self.url());
+            rep.frames_quarantined.push(k.clone());
+        }
         Ok(rep)
+    }
+
+    /// Step 5 of [`repair`](Self::repair) for the frame object at backend
+    /// key `k` (under `frames/` or the trash): copied below the quarantine
+    /// (unless a copy is there), then deleted.
+    fn quarantine_frame(&self, k: &str) -> Result<()> {
+        let rel = [layout::FRAMES, layout::TRASH_FRAMES]
+            .iter()
+            .find_map(|root| k.strip_prefix(&self.object_key(root)))
+            .unwrap_or_default();
+        let to = self.object_key(&format!("{}{rel}", layout::QUARANTINE_FRAMES));
+        if !self.backend.exists(&to)? {
+            match self.backend.copy(k, &to) {
+                Ok(()) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match self.backend.delete(k) {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Step 1 of [`repair`](Self::repair) for one entry with data.

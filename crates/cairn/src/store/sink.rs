@@ -45,6 +45,9 @@ struct Sharing {
     /// a small save never reads the key's index for it).
     bases: Option<super::delta_base::Bases>,
     find_bases: Option<FindBases>,
+    /// xxh3-64 of every byte written to the object, for the manifest's
+    /// inline checksum.
+    inline: Box<xxhash_rust::xxh3::Xxh3>,
     /// The save's lease: taken before the first frame is looked at.
     lease: Arc<super::save_lease::SaveLease>,
 }
@@ -127,6 +130,7 @@ impl EntrySink {
             added: 0,
             bases: None,
             find_bases: Some(find_bases),
+            inline: Box::default(),
             lease,
         });
         self
@@ -187,6 +191,9 @@ impl EntrySink {
             return Err(e);
         }
         self.obj_len += bytes.len() as u64;
+        if let Some(sh) = self.share.as_mut() {
+            sh.inline.update(bytes);
+        }
         Ok(())
     }
 
@@ -322,7 +329,8 @@ impl Sink for EntrySink {
         if shared {
             self.close_run();
             let pieces = self.share.as_ref().map(|sh| sh.pieces.clone()).unwrap_or_default();
-            let table = manifest::encode_table(&pieces, self.obj_len, self.generation());
+            let inline_sum = self.share.as_ref().map_or(0, |sh| sh.inline.digest());
+            let table = manifest::encode_table(&pieces, self.obj_len, self.generation(), inline_sum);
             self.write_object(&table).map_err(|e| upload_err(&self.target, e))?;
         }
         let Some(w) = self.writer.take() else {

@@ -10,6 +10,7 @@ use super::entry::EntryInfo;
 use super::layout::{self, split_entry_key};
 use super::records::{decode, IndexDoc, InfoDoc, MAX_INDEX_BYTES, MAX_SMALL_DOC_BYTES};
 use super::store::Store;
+use super::verify_frames::FrameCheck;
 use crate::backend::BackendExt;
 use crate::error::{Error, Result};
 
@@ -142,6 +143,8 @@ impl Store {
     pub fn verify(&self) -> Result<StoreReport> {
         let mut r = StoreReport::default();
         let volatile = self.backend.volatile_is_weaker();
+        // Every shared frame read once, before the entries that name them.
+        let frames = self.check_frames()?;
         let parts = self.list_parts()?;
         let mut indexed = HashSet::new();
         let mut with_index = HashSet::new();
@@ -202,7 +205,7 @@ impl Store {
                 };
                 r.entries += 1;
                 r.bytes += facts.bytes;
-                if let Some(detail) = self.check_entry_data(&hp, &facts, info_lost)? {
+                if let Some(detail) = self.check_entry_data(&hp, &facts, info_lost, &frames)? {
                     match detail {
                         DataProblem::Missing => r.missing.push(problem("its data is missing".into())),
                         DataProblem::Damaged(d) => r.corrupt.push(problem(d)),
@@ -237,7 +240,7 @@ impl Store {
                     list.push(hp.clone());
                 }
             }
-            match self.check_entry_data(hp, &doc.entry, false)? {
+            match self.check_entry_data(hp, &doc.entry, false, &frames)? {
                 Some(DataProblem::Missing) => r.missing.push(problem(doc.key.clone(), "its data is missing".into())),
                 Some(DataProblem::Damaged(d)) => r.corrupt.push(problem(doc.key.clone(), d)),
                 None => {}
@@ -262,47 +265,40 @@ impl Store {
         r.missing_indexes.sort();
         r.damaged_indexes.sort();
         r.stale_indexes.sort();
-        r.damaged_frames = self.damaged_frames()?;
+        r.damaged_frames = frames.damaged_keys();
         Ok(r)
-    }
-
-    /// Shared frame objects whose bytes do not hash to their name (their
-    /// backend keys), each read once, in parallel.
-    fn damaged_frames(&self) -> Result<Vec<String>> {
-        use rayon::prelude::*;
-        let mut listed = Vec::new();
-        for root in [layout::FRAMES, layout::TRASH_FRAMES] {
-            let root = self.object_key(root);
-            for k in self.backend.list_keys(&root)? {
-                let name = k.strip_prefix(&root).map(|r| r.replace('/', "")).unwrap_or_default();
-                listed.push((k, name));
-            }
-        }
-        let checked: Vec<Result<Option<String>>> = listed
-            .into_par_iter()
-            .map(|(k, name)| match self.backend.get(&k) {
-                Ok(bytes) => Ok((blake3::hash(&bytes).to_hex().as_str() != name).then_some(k)),
-                Err(Error::NotFound { .. }) => Ok(None), // collected since the listing
-                Err(e) => Err(e),
-            })
-            .collect();
-        let mut out = checked.into_iter().filter_map(Result::transpose).collect::<Result<Vec<String>>>()?;
-        out.sort();
-        Ok(out)
     }
 
     /// Checks an entry's data against its facts and its own checksums:
     /// `None` when intact. Data removed since the entry was listed (its
     /// info went first) is not a problem, unless the info was lost to
-    /// damage (`info_lost`).
-    fn check_entry_data(&self, hp: &str, facts: &EntryInfo, info_lost: bool) -> Result<Option<DataProblem>> {
+    /// damage (`info_lost`). An entry stored as a manifest is checked by
+    /// its manifest and the shared frames it names (`frames`, read once
+    /// for the whole store).
+    fn check_entry_data(
+        &self,
+        hp: &str,
+        facts: &EntryInfo,
+        info_lost: bool,
+        frames: &FrameCheck,
+    ) -> Result<Option<DataProblem>> {
         let k = self.object_key(&layout::data_key(hp, &facts.id));
+        let gone = || -> Result<Option<DataProblem>> {
+            let still = info_lost || self.backend.exists(&self.object_key(&layout::info_key(hp, &facts.id)))?;
+            Ok(still.then_some(DataProblem::Missing))
+        };
+        let manifest = match self.backend.head(&k).and_then(|m| self.read_manifest(&k, m.size)) {
+            Ok(m) => m,
+            Err(Error::NotFound { .. }) => return gone(),
+            Err(err) if err.is_corruption() => return Ok(Some(DataProblem::Damaged(err.to_string()))),
+            Err(e) => return Err(e),
+        };
+        if let Some(m) = manifest {
+            return Ok(self.check_manifest_entry(&k, &m, facts, frames)?.map(DataProblem::Damaged));
+        }
         let ck = match self.open_data(&k) {
             Ok(ck) => ck,
-            Err(Error::NotFound { .. }) => {
-                let still = info_lost || self.backend.exists(&self.object_key(&layout::info_key(hp, &facts.id)))?;
-                return Ok(still.then_some(DataProblem::Missing));
-            }
+            Err(Error::NotFound { .. }) => return gone(),
             Err(err) if err.is_corruption() => return Ok(Some(DataProblem::Damaged(err.to_string()))),
             Err(e) => return Err(e),
         };

@@ -108,12 +108,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let r = store.repair().context("repairing the store")?;
             println!(
                 "rebuilt {} indexes ({} entries); recovered {} entries' info; restored {} from quarantine; \
-                 quarantined {} damaged entries",
+                 quarantined {} damaged entries and {} damaged shared frames",
                 r.indexes_rebuilt,
                 r.entries,
                 r.recovered.len(),
                 r.restored.len(),
-                r.quarantined.len()
+                r.quarantined.len(),
+                r.frames_quarantined.len()
             );
             for (label, list) in
                 [("recovered", &r.recovered), ("restored", &r.restored), ("quarantined", &r.quarantined)]
@@ -121,6 +122,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 for p in list {
                     println!("  {label}: {} {}: {}", crate::output::safe(&p.key), p.id, crate::output::safe(&p.detail));
                 }
+            }
+            for k in &r.frames_quarantined {
+                println!("  quarantined frame: {}", crate::output::safe(k));
             }
             Ok(())
         }
