@@ -7,6 +7,8 @@ mod hooked;
 mod suite;
 #[path = "store/suite_async.rs"]
 mod suite_async;
+#[path = "store/suite_shared.rs"]
+mod suite_shared;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ fn make() -> Option<(Arc<dyn Backend>, suite::Guard)> {
 
 store_tests!(make);
 store_async_tests!(make);
+store_shared_tests!(make);
 
 #[test]
 fn open_url_takes_paths_and_file_urls_and_refuses_memory() {

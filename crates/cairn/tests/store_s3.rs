@@ -6,6 +6,8 @@
 mod suite;
 #[path = "store/suite_async.rs"]
 mod suite_async;
+#[path = "store/suite_shared.rs"]
+mod suite_shared;
 
 #[path = "backend/s3_env.rs"]
 mod s3_env;
@@ -20,3 +22,4 @@ fn make() -> Option<(Arc<dyn Backend>, suite::Guard)> {
 
 store_tests!(make);
 store_async_tests!(make);
+store_shared_tests!(make);

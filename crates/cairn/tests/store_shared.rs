@@ -361,6 +361,7 @@ fn the_byte_budget_counts_each_shared_frame_once() {
     // about 7 entries in 4 MiB, where logical sizes would allow 3.
     assert!(left.len() >= 6, "{} entries left of 10, {r:?}", left.len());
     assert!(r.bytes <= budget, "{r:?}");
+    assert_eq!((r.keys, r.entries), (1, left.len() as u64), "{r:?}");
     // Two collections past the grace reclaim the evicted entries' frames:
     // the store then holds what the report said, give or take its
     // documents (indexes, infos, usage).
@@ -433,7 +434,11 @@ fn verify_reads_each_shared_frame_once_and_names_what_is_damaged() {
     bytes[20] ^= 1; // inside the checkpoint's header, an inline piece
     fresh.put(&data.key, bytes.into(), PutMode::Overwrite).unwrap();
     let report = store.verify().unwrap();
-    assert_eq!(report.corrupt.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&a.id), "{report:?}");
+    assert_eq!(
+        report.corrupt.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        std::slice::from_ref(&a.id),
+        "{report:?}"
+    );
     assert!(report.damaged_frames.is_empty());
 }
 

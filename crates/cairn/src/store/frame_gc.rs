@@ -11,7 +11,7 @@ use super::gc::GcReport;
 use super::layout;
 use super::manifest::Source;
 use super::store::Store;
-use crate::backend::{BackendExt, ObjectMeta};
+use crate::backend::{BackendExt, ObjectMeta, PutMode};
 use crate::error::{Error, Result};
 
 fn ns(t: SystemTime) -> u64 {
@@ -75,8 +75,20 @@ impl Store {
             if referenced.contains(&hash) {
                 continue;
             }
-            self.backend.copy(&m.key, &self.object_key(&layout::trash_frame_key(&hash)))?;
+            let trash = self.object_key(&layout::trash_frame_key(&hash));
+            self.backend.copy(&m.key, &trash)?;
             self.backend.delete(&m.key)?;
+            // A save that found `frames/x` between the copy and the delete
+            // took its lease after the copy was written: written again, the
+            // copy's time (the trash time the emptying compares leases
+            // with) follows the delete.
+            match self.backend.get(&trash) {
+                Ok(bytes) => {
+                    self.backend.put(&trash, bytes, PutMode::Overwrite)?;
+                }
+                Err(Error::NotFound { .. }) => {} // emptied since by another collection
+                Err(e) => return Err(e),
+            }
             report.frames_trashed += 1;
         }
         Ok(())

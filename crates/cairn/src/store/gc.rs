@@ -232,6 +232,7 @@ impl Store {
             listed.iter().zip(&holdings).filter(|((hp, e), _)| !gone.contains(&((*hp).to_string(), e.id.clone())));
         report.entries = (listed.len() - gone.len()) as u64;
         report.bytes = stored_total(left.map(|(_, h)| h)).0;
+        report.keys = indexes.iter().filter(|(_, ix)| !ix.entries.is_empty()).count();
         self.write_usage(report.entries, report.bytes)?;
         let mut u = self.usage_state();
         u.saves_since_pass = 0;

@@ -92,6 +92,11 @@ impl Store {
             }
             match self.read_info(&k) {
                 Ok(Some(info)) if info.entry.id == id => {
+                    // An index rebuilt before any entry committed (after a
+                    // crash damaged a new one) has no key name yet.
+                    if doc.key.is_empty() {
+                        doc.key = info.key;
+                    }
                     doc.entries.push(info.entry);
                     added += 1;
                 }
