@@ -156,7 +156,7 @@ fn kill_rounds(whole: &Place, killed: &Place) {
     // The run never killed, for the final loss.
     let unbroken = Instant::now();
     let (lines, finished) = run_demo(whole, Duration::from_secs(300));
-    // Kills land within the first fifth of an unbroken run's time, so that
+    // Kills land within the first twelfth of an unbroken run's time, so that
     // a run killed makes little headway and there are kills enough before
     // the demo finishes, however fast this machine runs it.
     let whole_ms = (unbroken.elapsed().as_millis() as u64).max(50);
@@ -174,7 +174,7 @@ fn kill_rounds(whole: &Place, killed: &Place) {
         if started.elapsed() > BUDGET && round >= 5 {
             break;
         }
-        let (lines, done) = run_demo(killed, Duration::from_millis(rng.gen_range(whole_ms / 40..=whole_ms / 5)));
+        let (lines, done) = run_demo(killed, Duration::from_millis(rng.gen_range(whole_ms / 60..=whole_ms / 12)));
         if let Some(from) = lines.iter().find_map(|l| resumed(l)) {
             if let Some((step, id)) = &newest {
                 assert!(

@@ -162,10 +162,11 @@ impl PiecedRead {
             at += n;
         }
         View::build(&parts, |at, out| {
+            // Parts in order of their place: found by binary search.
             let (_, i, within) = at_of
-                .iter()
-                .find(|(a, ..)| *a == at)
-                .copied()
+                .binary_search_by_key(&at, |(a, ..)| *a)
+                .ok()
+                .and_then(|k| at_of.get(k).copied())
                 .ok_or_else(|| io::Error::other("view part not found"))?;
             self.read_piece(i, within, out)
         })
