@@ -1,4 +1,4 @@
-//! Process-kill tests of the store, its frames shared (docs/SHARED_FRAMES.md).
+//! Process-kill tests of the store, its frames shared (docs/STORE.md, "Shared frames").
 //!
 //! `cairn store put` and `cairn store gc` children run at once on one store
 //! directory and are killed with SIGKILL at random moments, round after

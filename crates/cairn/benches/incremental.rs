@@ -1,5 +1,5 @@
 //! Incremental saves into a store that shares frames (issue 14,
-//! docs/SHARED_FRAMES.md), each figure against a baseline measured in the
+//! docs/STORE.md, "Shared frames"), each figure against a baseline measured in the
 //! same run:
 //!
 //! 1. **one tensor changed**: a model of 64 tensors × 16 MiB saved, then

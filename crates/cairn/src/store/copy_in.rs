@@ -4,7 +4,7 @@
 //! file order through the entry's sink, each checked against what
 //! verification proved, and each frame handed over as a frame, so the
 //! store shares it with the entries that hold it already
-//! (docs/SHARED_FRAMES.md) exactly as for a checkpoint a save writes.
+//! (docs/STORE.md, "Shared frames") exactly as for a checkpoint a save writes.
 
 use std::io;
 

@@ -43,7 +43,7 @@ impl Store {
     }
 
     /// An entry stored as a manifest: its checkpoint read through its
-    /// pieces (docs/SHARED_FRAMES.md).
+    /// pieces (docs/STORE.md, "Shared frames").
     fn open_pieced(&self, k: &str, len: u64) -> Result<Checkpoint> {
         let locator = self.locator(k);
         let source = PiecedRead::open(self.backend.clone(), k, len, &self.prefix, &locator)?;

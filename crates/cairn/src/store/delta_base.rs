@@ -1,7 +1,7 @@
 //! The frames a save may store as XORs: for each raw frame of the key's
 //! latest entry that is a shared frame object (or an XOR against one), the
 //! whole frame object it is, by chunk name and frame number
-//! (docs/SHARED_FRAMES.md, "Saving", step 1). XORs are always against
+//! (docs/STORE.md, "Shared frames", "Saving", step 1). XORs are always against
 //! whole frames, so reading a frame needs at most one other.
 
 use std::collections::HashMap;

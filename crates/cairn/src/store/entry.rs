@@ -38,7 +38,7 @@ pub struct EntryInfo {
     /// `cairn store get` gives, however it is stored).
     pub bytes: u64,
     /// Bytes its save added to the store: its own object and the shared
-    /// frames it created (docs/SHARED_FRAMES.md). Equal to `bytes` for an
+    /// frames it created (docs/STORE.md, "Shared frames"). Equal to `bytes` for an
     /// entry that shares nothing, and for entries saved before this field.
     pub added_bytes: u64,
     /// Pinned entries are never removed by retention or eviction.

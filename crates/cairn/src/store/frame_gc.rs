@@ -1,4 +1,4 @@
-//! Collecting shared frames (docs/SHARED_FRAMES.md, "Collecting frames"):
+//! Collecting shared frames (docs/STORE.md, "Collecting frames"):
 //! empty what an earlier collection trashed once the grace has passed and
 //! no lease older than the trashing is live, putting back what a manifest
 //! names; then mark every frame the manifests name and trash the others
@@ -13,6 +13,13 @@ use super::manifest::Source;
 use super::store::Store;
 use crate::backend::{BackendExt, ObjectMeta, PutMode};
 use crate::error::{Error, Result};
+
+/// How much later than a trashed frame's time a lease may have been taken
+/// and still count as taken before the trashing: object stores give
+/// modification times in whole seconds (S3), so the trash time may read up
+/// to a second early, and a saver's clock may differ from the store's by a
+/// few seconds. Holding the trash longer only delays its deletion.
+const TRASH_TIME_SLACK_NS: u64 = 10_000_000_000;
 
 fn ns(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)).unwrap_or(0)
@@ -53,8 +60,8 @@ impl Store {
         for m in trashed {
             let Some(hash) = hash_of(&m.key, &trash_root) else { continue };
             let trashed_at = m.modified.map_or(0, ns);
-            if oldest_lease.is_some_and(|t| t <= trashed_at) {
-                continue; // a lease taken before the trashing is live
+            if oldest_lease.is_some_and(|t| t <= trashed_at.saturating_add(TRASH_TIME_SLACK_NS)) {
+                continue; // a lease taken before the trashing (or too near it to tell) is live
             }
             if referenced.contains(&hash) {
                 let home = self.object_key(&layout::frame_key(&hash));

@@ -7,7 +7,7 @@
 //! | `entries/<h2>/<h62>/<id>.info` | the entry's info (JSON), written create-only after the data: the entry exists once this does |
 //! | `quarantine/<h2>/<h62>/<id>.{data,info}` | a damaged entry moved aside, with the reason in its info |
 //! | `leases/<h2>/<h62>/<id>.<nonce>` | a reader's or a saver's claim on an entry, with its expiry (JSON) |
-//! | `frames/<h2>/<h62>` | a frame shared by entries, named by the BLAKE3 of its bytes (docs/SHARED_FRAMES.md) |
+//! | `frames/<h2>/<h62>` | a frame shared by entries, named by the BLAKE3 of its bytes (docs/STORE.md, "Shared frames") |
 //! | `trash/frames/<h2>/<h62>` | a shared frame a collection found unreferenced, until it is emptied |
 //! | `USAGE` | the entry count and bytes the last collection found (JSON) |
 //!

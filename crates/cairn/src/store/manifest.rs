@@ -1,7 +1,7 @@
 //! An entry's manifest: its checkpoint file described as pieces (inline
 //! bytes of the manifest object, shared frame objects, XORs against a
 //! frame object) that, concatenated, give the file's exact bytes
-//! (docs/SHARED_FRAMES.md). Written front to back, like a checkpoint:
+//! (docs/STORE.md, "Shared frames"). Written front to back, like a checkpoint:
 //!
 //! ```text
 //! manifest := inline bytes | piece table | tail (64 bytes)

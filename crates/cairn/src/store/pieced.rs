@@ -133,7 +133,7 @@ impl PiecedRead {
     }
 
     /// Builds the view of `offset..offset + len`: each frame object mapped
-    /// in its place, the rest copied in (docs/SHARED_FRAMES.md).
+    /// in its place, the rest copied in (docs/STORE.md, "Shared frames").
     fn build_view(&self, offset: u64, len: usize) -> io::Result<View> {
         let end = offset.saturating_add(len as u64);
         // (piece, offset within it, bytes, its file and offset there).
@@ -179,7 +179,7 @@ impl PiecedRead {
 
     /// Bytes `range` of frame object `hash`, from `frames/`, or from the
     /// trash should a collection have moved it there since the entry was
-    /// written (docs/SHARED_FRAMES.md).
+    /// written (docs/STORE.md, "Shared frames").
     fn frame_range(&self, hash: &[u8; 32], range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
         let k = format!("{}{}", self.prefix, layout::frame_key(hash));
         match self.backend.get_range(&k, range.clone()) {

@@ -262,7 +262,7 @@ impl Store {
         // lease (two more files on local disk).
         // A save that may name shared frames holds a lease until it is
         // committed: a collection empties no trashed frame while a lease
-        // older than the trashing is live (docs/SHARED_FRAMES.md).
+        // older than the trashing is live (docs/STORE.md, "Shared frames").
         let lease = Arc::new(SaveLease::new(self, &hp, &id));
         if self.opts.orphan_grace < SAVE_LEASE_BELOW_GRACE {
             lease.ensure()?;

@@ -2,7 +2,7 @@
 //! orphan grace is short (so that a collection never takes the data of a
 //! save in progress for an orphan), else before the save's first look at
 //! a shared frame (so that a collection empties no trashed frame the save
-//! may name, docs/SHARED_FRAMES.md). A small save that shares nothing
+//! may name, docs/STORE.md, "Shared frames"). A small save that shares nothing
 //! takes none, and pays for no lease object.
 
 use std::sync::Mutex;

@@ -20,7 +20,7 @@ const GATHER: usize = 256 << 10;
 /// across threads; smaller ones are not worth the hand-off.
 const PARALLEL_HASH: usize = 1 << 20;
 
-/// Frames this large are shared between entries (docs/SHARED_FRAMES.md);
+/// Frames this large are shared between entries (docs/STORE.md, "Shared frames");
 /// smaller ones stay in the entry's own object.
 pub(crate) const SHARE_MIN: usize = 64 << 10;
 
@@ -230,7 +230,7 @@ impl EntrySink {
     /// already) and names it in the manifest.
     fn share_frame(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<()> {
         // Before the first base or frame object is looked at: a collection
-        // then keeps every frame this save may name (docs/SHARED_FRAMES.md).
+        // then keeps every frame this save may name (docs/STORE.md, "Shared frames").
         if let Some(sh) = self.share.as_ref() {
             sh.lease.ensure().map_err(io::Error::other)?;
         }

@@ -70,7 +70,7 @@ pub struct StoreReport {
     pub orphans: u64,
     /// Entries moved aside earlier, with the reason.
     pub quarantined: Vec<EntryProblem>,
-    /// Shared frame objects (docs/SHARED_FRAMES.md) whose bytes do not hash
+    /// Shared frame objects (docs/STORE.md, "Shared frames") whose bytes do not hash
     /// to their name, with the trashed ones: every entry that names one is
     /// also in `corrupt`. Each frame object is read once.
     pub damaged_frames: Vec<String>,

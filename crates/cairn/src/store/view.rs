@@ -4,7 +4,7 @@
 //! reservation), and the parts that cannot be mapped there (bytes at an
 //! offset that is not a page boundary, XOR pieces) copied in. So a raw
 //! tensor whose frames are shared frame objects is still one slice over
-//! the files (docs/SHARED_FRAMES.md, "Zero-copy `tensor`").
+//! the files (docs/STORE.md, "Reading").
 
 use std::fs::File;
 use std::io;

@@ -1,4 +1,4 @@
-//! Concurrency of the store with shared frames (docs/SHARED_FRAMES.md), run
+//! Concurrency of the store with shared frames (docs/STORE.md, "Shared frames"), run
 //! on every backend: savers whose checkpoints share most of their frames
 //! (across saves and keys), with XOR pieces against each key's latest
 //! entry, race collections that trash and delete frames under a zero
