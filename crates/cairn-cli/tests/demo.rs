@@ -69,6 +69,54 @@ fn latest_weights(root: &Path, key: &str, out: &Path) -> Vec<u32> {
     ck.read_tensor::<f32>("weights").unwrap().iter().map(|x| x.to_bits()).collect()
 }
 
+/// What a printed save line says it stored: `(added, full)` from
+/// `… entry ID, 9.91 MiB stored of 13.28 MiB (75 %), …`, in the units printed.
+fn stored_of(line: &str) -> (f64, f64) {
+    let (before, after) = line.split_once(" stored of ").unwrap_or_else(|| panic!("no stored size in {line:?}"));
+    let added = before.rsplit(", ").next().unwrap();
+    let full = after.split(" (").next().unwrap();
+    let value = |s: &str| -> f64 {
+        let (n, unit) = s.split_once(' ').unwrap();
+        let scale = match unit {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            other => panic!("unit {other:?} in {line:?}"),
+        };
+        n.parse::<f64>().unwrap() * scale
+    };
+    (value(added), value(full))
+}
+
+/// Every save after the first stores about what training changed: the
+/// frozen base (a quarter of the state) is shared, and the demo says so.
+#[test]
+fn saves_after_the_first_store_only_what_training_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    // 256×256 tensors are 256 KiB, above the size from which frames are
+    // shared; the 64×64 ones of the other tests are kept inline.
+    let r = demo(&dir.path().join("store"), 60, 20, "256");
+    let out = r.out();
+    let lines: Vec<&str> =
+        out.lines().filter(|l| l.starts_with("checkpoint step ") || l.starts_with("final step ")).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let (added, full) = stored_of(lines[0]);
+    // The first save shares nothing; its manifest's piece table is a
+    // little more than the checkpoint it describes.
+    assert!(added >= full && added < 1.01 * full, "{}", lines[0]);
+    for line in &lines[1..] {
+        let (added, full) = stored_of(line);
+        assert!(added < 0.8 * full && added > 0.6 * full, "the frozen base was stored again: {line}");
+    }
+    let summary = line_value(&r, "incremental saves: 3 saves stored ");
+    assert!(summary.contains("the frozen base"), "{summary}");
+    let entries = ls(&dir.path().join("store"));
+    for e in &entries[1..] {
+        let (bytes, added) = (e["bytes"].as_u64().unwrap(), e["added_bytes"].as_u64().unwrap());
+        assert!(added < bytes, "{e}");
+    }
+}
+
 #[test]
 fn checkpoints_then_a_final_result_then_nothing_more() {
     let dir = tempfile::tempdir().unwrap();

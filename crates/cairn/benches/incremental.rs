@@ -17,6 +17,11 @@
 //!    share, and the entry copied out (what `cairn store get` does);
 //!    target ≤ 1.5× each.
 //!
+//! 5. **memory**: the peak heap (a counting allocator, above what the
+//!    caller holds) of the incremental save, of the full save, and of
+//!    reading every tensor of the delta entry, whose bound is a few frames
+//!    per thread plus the tensor being read.
+//!
 //! Environment: `CAIRN_BENCH_TENSORS` (64) × `CAIRN_BENCH_TENSOR_MIB` (16),
 //! `CAIRN_BENCH_EMB_MIB` (256), `CAIRN_BENCH_ROUNDS` (3),
 //! `CAIRN_BENCH_URL` (where the stores go, e.g. `s3://cairn-test/inc` on the
@@ -25,6 +30,8 @@
 //! Run with `cargo bench -p cairn --bench incremental`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
+#[path = "../tests/shared/counting_alloc.rs"]
+mod counting;
 #[path = "shared/dir.rs"]
 mod dir;
 #[path = "shared/weights.rs"]
@@ -68,26 +75,41 @@ impl Place {
     }
 
     fn save(&self, key: &Key, step: u64, tensors: &[(String, &[f32])]) -> (Duration, EntryInfo) {
+        let (out, _) = self.save_measured(key, step, tensors);
+        out
+    }
+
+    /// As `save`, with the peak heap the save held.
+    fn save_measured(&self, key: &Key, step: u64, tensors: &[(String, &[f32])]) -> ((Duration, EntryInfo), usize) {
         let t = Instant::now();
-        let e = self
-            .store
-            .save_with(key, SaveInfo::checkpoint().iteration(step), WriterOptions::default(), |w| {
-                for (name, data) in tensors {
-                    w.add_tensor(name, &[data.len() as u64], data)?;
-                }
-                Ok(())
-            })
-            .unwrap();
-        (t.elapsed(), e)
+        let (e, usage) = counting::measured(|| {
+            self.store
+                .save_with(key, SaveInfo::checkpoint().iteration(step), WriterOptions::default(), |w| {
+                    for (name, data) in tensors {
+                        w.add_tensor(name, &[data.len() as u64], data)?;
+                    }
+                    Ok(())
+                })
+                .unwrap()
+        });
+        ((t.elapsed(), e), usage.peak)
     }
 
     fn read_all(&self, key: &Key, names: &[String]) -> Duration {
+        self.read_all_measured(key, names).0
+    }
+
+    /// As `read_all`, with the peak heap it held (one tensor is live at
+    /// a time).
+    fn read_all_measured(&self, key: &Key, names: &[String]) -> (Duration, usize) {
         let t = Instant::now();
-        let found = self.store.lookup(key, &Select::Latest).unwrap().unwrap();
-        for n in names {
-            std::hint::black_box(found.checkpoint.read_tensor::<f32>(n).unwrap());
-        }
-        t.elapsed()
+        let ((), usage) = counting::measured(|| {
+            let found = self.store.lookup(key, &Select::Latest).unwrap().unwrap();
+            for n in names {
+                std::hint::black_box(found.checkpoint.read_tensor::<f32>(n).unwrap());
+            }
+        });
+        (t.elapsed(), usage.peak)
     }
 
     fn copy_out(&self, key: &Key) -> Duration {
@@ -143,17 +165,20 @@ fn main() {
     let full_bytes = shared.stored() - empty;
     plain.save(&key, 0, &named(&model));
     let (mut inc_t, mut full_t, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut inc_heap, mut full_heap) = (0usize, 0usize);
     for r in 0..rounds {
         let changed = r % count;
         model[changed] = weights::weights(count + r + 1, mib).pop().unwrap();
         let before = shared.stored();
-        let (a, b) = if r % 2 == 0 {
-            let a = shared.save(&key, r as u64 + 1, &named(&model)).0;
-            (a, plain.save(&key, r as u64 + 1, &named(&model)).0)
+        let ts = named(&model);
+        let (((a, _), ha), ((b, _), hb)) = if r % 2 == 0 {
+            let a = shared.save_measured(&key, r as u64 + 1, &ts);
+            (a, plain.save_measured(&key, r as u64 + 1, &ts))
         } else {
-            let b = plain.save(&key, r as u64 + 1, &named(&model)).0;
-            (shared.save(&key, r as u64 + 1, &named(&model)).0, b)
+            let b = plain.save_measured(&key, r as u64 + 1, &ts);
+            (shared.save_measured(&key, r as u64 + 1, &ts), b)
         };
+        (inc_heap, full_heap) = (inc_heap.max(ha), full_heap.max(hb));
         // Only the shared store's growth is counted: the plain one is elsewhere.
         added.push((shared.stored() - before) as f64);
         inc_t.push(a.as_secs_f64());
@@ -186,6 +211,30 @@ fn main() {
         ),
         "≤ 1.0",
         median(&per_round) <= 1.0,
+    );
+
+    // 5. Memory, of the saves above and of one read of the delta entry.
+    let (_, read_heap) = shared.read_all_measured(&key, &names);
+    let mib_f = |b: usize| b as f64 / 1048576.0;
+    let tensor = mib as f64;
+    let frames_bound = 4.0 * rayon::current_num_threads() as f64;
+    row(
+        "peak heap of the incremental save, MiB",
+        mib_f(inc_heap),
+        &format!(
+            "the full save into the plain store {:.1} MiB (1 MiB frames, {} threads)",
+            mib_f(full_heap),
+            rayon::current_num_threads()
+        ),
+        &format!("≤ 4 frames per thread ({frames_bound:.0} MiB)"),
+        mib_f(inc_heap) <= frames_bound,
+    );
+    row(
+        "peak heap reading every tensor of the delta entry, MiB",
+        mib_f(read_heap),
+        &format!("one {tensor:.0} MiB tensor live at a time; bound: the tensor + 16 MiB"),
+        "≤ tensor + 16 MiB",
+        mib_f(read_heap) <= tensor + 16.0,
     );
 
     // 4. Reading the latest (delta) entry against a full one.

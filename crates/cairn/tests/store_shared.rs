@@ -246,9 +246,8 @@ fn trash_then_lease(early: std::time::Duration) -> (Store, Arc<dyn Backend>, cai
     use cairn::store::GcOptions;
     use std::time::Duration;
     let backend: Arc<dyn Backend> = Arc::new(EarlyTimes { inner: Arc::new(MemoryBackend::new()), early });
-    let opts = StoreOptions::default()
-        .orphan_grace(Duration::from_secs(3600))
-        .lease_ttl(Duration::from_secs(7 * 24 * 3600));
+    let opts =
+        StoreOptions::default().orphan_grace(Duration::from_secs(3600)).lease_ttl(Duration::from_secs(7 * 24 * 3600));
     let store = Store::open(backend.clone(), "", opts).unwrap();
     let key = Key::new("k");
     let a = save(&store, &key, 1, &[weights(1), weights(2)]);

@@ -1,5 +1,7 @@
-//! The training state as a store entry: the weights and Adam's moments as
-//! tensors, the step, the configuration and the losses as JSON.
+//! The training state as a store entry: the frozen base, the weights and
+//! Adam's moments as tensors, the step, the configuration and the losses
+//! as JSON. The base is the same in every entry, so the store shares its
+//! frames: each save after the first stores only what training changed.
 
 use anyhow::{anyhow, Context};
 use cairn::store::{EntryInfo, EntryKind, EntrySink, Found, Key, SaveHandle, SaveInfo, Store};
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Config, Train};
 
 /// Chunk names.
+const BASE: &str = "base";
 const WEIGHTS: &str = "weights";
 const M: &str = "m";
 const V: &str = "v";
@@ -38,13 +41,13 @@ pub fn save(
     store: &Store,
     key: &Key,
     kind: EntryKind,
-    cfg: &Config,
+    (cfg, base): (&Config, &[f32]),
     t: &Train,
     p: Progress,
 ) -> anyhow::Result<EntryInfo> {
     let info = entry_info(kind, t, p);
     store
-        .save_with(key, info, writer_options(), |w| add_state(w, cfg, t, p))
+        .save_with(key, info, writer_options(), |w| add_state(w, (cfg, base), t, p))
         .with_context(|| format!("saving step {} to {}", t.step, store.url()))
 }
 
@@ -53,7 +56,7 @@ pub fn save_async(
     store: &Store,
     key: &Key,
     kind: EntryKind,
-    cfg: &Config,
+    (cfg, base): (&Config, &[f32]),
     t: &Train,
     p: Progress,
 ) -> anyhow::Result<SaveHandle> {
@@ -62,13 +65,19 @@ pub fn save_async(
     // that took every core would slow it down.
     let opts = writer_options().threads(Some(1));
     store
-        .save_async(key, info, opts, |w| add_state(w, cfg, t, p))
+        .save_async(key, info, opts, |w| add_state(w, (cfg, base), t, p))
         .with_context(|| format!("staging step {} for {}", t.step, store.url()))
 }
 
 /// The training state's chunks, for [`save`] and [`save_async`] alike.
-fn add_state(w: &mut CheckpointWriter<EntrySink>, cfg: &Config, t: &Train, p: Progress) -> cairn::Result<()> {
+fn add_state(
+    w: &mut CheckpointWriter<EntrySink>,
+    (cfg, base): (&Config, &[f32]),
+    t: &Train,
+    p: Progress,
+) -> cairn::Result<()> {
     let shape = cfg.shape();
+    w.add_tensor(BASE, &shape, base)?;
     w.add_tensor(WEIGHTS, &shape, &t.weights)?;
     w.add_tensor(M, &shape, &t.m)?;
     w.add_tensor(V, &shape, &t.v)?;
@@ -83,8 +92,9 @@ fn writer_options() -> WriterOptions {
     WriterOptions::default().compression(Compression::Zstd(1)).shuffle(true)
 }
 
-/// The training state of a found entry, checked against `cfg`.
-pub fn load(found: &Found, cfg: &Config) -> anyhow::Result<(Train, Progress)> {
+/// The training state of a found entry, checked against `cfg` and the
+/// frozen `base`.
+pub fn load(found: &Found, (cfg, base): (&Config, &[f32])) -> anyhow::Result<(Train, Progress)> {
     let ck = &found.checkpoint;
     let id = &found.info.id;
     let saved: Config = ck.read_json(CONFIG).with_context(|| format!("reading the configuration of entry {id}"))?;
@@ -102,6 +112,9 @@ pub fn load(found: &Found, cfg: &Config) -> anyhow::Result<(Train, Progress)> {
     let step = ck.step().unwrap_or(progress.step);
     if step != progress.step {
         return Err(anyhow!("entry {id}: saved at step {step} but its progress says {}", progress.step));
+    }
+    if read(BASE)? != base {
+        return Err(anyhow!("entry {id} holds another frozen base than this configuration's"));
     }
     Ok((Train { step, weights: read(WEIGHTS)?, m: read(M)?, v: read(V)? }, progress))
 }

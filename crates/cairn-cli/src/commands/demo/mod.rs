@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let weights_bytes = cfg.params() as u64 * 4;
     writeln!(
         out,
-        "  model: linear regression, {}x{} f32 weights ({}) and Adam's m and v of the same shape; batch {}, lr {}, seed {:#x}",
+        "  model: linear regression fine-tuned over a frozen base: {}x{} f32 base, weights ({} each) and Adam's m and v; batch {}, lr {}, seed {:#x}",
         cfg.inputs,
         cfg.outputs,
         output::bytes(weights_bytes),
@@ -94,6 +94,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let metrics_dir = metrics::dir(local.as_deref(), &fp)?;
     let mut log = metrics::open(&metrics_dir)?;
+    let work = Workload::new(&cfg);
+    let state = (&cfg, work.base());
     let t0 = Instant::now();
     let latest = store.lookup(&key, &Select::Latest).context("looking up the latest entry")?;
     let lookup_time = t0.elapsed();
@@ -103,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (Train::fresh(&cfg), None)
         }
         Some(found) => {
-            let (t, p) = entry::load(found, &cfg)?;
+            let (t, p) = entry::load(found, state)?;
             if found.info.kind == EntryKind::Final && t.step >= args.steps {
                 writeln!(
                     out,
@@ -140,11 +142,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     writeln!(out, "metrics log: {} ({} steps logged before)", metrics_dir.display(), log.state().steps.len())?;
 
-    let work = Workload::new(&cfg);
     let first_step = train.step;
     let bar = progress::steps_bar(train.step, args.steps.max(train.step));
     let mut in_flight: Option<(cairn::store::SaveHandle, Progress)> = None;
     let mut timing = Timing::default();
+    let mut stored = Stored::default();
     let started = Instant::now();
     while train.step < args.steps {
         let t0 = Instant::now();
@@ -165,19 +167,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let p = Progress { eval_loss: work.eval_loss(&train), ..p };
             if args.background {
                 if let Some(done) = in_flight.take() {
-                    report_async(done, &mut timing, &bar, &mut out)?;
+                    report_async(done, (&mut timing, &mut stored), &bar, &mut out)?;
                 }
                 metrics::sync(&log)?;
-                let h = entry::save_async(&store, &key, EntryKind::Checkpoint, &cfg, &train, p)?;
+                let h = entry::save_async(&store, &key, EntryKind::Checkpoint, state, &train, p)?;
                 in_flight = Some((h, p));
             } else {
-                let (e, took) = save(&store, &key, EntryKind::Checkpoint, &cfg, &train, p, &log)?;
+                let (e, took) = save(&store, &key, EntryKind::Checkpoint, state, &train, p, &log)?;
                 bar.suspend(|| checkpoint_line(&mut out, &e, p, took))?;
+                stored.add(&e);
             }
         }
     }
     if let Some(done) = in_flight.take() {
-        report_async(done, &mut timing, &bar, &mut out)?;
+        report_async(done, (&mut timing, &mut stored), &bar, &mut out)?;
     }
     let trained = train.step - first_step;
     let elapsed = started.elapsed();
@@ -186,17 +189,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         train_loss: last.map_or(f64::NAN, |p| p.train_loss),
         eval_loss: work.eval_loss(&train),
     };
-    let (e, took) = save(&store, &key, EntryKind::Final, &cfg, &train, p, &log)?;
+    let (e, took) = save(&store, &key, EntryKind::Final, state, &train, p, &log)?;
     drop(bar);
+    stored.add(&e);
     writeln!(
         out,
         "final step {}: loss {}, entry {}, {}, {:.1} ms",
         train.step,
         p.eval_loss,
         e.id,
-        output::bytes(e.bytes),
+        stored_of(&e),
         output::millis(took)
     )?;
+    stored.print(&mut out)?;
     if trained > 0 {
         writeln!(
             out,
@@ -224,6 +229,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     log.close().context("closing the metrics log")?;
     out.flush()?;
     Ok(())
+}
+
+/// What this run's saves stored against their full size.
+#[derive(Debug, Default)]
+struct Stored {
+    saves: u64,
+    added: u64,
+    full: u64,
+}
+
+impl Stored {
+    fn add(&mut self, e: &cairn::store::EntryInfo) {
+        self.saves += 1;
+        self.added += e.added_bytes;
+        self.full += e.bytes;
+    }
+
+    fn print(&self, out: &mut impl Write) -> anyhow::Result<()> {
+        writeln!(
+            out,
+            "incremental saves: {} saves stored {} of {} ({:.0} %): each shares the frames an earlier entry holds (the frozen base)",
+            self.saves,
+            output::bytes(self.added),
+            output::bytes(self.full),
+            percent(self.added, self.full)
+        )?;
+        Ok(())
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// `9.1 MiB stored of 12.1 MiB (75 %)`: what a save added to the store
+/// against the entry's full size.
+fn stored_of(e: &cairn::store::EntryInfo) -> String {
+    format!(
+        "{} stored of {} ({:.0} %)",
+        output::bytes(e.added_bytes),
+        output::bytes(e.bytes),
+        percent(e.added_bytes, e.bytes)
+    )
 }
 
 /// A running mean of durations.
@@ -287,11 +339,12 @@ impl Timing {
 /// Waits for a background save and prints its checkpoint line.
 fn report_async(
     (h, p): (cairn::store::SaveHandle, Progress),
-    timing: &mut Timing,
+    (timing, stored): (&mut Timing, &mut Stored),
     bar: &progress::Bar,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let (e, stats) = h.wait_with_stats().with_context(|| format!("saving step {} in the background", p.step))?;
+    stored.add(&e);
     timing.blocked.add(stats.blocked);
     let took = stats.background.unwrap_or_default();
     timing.background.add(took);
@@ -311,7 +364,7 @@ fn checkpoint_line(
         p.eval_loss,
         p.train_loss,
         e.id,
-        output::bytes(e.bytes),
+        stored_of(e),
         output::millis(took)
     )?;
     Ok(())
@@ -345,14 +398,14 @@ fn save(
     store: &Store,
     key: &Key,
     kind: EntryKind,
-    cfg: &Config,
+    state: (&Config, &[f32]),
     train: &Train,
     p: Progress,
     log: &StateLog<Metrics>,
 ) -> anyhow::Result<(cairn::store::EntryInfo, Duration)> {
     metrics::sync(log)?;
     let t0 = Instant::now();
-    let e = entry::save(store, key, kind, cfg, train, p)?;
+    let e = entry::save(store, key, kind, state, train, p)?;
     Ok((e, t0.elapsed()))
 }
 

@@ -1,5 +1,9 @@
 //! The demo's workload: a multi-output linear regression fitted with Adam
-//! to data from a hidden low-rank "teacher" matrix plus noise.
+//! to data from a hidden low-rank "teacher" matrix plus noise, fine-tuned
+//! over a frozen "pretrained" base (the teacher's first half of its rank):
+//! the model is `base + weights`, and only the weights train. The base is
+//! saved with every checkpoint, as a fine-tuning run saves its frozen
+//! layers, and the store keeps it once.
 //!
 //! Everything follows from the configuration and the step number: example
 //! `j` comes from a random stream of its own, the mini-batch of step `s`
@@ -43,7 +47,7 @@ pub struct Config {
 
 /// Names the workload in the key, so a change to the code that changes
 /// the numbers can start new keys by changing this.
-const WORKLOAD: &str = "cairn demo: linear regression, Adam, low-rank teacher, v1";
+const WORKLOAD: &str = "cairn demo: linear regression, Adam, low-rank teacher, frozen base, v2";
 
 impl Config {
     /// The demo's configuration with `size` inputs and outputs (at least 1).
@@ -166,6 +170,9 @@ pub struct Workload {
     u: Vec<f32>,
     /// `rank × outputs`, scaled by 1/√rank.
     v: Vec<f32>,
+    /// The frozen base, `inputs × outputs`: the teacher's first
+    /// `rank / 2` components.
+    base: Vec<f32>,
     eval: Batch,
 }
 
@@ -175,12 +182,23 @@ impl Workload {
         let mut rng = Rng::stream(cfg.seed, TEACHER, 0);
         let su = 1.0 / (cfg.inputs as f32).sqrt();
         let sv = 1.0 / (cfg.rank as f32).sqrt();
-        let u = (0..cfg.inputs * cfg.rank).map(|_| rng.unit() * su).collect();
-        let v = (0..cfg.rank * cfg.outputs).map(|_| rng.unit() * sv).collect();
-        let mut w = Workload { cfg: cfg.clone(), u, v, eval: Batch { n: 0, xt: Vec::new(), y: Vec::new() } };
+        let u: Vec<f32> = (0..cfg.inputs * cfg.rank).map(|_| rng.unit() * su).collect();
+        let v: Vec<f32> = (0..cfg.rank * cfg.outputs).map(|_| rng.unit() * sv).collect();
+        let base = pretrained(cfg, &u, &v);
+        let mut w = Workload { cfg: cfg.clone(), u, v, base, eval: Batch { n: 0, xt: Vec::new(), y: Vec::new() } };
         let eval: Vec<Rng> = (0..cfg.eval_examples as u64).map(|i| Rng::stream(cfg.seed, EVAL, i)).collect();
         w.eval = w.batch_of(eval);
         w
+    }
+
+    /// The frozen base the weights are added to.
+    pub fn base(&self) -> &[f32] {
+        &self.base
+    }
+
+    /// The model's matrix: the base plus the trained weights.
+    fn model(&self, w: &[f32]) -> Vec<f32> {
+        self.base.iter().zip(w).map(|(b, w)| b + w).collect()
     }
 
     /// One example from its stream: inputs, then targets = inputs ·
@@ -235,7 +253,7 @@ impl Workload {
         self.batch_of(streams)
     }
 
-    /// Residuals `x · w − y` of a batch, one row per example, and their
+    /// Residuals `x · w − y` of a batch (`w` the model's matrix), one row per example, and their
     /// mean square.
     fn residuals(&self, w: &[f32], batch: &Batch) -> (Vec<f32>, f64) {
         let outputs = self.cfg.outputs;
@@ -263,7 +281,7 @@ impl Workload {
 
     /// The mean squared error on the held-out set: the objective.
     pub fn eval_loss(&self, t: &Train) -> f64 {
-        self.residuals(&t.weights, &self.eval).1
+        self.residuals(&self.model(&t.weights), &self.eval).1
     }
 
     /// One step of Adam on the next mini-batch; returns that batch's loss
@@ -272,7 +290,7 @@ impl Workload {
         let cfg = &self.cfg;
         let step = t.step + 1;
         let batch = self.train_batch(step);
-        let (resid, loss) = self.residuals(&t.weights, &batch);
+        let (resid, loss) = self.residuals(&self.model(&t.weights), &batch);
         let scale = 2.0 / (batch.n * cfg.outputs).max(1) as f32;
         let bc1 = 1.0 - powi(f64::from(cfg.beta1), step);
         let bc2 = 1.0 - powi(f64::from(cfg.beta2), step);
@@ -316,6 +334,21 @@ impl Workload {
     }
 }
 
+/// The teacher's first `rank / 2` components, `u[.., ..h] · v[..h, ..]`:
+/// what a model pretrained on part of the task would hold.
+fn pretrained(cfg: &Config, u: &[f32], v: &[f32]) -> Vec<f32> {
+    let h = cfg.rank / 2;
+    let mut base = vec![0.0f32; cfg.params()];
+    for (brow, urow) in base.chunks_exact_mut(cfg.outputs).zip(u.chunks_exact(cfg.rank)) {
+        for (ur, vrow) in urow.iter().take(h).zip(v.chunks_exact(cfg.outputs)) {
+            for (bk, vk) in brow.iter_mut().zip(vrow) {
+                *bk += ur * vk;
+            }
+        }
+    }
+    base
+}
+
 /// Column ranges of `outputs` narrow enough that one range of `n` rows
 /// (of predictions or residuals) fits in 16 KiB, a fraction of any L1
 /// cache: the matrix products then stream the weights once and keep what
@@ -354,6 +387,11 @@ mod tests {
             work.step(&mut a);
         }
         assert!(work.eval_loss(&a) < start / 2.0, "{} -> {}", start, work.eval_loss(&a));
+        // The frozen base is half the teacher: it starts below a model
+        // of zeros, and training does not change it.
+        assert!(work.base().iter().any(|b| *b != 0.0));
+        let zeros = Workload { base: vec![0.0; cfg.params()], ..Workload::new(&cfg) };
+        assert!(start < zeros.eval_loss(&Train::fresh(&cfg)), "the base does not help");
         // Stopped midway and continued by a workload built anew, as a
         // resumed process builds it, training ends where it did.
         let mut b = Train::fresh(&cfg);
