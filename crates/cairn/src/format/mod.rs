@@ -6,6 +6,7 @@ mod cursor;
 mod delta;
 mod digest;
 mod dtype;
+mod file_hash;
 mod fill;
 mod index;
 // The byte layout is the format's business; cairn's tests and fuzz

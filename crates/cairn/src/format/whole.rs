@@ -37,6 +37,11 @@ impl Checkpoint {
             }
             return Ok(hasher.finalize());
         }
+        if !self.source.is_ranged() {
+            // Pieces on this machine (a store entry's frame objects, each
+            // mapped alone): a leaf of the tree per thread.
+            return super::file_hash::parallel_blake3(self.file_len(), &|r, h| self.feed(r, h));
+        }
         self.pieces(|piece| {
             hasher.update_rayon(piece);
             Ok(())
@@ -59,6 +64,26 @@ impl Checkpoint {
             Ok(())
         })?;
         Ok(n)
+    }
+
+    /// Hands bytes `range` to `h`: borrowed where the source holds them in
+    /// one stretch, else read (at most a [`LEAF`](super::file_hash::LEAF)).
+    fn feed(&self, range: std::ops::Range<u64>, h: &mut blake3::Hasher) -> Result<()> {
+        let mut at = range.start;
+        while at < range.end {
+            let want = range.end - at;
+            if let Some(stretch) = self.source.contiguous(at).filter(|s| !s.is_empty()) {
+                let n = stretch.len().min(usize::try_from(want).unwrap_or(usize::MAX));
+                h.update(stretch.get(..n).unwrap_or_default());
+                at += n as u64;
+                continue;
+            }
+            let n = usize::try_from(want).map_err(|_| Error::Internal("a leaf larger than memory".into()))?;
+            let piece = self.source.read(at, n).map_err(|e| Error::io("reading", self.origin(), e))?;
+            h.update(&piece);
+            at += want;
+        }
+        Ok(())
     }
 
     fn pieces(&self, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
