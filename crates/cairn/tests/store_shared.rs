@@ -579,3 +579,64 @@ fn repair_quarantines_a_damaged_frame_once() {
     assert_eq!(rep.restored.len(), 3, "{rep:?}");
     assert!(store.verify().unwrap().is_clean());
 }
+
+/// A save reads no base and asks nothing of the backend for the frames
+/// the key's latest entry already names: with one tensor of four changed,
+/// it reads only the changed tensor's base frames (to try an XOR), not
+/// the whole state (on object storage every frame looked at is a round
+/// trip).
+#[test]
+fn unchanged_frames_cost_no_reads() {
+    use cairn::backend::CountingBackend;
+    let counting = Arc::new(CountingBackend::new(Arc::new(MemoryBackend::new())));
+    let backend: Arc<dyn Backend> = counting.clone();
+    let store = Store::open(backend.clone(), "", StoreOptions::default()).unwrap();
+    let key = Key::new("k");
+    let mut state: Vec<Vec<f32>> = (0..4).map(weights).collect();
+    save(&store, &key, 1, &state);
+    state[2] = weights(99);
+    counting.reset();
+    let b = save(&store, &key, 2, &state);
+    let t = counting.traffic();
+    let tensor = (N * 4) as u64;
+    assert!(t.bytes_read < tensor + tensor / 2, "read {} bytes for one changed tensor of {tensor}", t.bytes_read);
+    assert!(b.added_bytes > tensor && b.added_bytes < tensor + tensor / 4, "{b:?}");
+    let found = store.lookup(&key, &Select::Latest).unwrap().unwrap();
+    assert_eq!(found.checkpoint.read_tensor::<f32>("layer2").unwrap(), state[2]);
+}
+
+/// A frame object that cannot be put fails the save (the puts run on
+/// worker threads, their errors come back), and nothing is committed.
+#[test]
+fn a_failed_frame_put_fails_the_save() {
+    use cairn::backend::FaultBackend;
+    let fault = Arc::new(FaultBackend::new(Arc::new(MemoryBackend::new())));
+    let backend: Arc<dyn Backend> = fault.clone();
+    let store = Store::open(backend.clone(), "", StoreOptions::default()).unwrap();
+    let key = Key::new("k");
+    let state: Vec<Vec<f32>> = (0..4).map(weights).collect();
+    fault.fail_puts_after(u64::from(FRAME) / 2);
+    let err = store
+        .save_with(&key, SaveInfo::checkpoint(), WriterOptions::default().frame_size(FRAME), |w| {
+            for (i, t) in state.iter().enumerate() {
+                w.add_tensor(&format!("layer{i}"), &[N as u64], t)?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        chain.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    assert!(chain.contains("injected fault") && chain.contains("frames/"), "{chain}");
+    fault.clear();
+    assert!(store.lookup(&key, &Select::Latest).unwrap().is_none());
+    assert!(store.verify().unwrap().is_clean());
+    save(&store, &key, 1, &state);
+    assert_eq!(
+        store.lookup(&key, &Select::Latest).unwrap().unwrap().checkpoint.read_tensor::<f32>("layer3").unwrap(),
+        state[3]
+    );
+}

@@ -4,7 +4,7 @@
 //! (docs/STORE.md, "Shared frames", "Saving", step 1). XORs are always against
 //! whole frames, so reading a frame needs at most one other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::layout;
 use super::manifest::{self, Source};
@@ -29,6 +29,10 @@ pub(crate) struct Bases {
     /// The generation of an entry whose XORs are taken against these
     /// (docs/STORE.md, "Bounded chains").
     pub generation: u64,
+    /// Every frame object the latest entry names (its frames and its XORs'
+    /// bases), whether or not XORs may be taken: a frame with one of these
+    /// hashes is named without asking the backend whether it exists.
+    pub names: HashSet<[u8; 32]>,
 }
 
 impl Bases {
@@ -72,6 +76,14 @@ impl Store {
             return Ok(out);
         };
         let m = pieced.manifest().clone();
+        out.names = m
+            .pieces
+            .iter()
+            .filter_map(|p| match p.source {
+                Source::Frame { hash } | Source::Xor { base: hash, .. } => Some(hash),
+                Source::Inline { .. } => None,
+            })
+            .collect();
         let generation = m.generation.saturating_add(1);
         if generation >= self.opts.full_every {
             return Ok(out);

@@ -25,6 +25,7 @@ mod entry;
 mod facts;
 mod fingerprint;
 mod frame_gc;
+mod frame_put;
 mod gc;
 mod hardware;
 mod holdings;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::manifest::{self, Piece};
-use crate::backend::{Backend, BackendExt, ObjectWriter, PutMode};
+use crate::backend::{Backend, ObjectWriter};
 use crate::error::{Error, Result};
 use crate::format::{FrameAt, Sink};
 
@@ -38,8 +38,8 @@ struct Sharing {
     run_start: u64,
     /// Frame objects known to exist (written or found by this save).
     known: HashSet<[u8; 32]>,
-    /// Bytes of frame objects this save created.
-    added: u64,
+    /// The frame objects this save creates, put from worker threads.
+    puts: super::frame_put::FramePuts,
     /// What frames of the key's latest entry new frames may be XORed
     /// against, once looked up (on the first raw frame that could be one:
     /// a small save never reads the key's index for it).
@@ -122,12 +122,12 @@ impl EntrySink {
         lease: Arc<super::save_lease::SaveLease>,
     ) -> Self {
         self.share = Some(Sharing {
-            backend,
+            backend: backend.clone(),
             prefix: prefix.to_string(),
             pieces: Vec::new(),
             run_start: 0,
             known: HashSet::new(),
-            added: 0,
+            puts: super::frame_put::FramePuts::new(backend.clone()),
             bases: None,
             find_bases: Some(find_bases),
             inline: Box::default(),
@@ -145,13 +145,10 @@ impl EntrySink {
             return Ok(None);
         }
         let Some(sh) = self.share.as_mut() else { return Ok(None) };
-        if sh.bases.is_none() {
-            sh.bases = Some(sh.find_bases.take().map(|find| find()).unwrap_or_default());
-        }
         let Some(base) = sh.bases.as_ref().and_then(|b| b.get(at.chunk, at.index)) else {
             return Ok(None);
         };
-        if !at.raw || base.len != stored.len() as u64 {
+        if base.len != stored.len() as u64 {
             return Ok(None);
         }
         let fetch = |k: String| sh.backend.get(&format!("{}{k}", sh.prefix));
@@ -236,6 +233,43 @@ impl EntrySink {
         }
         self.flush_buf()?;
         self.close_run();
+        let hash = if self.parallel_hash && stored.len() >= PARALLEL_HASH {
+            *blake3::Hasher::new().update_rayon(stored).finalize().as_bytes()
+        } else {
+            *blake3::hash(stored).as_bytes()
+        };
+        let Some(sh) = self.share.as_mut() else {
+            return Err(io::Error::other("sharing a frame from a sink that does not share"));
+        };
+        if sh.bases.is_none() {
+            sh.bases = Some(sh.find_bases.take().map(|find| find()).unwrap_or_default());
+        }
+        // A frame this save or the key's latest entry already names is
+        // named again without a look at the backend (a round trip each on
+        // object storage) and without reading a base to XOR against.
+        let named = sh.known.contains(&hash) || sh.bases.as_ref().is_some_and(|b| b.names.contains(&hash));
+        if !named {
+            if let Some(done) = self.share_as_xor(stored, at)? {
+                return Ok(done);
+            }
+        }
+        let Some(sh) = self.share.as_mut() else {
+            return Err(io::Error::other("sharing a frame from a sink that does not share"));
+        };
+        if !named {
+            // Durable before the manifest is: `commit` waits for the puts.
+            let k = format!("{}{}", sh.prefix, super::layout::frame_key(&hash));
+            sh.puts.submit(k, bytes::Bytes::copy_from_slice(stored)).map_err(io::Error::other)?;
+        }
+        sh.known.insert(hash);
+        sh.pieces.push(Piece { len: stored.len() as u64, source: manifest::Source::Frame { hash } });
+        self.hash_logical(stored);
+        Ok(())
+    }
+
+    /// Stores the frame as an XOR piece where [`xor_payload`](Self::xor_payload)
+    /// finds it small; `Some(())` if it did.
+    fn share_as_xor(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<Option<()>> {
         if let Some((base, payload)) = self.xor_payload(stored, at)? {
             let offset = self.obj_len;
             self.write_object(&payload)?;
@@ -246,32 +280,9 @@ impl EntrySink {
                 sh.run_start = end;
             }
             self.hash_logical(stored);
-            return Ok(());
+            return Ok(Some(()));
         }
-        let hash = if self.parallel_hash && stored.len() >= PARALLEL_HASH {
-            *blake3::Hasher::new().update_rayon(stored).finalize().as_bytes()
-        } else {
-            *blake3::hash(stored).as_bytes()
-        };
-        let Some(sh) = self.share.as_mut() else {
-            return Err(io::Error::other("sharing a frame from a sink that does not share"));
-        };
-        if !sh.known.contains(&hash) {
-            let k = format!("{}{}", sh.prefix, super::layout::frame_key(&hash));
-            let present = sh.backend.exists(&k).map_err(io::Error::other)?;
-            if !present {
-                match sh.backend.put(&k, bytes::Bytes::copy_from_slice(stored), PutMode::Create) {
-                    Ok(_) => sh.added += stored.len() as u64,
-                    // An identical frame won the race: it is there.
-                    Err(Error::AlreadyExists { .. } | Error::Precondition { .. }) => {}
-                    Err(e) => return Err(io::Error::other(e)),
-                }
-            }
-            sh.known.insert(hash);
-        }
-        sh.pieces.push(Piece { len: stored.len() as u64, source: manifest::Source::Frame { hash } });
-        self.hash_logical(stored);
-        Ok(())
+        Ok(None)
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
@@ -325,6 +336,12 @@ impl Sink for EntrySink {
             source: Box::new(e),
         };
         self.flush_buf().map_err(|e| upload_err(&self.target, e))?;
+        // Every frame object the manifest names is durable before the
+        // manifest is written.
+        let frames_added = match self.share.as_mut() {
+            Some(sh) => sh.puts.finish()?,
+            None => 0,
+        };
         let shared = self.share.as_ref().is_some_and(|sh| !sh.pieces.is_empty());
         if shared {
             self.close_run();
@@ -337,7 +354,7 @@ impl Sink for EntrySink {
             return Err(Error::Internal(format!("{}: the upload was given up", self.target)));
         };
         w.finish()?;
-        let added = self.obj_len + self.share.as_ref().map_or(0, |sh| sh.added);
+        let added = self.obj_len + frames_added;
         Ok(Stored { len: self.len, digest: self.hasher.finalize().to_hex().to_string(), added })
     }
 }
