@@ -640,3 +640,26 @@ fn a_failed_frame_put_fails_the_save() {
         state[3]
     );
 }
+
+/// A save whose every tensor changed (a training step) reads the base of
+/// one frame per chunk to try an XOR, not every frame's: after a frame
+/// changed too much, the chunk's next frames are stored whole at once.
+#[test]
+fn a_state_that_changed_everywhere_reads_few_bases() {
+    use cairn::backend::CountingBackend;
+    let counting = Arc::new(CountingBackend::new(Arc::new(MemoryBackend::new())));
+    let backend: Arc<dyn Backend> = counting.clone();
+    let store = Store::open(backend.clone(), "", StoreOptions::default()).unwrap();
+    let key = Key::new("k");
+    save(&store, &key, 1, &(0..4).map(weights).collect::<Vec<_>>());
+    counting.reset();
+    let b = save(&store, &key, 2, &(10..14).map(weights).collect::<Vec<_>>());
+    let t = counting.traffic();
+    // Four chunks of four frames: one base read per chunk, and the index
+    // and the previous manifest.
+    let frame = u64::from(FRAME);
+    assert!(t.bytes_read < 4 * frame + frame / 2, "read {} bytes", t.bytes_read);
+    assert!(b.added_bytes >= 16 * frame, "{b:?}");
+    let found = store.lookup(&key, &Select::Latest).unwrap().unwrap();
+    assert_eq!(found.checkpoint.read_tensor::<f32>("layer1").unwrap(), weights(11));
+}

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const IN_FLIGHT: usize = 8 << 20;
 
 /// Workers at most.
-const MAX_WORKERS: usize = 4;
+const MAX_WORKERS: usize = 8;
 
 /// What the workers report back.
 #[derive(Default)]

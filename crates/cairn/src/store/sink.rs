@@ -24,6 +24,13 @@ const PARALLEL_HASH: usize = 1 << 20;
 /// smaller ones stay in the entry's own object.
 pub(crate) const SHARE_MIN: usize = 64 << 10;
 
+/// After a frame of a chunk changed too much for an XOR, the chunk's next
+/// frames up to this many are stored whole without reading their bases
+/// (a read each, a round trip on object storage): a tensor that changed
+/// everywhere, as in a training step, costs one base read in this many
+/// frames, while sparse changes, whose XORs keep passing, are all tried.
+const XOR_RETRY_EVERY: u64 = 8;
+
 /// The longest inline piece of a manifest.
 const MAX_INLINE_PIECE: u64 = 64 << 20;
 
@@ -45,6 +52,9 @@ struct Sharing {
     /// a small save never reads the key's index for it).
     bases: Option<super::delta_base::Bases>,
     find_bases: Option<FindBases>,
+    /// Per chunk, the frame from which XORs are tried again (see
+    /// [`XOR_RETRY_EVERY`]).
+    xor_from: std::collections::HashMap<String, u64>,
     /// xxh3-64 of every byte written to the object, for the manifest's
     /// inline checksum.
     inline: Box<xxhash_rust::xxh3::Xxh3>,
@@ -130,6 +140,7 @@ impl EntrySink {
             puts: super::frame_put::FramePuts::new(backend.clone()),
             bases: None,
             find_bases: Some(find_bases),
+            xor_from: std::collections::HashMap::new(),
             inline: Box::default(),
             lease,
         });
@@ -148,7 +159,7 @@ impl EntrySink {
         let Some(base) = sh.bases.as_ref().and_then(|b| b.get(at.chunk, at.index)) else {
             return Ok(None);
         };
-        if base.len != stored.len() as u64 {
+        if base.len != stored.len() as u64 || sh.xor_from.get(at.chunk).is_some_and(|from| at.index < *from) {
             return Ok(None);
         }
         let fetch = |k: String| sh.backend.get(&format!("{}{k}", sh.prefix));
@@ -160,8 +171,11 @@ impl EntrySink {
         if bytes.len() != stored.len() || bytes.as_ref() == stored {
             return Ok(None);
         }
-        let packed = crate::format::xor_block(stored, &bytes);
-        Ok(packed.filter(|p| p.len() <= stored.len() / 2).map(|p| (base.hash, p)))
+        let packed = crate::format::xor_block(stored, &bytes).filter(|p| p.len() <= stored.len() / 2);
+        if packed.is_none() {
+            sh.xor_from.insert(at.chunk.to_string(), at.index + XOR_RETRY_EVERY);
+        }
+        Ok(packed.map(|p| (base.hash, p)))
     }
 
     /// The manifest's generation: 0 without XOR pieces, else that of the
