@@ -44,6 +44,9 @@ pub(crate) struct FramePuts {
     tx: Option<SyncSender<(String, Bytes)>>,
     workers: Vec<JoinHandle<()>>,
     outcome: Arc<Outcome>,
+    /// Whether a put's error was already handed to the caller: the save
+    /// is failed, and `finish` must not pass it.
+    failed: bool,
 }
 
 impl std::fmt::Debug for FramePuts {
@@ -89,13 +92,18 @@ fn work(backend: &dyn Backend, rx: &Mutex<Receiver<(String, Bytes)>>, outcome: &
 
 impl FramePuts {
     pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
-        FramePuts { backend, tx: None, workers: Vec::new(), outcome: Arc::default() }
+        FramePuts { backend, tx: None, workers: Vec::new(), outcome: Arc::default(), failed: false }
     }
 
-    /// The first error a put met, taken.
-    fn take_error(&self) -> Result<()> {
+    /// The first error a put met, taken; once one was, every later call
+    /// fails too.
+    fn take_error(&mut self) -> Result<()> {
         match crate::util::lock(&self.outcome.error).take() {
-            Some(e) => Err(e),
+            Some(e) => {
+                self.failed = true;
+                Err(e)
+            }
+            None if self.failed => Err(Error::Internal("a frame put of this save failed".into())),
             None => Ok(()),
         }
     }
@@ -167,5 +175,47 @@ impl Drop for FramePuts {
     /// Waits for the puts in flight, so none outlives the save.
     fn drop(&mut self) {
         self.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::backend::{FaultBackend, MemoryBackend};
+
+    #[test]
+    fn puts_land_and_count_what_they_added() {
+        let mem: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let mut puts = FramePuts::new(mem.clone());
+        for i in 0..20u8 {
+            puts.submit(format!("frames/{i}"), Bytes::from(vec![i; 1000])).unwrap();
+        }
+        // A frame already there adds nothing.
+        puts.submit("frames/3".into(), Bytes::from(vec![3; 1000])).unwrap();
+        assert_eq!(puts.finish().unwrap(), 20_000);
+        assert_eq!(mem.list("frames/").unwrap().len(), 20);
+    }
+
+    #[test]
+    fn an_error_fails_every_later_call() {
+        let fault = Arc::new(FaultBackend::new(Arc::new(MemoryBackend::new())));
+        fault.fail_puts_after(10);
+        let mut puts = FramePuts::new(fault.clone());
+        puts.submit("frames/a".into(), Bytes::from(vec![0; 100])).unwrap();
+        // The error comes back from a later submit or from finish, and
+        // every call after it fails as well.
+        let mut seen = None;
+        for i in 0..50 {
+            if let Err(e) = puts.submit(format!("frames/{i}"), Bytes::from(vec![1; 100])) {
+                seen = Some(e);
+                break;
+            }
+        }
+        let finished = puts.finish();
+        assert!(finished.is_err(), "finish passed a failed save");
+        let first = seen.map_or_else(|| finished.unwrap_err().to_string(), |e| e.to_string());
+        assert!(first.contains("frames/a"), "not the failed put's error: {first}");
+        assert!(puts.finish().is_err(), "finish passed a failed save");
     }
 }
