@@ -278,7 +278,8 @@ fn main() {
         median(&copy_ratio) <= 1.5,
     );
     // Every tensor changed: the sharing store hashes and puts every frame
-    // as its own object, against one streamed file.
+    // as its own object, against one streamed file. Two rounds, so the
+    // "median" printed is the larger ratio.
     let (mut all_t, mut plain_t) = (Vec::new(), Vec::new());
     for r in 0..2 {
         let fresh: Vec<Vec<f32>> = model.iter().map(|t| t.iter().map(|x| x + (r + 1) as f32).collect()).collect();

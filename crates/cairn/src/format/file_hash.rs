@@ -46,7 +46,7 @@ fn subtree(
     root: bool,
     feed: &(impl Fn(Range<u64>, &mut blake3::Hasher) -> Result<()> + Sync),
 ) -> Result<Sub> {
-    if len <= LEAF || len <= blake3::CHUNK_LEN as u64 {
+    if len <= LEAF {
         let mut h = blake3::Hasher::new();
         if offset > 0 {
             h.set_input_offset(offset);

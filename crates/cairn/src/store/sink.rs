@@ -43,13 +43,14 @@ struct Sharing {
     pieces: Vec<Piece>,
     /// Where in the object the current run of inline bytes started.
     run_start: u64,
-    /// Frame objects known to exist (written or found by this save).
+    /// Frame objects this save names: found, or put (each durable before
+    /// the commit, which waits for the puts).
     known: HashSet<[u8; 32]>,
     /// The frame objects this save creates, put from worker threads.
     puts: super::frame_put::FramePuts,
-    /// What frames of the key's latest entry new frames may be XORed
-    /// against, once looked up (on the first raw frame that could be one:
-    /// a small save never reads the key's index for it).
+    /// The frames of the key's latest entry: those it names, and those new
+    /// frames may be XORed against; looked up on the first shared frame
+    /// (a small save never reads the key's index for it).
     bases: Option<super::delta_base::Bases>,
     find_bases: Option<FindBases>,
     /// Per chunk, the frame from which XORs are tried again (see
@@ -132,12 +133,12 @@ impl EntrySink {
         lease: Arc<super::save_lease::SaveLease>,
     ) -> Self {
         self.share = Some(Sharing {
-            backend: backend.clone(),
+            puts: super::frame_put::FramePuts::new(backend.clone()),
+            backend,
             prefix: prefix.to_string(),
             pieces: Vec::new(),
             run_start: 0,
             known: HashSet::new(),
-            puts: super::frame_put::FramePuts::new(backend.clone()),
             bases: None,
             find_bases: Some(find_bases),
             xor_from: std::collections::HashMap::new(),
@@ -262,10 +263,8 @@ impl EntrySink {
         // named again without a look at the backend (a round trip each on
         // object storage) and without reading a base to XOR against.
         let named = sh.known.contains(&hash) || sh.bases.as_ref().is_some_and(|b| b.names.contains(&hash));
-        if !named {
-            if let Some(done) = self.share_as_xor(stored, at)? {
-                return Ok(done);
-            }
+        if !named && self.share_as_xor(stored, at)? {
+            return Ok(());
         }
         let Some(sh) = self.share.as_mut() else {
             return Err(io::Error::other("sharing a frame from a sink that does not share"));
@@ -282,8 +281,8 @@ impl EntrySink {
     }
 
     /// Stores the frame as an XOR piece where [`xor_payload`](Self::xor_payload)
-    /// finds it small; `Some(())` if it did.
-    fn share_as_xor(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<Option<()>> {
+    /// finds it small; whether it did.
+    fn share_as_xor(&mut self, stored: &[u8], at: &FrameAt<'_>) -> io::Result<bool> {
         if let Some((base, payload)) = self.xor_payload(stored, at)? {
             let offset = self.obj_len;
             self.write_object(&payload)?;
@@ -294,9 +293,9 @@ impl EntrySink {
                 sh.run_start = end;
             }
             self.hash_logical(stored);
-            return Ok(Some(()));
+            return Ok(true);
         }
-        Ok(None)
+        Ok(false)
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {

@@ -387,8 +387,8 @@ mod tests {
             work.step(&mut a);
         }
         assert!(work.eval_loss(&a) < start / 2.0, "{} -> {}", start, work.eval_loss(&a));
-        // The frozen base is half the teacher: it starts below a model
-        // of zeros, and training does not change it.
+        // The frozen base is half the teacher: a model over it starts
+        // below a model of zeros.
         assert!(work.base().iter().any(|b| *b != 0.0));
         let zeros = Workload { base: vec![0.0; cfg.params()], ..Workload::new(&cfg) };
         assert!(start < zeros.eval_loss(&Train::fresh(&cfg)), "the base does not help");
