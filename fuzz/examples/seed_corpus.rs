@@ -59,6 +59,16 @@ fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, cairn::Error> {
     w.add_serde("state", &(1u32, "x"))?;
     out.push(("tensor_and_serde", w.finish()?));
 
+    // Shuffled lz4 frames stored plane by plane: raw and coded planes of
+    // float weights, coded and lz4 planes of small counts.
+    let mut w = CheckpointWriter::in_memory(opts())?;
+    let weights: Vec<u8> = (0..2048).flat_map(|i| ((i as f32) * 0.37).sin().to_le_bytes()).collect();
+    let counts: Vec<u8> = (0..1100u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
+    let planes = |d, n| ChunkSpec::tensor(d, &[n]).compression(Compression::Lz4).shuffle(true);
+    w.add_chunk("weights", &planes(DType::F32, 2048), &weights)?;
+    w.add_chunk("counts", &planes(DType::U32, 1100), &counts)?;
+    out.push(("planes", w.finish()?));
+
     // A delta file of the delta target's base: `a` unchanged (references),
     // `b` with a few bytes changed (an XOR), `c` whole, `d` new.
     let mut w = CheckpointWriter::in_memory(opts())?;

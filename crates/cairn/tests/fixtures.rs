@@ -82,6 +82,7 @@ fn write_fixtures() {
     std::fs::create_dir_all(&out).unwrap();
     write_checkpoint(&out.join(format!("checkpoint-v{}.cairn", cairn::format::layout::FORMAT_VERSION)));
     write_delta(&out.join("checkpoint-v2-delta.cairn"));
+    write_planes(&out.join("checkpoint-v2-planes.cairn"));
     write_wal(&out.join("wal-v1"));
     write_store(&out.join("store-v1"));
 }
@@ -129,6 +130,54 @@ fn write_delta(path: &Path) {
     w.add_chunk("shuffled", &shuffled, bytemuck::cast_slice(&weights())).unwrap();
     w.add_tensor("weights", &[64, 64], &w8).unwrap();
     w.add_bytes("new", b"added after the base").unwrap();
+    w.finish().unwrap();
+}
+
+/// What the shuffled lz4 fixtures hold: weights as f32, bf16 (their high
+/// halves) and f64, counts as u32, noisy small weights as f32 and small
+/// random counts as u32, each as a shuffled lz4 tensor.
+fn shuffled_lz4_content() -> Vec<(&'static str, DType, Vec<u8>)> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let noisy: Vec<u8> = (0..4096)
+        .flat_map(|_| {
+            let u = (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            (0.08 * u * u.abs().sqrt()).to_le_bytes()
+        })
+        .collect();
+    let small: Vec<u8> = (0..4096).flat_map(|_| ((next() >> 33) as u32 % 7).to_le_bytes()).collect();
+    let w = weights();
+    let bf16: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()[2..].to_vec()).collect();
+    let f64s: Vec<u8> = w.iter().flat_map(|v| f64::from(*v).to_le_bytes()).collect();
+    let counts: Vec<u8> = (0..4096u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
+    vec![
+        ("f32", DType::F32, bytemuck::cast_slice(&w).to_vec()),
+        ("bf16", DType::BF16, bf16),
+        ("f64", DType::F64, f64s),
+        ("counts", DType::U32, counts),
+        ("noisy", DType::F32, noisy),
+        ("small", DType::U32, small),
+    ]
+}
+
+/// `checkpoint-v2-planes.cairn`: shuffled lz4 chunks stored plane by plane
+/// (the `PLANES` bit: raw planes, lz4 planes, and four-bit codes with and
+/// without the rotation). `checkpoint-v2-shuffled-lz4.cairn` holds the
+/// same content from the writer before `PLANES` (commit f22268e), which
+/// stored such frames as lz4 blocks of the shuffled bytes (codec 1).
+fn write_planes(path: &Path) {
+    let mut w = cairn::CheckpointWriter::create(path, WriterOptions::default().frame_size(4096)).unwrap();
+    w.set_step(1400);
+    for (name, dtype, bytes) in shuffled_lz4_content() {
+        let n = (bytes.len() / dtype.size()) as u64;
+        let spec = ChunkSpec::tensor(dtype, &[n]).compression(Compression::Lz4).shuffle(true);
+        w.add_chunk(name, &spec, &bytes).unwrap();
+    }
     w.finish().unwrap();
 }
 
@@ -247,6 +296,33 @@ fn v2_delta_checkpoint_reads_against_its_base() {
     let delta = cairn::format::layout::features::REQUIRED_DELTA;
     assert_eq!(at(bytes.len() - 64 + 32) & delta, delta, "the DELTA bit");
     assert_eq!(b3(&bytes), CHECKPOINT_V2_DELTA_FILE_BLAKE3, "the fixture file changed");
+}
+
+/// Shuffled lz4 chunks stored plane by plane read as the content they were
+/// made from, and so does the same content from the writer before `PLANES`.
+#[test]
+fn shuffled_lz4_checkpoints_read_as_written() {
+    use cairn::format::layout::features::{REQUIRED_LZ4, REQUIRED_PLANES, REQUIRED_SHUFFLE};
+    for (file, file_blake3, bits) in [
+        ("checkpoint-v2-planes.cairn", CHECKPOINT_V2_PLANES_FILE_BLAKE3, REQUIRED_PLANES | REQUIRED_SHUFFLE),
+        ("checkpoint-v2-shuffled-lz4.cairn", CHECKPOINT_V2_SHUFFLED_LZ4_FILE_BLAKE3, REQUIRED_LZ4 | REQUIRED_SHUFFLE),
+    ] {
+        let path = fixtures().join(file);
+        let ck = Checkpoint::open(&path).unwrap();
+        assert_eq!(ck.step(), Some(1400), "{file}");
+        for (name, dtype, bytes) in shuffled_lz4_content() {
+            let c = ck.chunk(name).unwrap().clone();
+            assert_eq!((c.dtype, c.compression, c.shuffle), (Some(dtype), Compression::Lz4, true), "{file} {name}");
+            assert!(c.stored_len < c.raw_len, "{file} {name} is compressed");
+            assert_eq!(ck.read(name).unwrap(), bytes, "{file} {name}");
+            assert_eq!(hex(&c.digest), b3(&bytes), "{file} {name}");
+        }
+        assert!(ck.verify().unwrap().is_ok(), "{file}");
+        let bytes = std::fs::read(&path).unwrap();
+        let at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+        assert_eq!(at(bytes.len() - 64 + 32), bits, "{file}: required bits");
+        assert_eq!(b3(&bytes), file_blake3, "{file}: the fixture file changed");
+    }
 }
 
 fn check_checkpoint(version: u16, file_blake3: &str) {
@@ -377,6 +453,8 @@ const CHECKPOINT_V1_FILE_BLAKE3: &str = "def0a4fb461f387071a238fe7d27f87b3a48fc3
 const CHECKPOINT_V2_FILE_BLAKE3: &str = "d27f8363b52b861dccb99c3cd920333591f5b933abe42a0f51439fdba09d4d04";
 /// BLAKE3 of `checkpoint-v2-delta.cairn`'s bytes.
 const CHECKPOINT_V2_DELTA_FILE_BLAKE3: &str = "3dd95c3ec29c8edb82f40a4a78e80cb17b08d3e390fa361e03ab005680f97502";
+const CHECKPOINT_V2_PLANES_FILE_BLAKE3: &str = "cf9ee909b86b411e5f32f6cce4b185b9471d9574da5138538b43f91be918c0cf";
+const CHECKPOINT_V2_SHUFFLED_LZ4_FILE_BLAKE3: &str = "9d9be7aae2ef65d9360901925fc2ed9b6cfd22fc528a3d2345fece57e39b681d";
 const WAL_TORN_AT: (u64, u64) = (2264, 64);
 const WAL_FILES: &[(&str, &str)] = &[
     ("00000000000000000001.wal", "44c449a1f9002d38dd31b9078b864596c4917a2acfbec97cd26ac896351275fc"),

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::str::FromStr;
 
 /// How a writer compresses frames. Chosen per writer, overridable per chunk.
@@ -34,6 +35,23 @@ pub mod tag {
     pub const BASE: u8 = 4;
     /// Frame-level only, in delta files: the base's frame XOR an lz4 block.
     pub const XOR: u8 = 5;
+    /// Frame-level only, in shuffled lz4 chunks: each byte plane stored
+    /// raw, as an lz4 block or as four-bit codes.
+    pub const PLANES: u8 = 6;
+}
+
+/// The required feature bit a frame codec needs (0 for raw frames), or
+/// `None` for an unknown codec.
+pub(crate) fn required_feature(codec: u8) -> Option<u64> {
+    use super::layout::features;
+    match codec {
+        tag::NONE => Some(0),
+        tag::LZ4 => Some(features::REQUIRED_LZ4),
+        tag::ZSTD => Some(features::REQUIRED_ZSTD),
+        tag::BASE | tag::XOR => Some(features::REQUIRED_DELTA),
+        tag::PLANES => Some(features::REQUIRED_PLANES),
+        _ => None,
+    }
 }
 
 /// Level used by `auto`.
@@ -122,13 +140,14 @@ fn zstd_compress(src: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Result<(
 }
 
 /// Compresses one frame. Returns the frame codec tag and, unless the frame is
-/// stored raw, the compressed bytes. `shuffle_elem` > 1 shuffles first.
+/// stored raw, the compressed bytes. `shuffle_elem` > 1 shuffles first; a
+/// shuffled lz4 frame is stored plane by plane (codec `PLANES`).
 pub(crate) fn encode(
     raw: &[u8],
     compression: Compression,
     shuffle_elem: usize,
 ) -> std::io::Result<(u8, Option<Vec<u8>>)> {
-    let (codec, level, min_saving) = match compression {
+    let (mut codec, level, min_saving) = match compression {
         Compression::None => return Ok((tag::NONE, None)),
         Compression::Lz4 => (tag::LZ4, 0, 1),
         Compression::Zstd(l) => (tag::ZSTD, l, 1),
@@ -143,7 +162,10 @@ pub(crate) fn encode(
             raw
         };
         let mut out = Vec::new();
-        if codec == tag::LZ4 {
+        if codec == tag::LZ4 && shuffle_elem > 1 {
+            super::planes::encode(input, shuffle_elem, &mut out)?;
+            codec = tag::PLANES;
+        } else if codec == tag::LZ4 {
             out.resize(lz4_flex::block::get_maximum_output_size(input.len()), 0);
             let n =
                 lz4_flex::block::compress_into(input, &mut out).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -168,6 +190,9 @@ pub(crate) fn decode(stored: &[u8], codec: u8, shuffle_elem: usize, dst: &mut [u
         }
         dst.copy_from_slice(stored);
         return Ok(());
+    }
+    if codec == tag::PLANES {
+        return decode_planes(stored, shuffle_elem, super::fill::as_uninit(dst));
     }
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
@@ -200,6 +225,12 @@ pub(crate) fn decode(stored: &[u8], codec: u8, shuffle_elem: usize, dst: &mut [u
         }
         Ok(())
     })
+}
+
+/// Decodes a stored `PLANES` frame into `dst`, writing each of its bytes
+/// once: `dst` need not be initialised.
+pub(crate) fn decode_planes(stored: &[u8], shuffle_elem: usize, dst: &mut [MaybeUninit<u8>]) -> Result<(), String> {
+    SCRATCH.with(|scratch| super::planes::decode(stored, shuffle_elem, dst, &mut scratch.borrow_mut()))
 }
 
 #[cfg(test)]

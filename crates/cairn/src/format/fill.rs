@@ -37,6 +37,16 @@ pub(crate) fn copy_hashed(src: &[u8], dst: &mut [MaybeUninit<u8>]) -> Option<u64
     Some(hasher.digest())
 }
 
+/// Initialised bytes viewed as bytes to be written. Whoever writes through
+/// the view writes real bytes (never `MaybeUninit::uninit()`), so `dst`
+/// stays initialised.
+pub(crate) fn as_uninit(dst: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; the view borrows
+    // `dst` mutably for its lifetime, and every write through it is an
+    // initialised byte (the contract above).
+    unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<MaybeUninit<u8>>(), dst.len()) }
+}
+
 /// Zeroes `dst` and returns it as initialised bytes.
 pub(crate) fn zeroed(dst: &mut [MaybeUninit<u8>]) -> &mut [u8] {
     // SAFETY: the pointer and length come from `dst`, which is writable.

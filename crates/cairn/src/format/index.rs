@@ -36,7 +36,7 @@
 //! is decoded and validated when the chunk is first read, so opening costs
 //! the same for a 16 MiB and a 1 TiB checkpoint with the same chunks.
 
-use super::codec::{tag, Compression};
+use super::codec::{self, tag, Compression};
 use super::cursor::Cursor;
 use super::delta::REF_LEN;
 use super::dtype::{ChunkKind, DType};
@@ -399,13 +399,12 @@ pub(crate) fn decode_frames(
         let stored_len = cur.u32()?;
         let checksum = cur.u64()?;
         let raw = frame_raw_len(c.raw_len, frame_size, i);
-        let bit = match codec {
-            tag::NONE => 0,
-            tag::LZ4 => features::REQUIRED_LZ4,
-            tag::ZSTD => features::REQUIRED_ZSTD,
-            tag::BASE | tag::XOR => features::REQUIRED_DELTA,
-            other => return Err(cur.err(format!("chunk {name:?} frame {i}: unknown codec {other}"))),
+        let Some(bit) = codec::required_feature(codec) else {
+            return Err(cur.err(format!("chunk {name:?} frame {i}: unknown codec {codec}")));
         };
+        if codec == tag::PLANES && c.shuffle_elem <= 1 {
+            return Err(cur.err(format!("chunk {name:?} frame {i}: a planes frame in a chunk that is not shuffled")));
+        }
         let min_len = match codec {
             tag::BASE => REF_LEN as u32,
             tag::XOR => REF_LEN as u32 + 1,

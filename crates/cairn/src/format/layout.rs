@@ -107,8 +107,10 @@ pub mod features {
     /// Some frame refers to the base checkpoint (a delta file); the index
     /// names the base.
     pub const REQUIRED_DELTA: u64 = 1 << 3;
+    /// Some frame of a shuffled chunk is stored plane by plane (frame codec 6).
+    pub const REQUIRED_PLANES: u64 = 1 << 4;
     /// All required bits this version understands.
-    pub const REQUIRED_KNOWN: u64 = REQUIRED_LZ4 | REQUIRED_ZSTD | REQUIRED_SHUFFLE | REQUIRED_DELTA;
+    pub const REQUIRED_KNOWN: u64 = REQUIRED_LZ4 | REQUIRED_ZSTD | REQUIRED_SHUFFLE | REQUIRED_DELTA | REQUIRED_PLANES;
     /// Chunk data regions start on 64-byte boundaries (always set by v1 writers).
     pub const OPTIONAL_ALIGNED_64: u64 = 1 << 0;
 }

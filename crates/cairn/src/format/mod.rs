@@ -8,6 +8,8 @@ mod digest;
 mod dtype;
 mod file_hash;
 mod fill;
+#[cfg(feature = "testing")]
+pub mod frame_probe;
 mod index;
 // The byte layout is the format's business; cairn's tests and fuzz
 // targets build hostile files from it (feature `testing`).
@@ -15,8 +17,10 @@ mod index;
 pub mod layout;
 #[cfg(not(feature = "testing"))]
 pub(crate) mod layout;
+mod nibbles;
 mod options;
 mod pipeline;
+mod planes;
 mod reader;
 mod shuffle;
 mod sink;

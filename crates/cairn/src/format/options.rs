@@ -40,7 +40,10 @@ impl WriterOptions {
         self
     }
 
-    /// Byte-shuffle typed chunks before compressing them. Default = `false`.
+    /// Byte-shuffle typed chunks before compressing them. With lz4, each
+    /// shuffled frame is stored plane by plane (raw, lz4 or four-bit codes,
+    /// whichever is smallest cheaply), which files from cairn before the
+    /// `PLANES` feature bit cannot read. Default = `false`.
     #[must_use]
     pub fn shuffle(mut self, on: bool) -> Self {
         self.shuffle = on;

@@ -12,7 +12,7 @@ use super::codec::{self, tag, Compression};
 use super::delta;
 use super::digest::{self, FrameHash};
 use super::index::{frame_raw_len, ChunkInfo, FrameEntry};
-use super::layout::{features, xxh3};
+use super::layout::xxh3;
 use super::reader::Checkpoint;
 use super::sink::{FrameAt, Sink};
 use crate::error::{Error, Result};
@@ -190,12 +190,7 @@ where
             *pos += stored.len() as u64;
             out.raw_len += raw.len() as u64;
             out.hashes.push(e.hash);
-            out.required |= match e.codec {
-                tag::LZ4 => features::REQUIRED_LZ4,
-                tag::ZSTD => features::REQUIRED_ZSTD,
-                tag::BASE | tag::XOR => features::REQUIRED_DELTA,
-                _ => 0,
-            };
+            out.required |= codec::required_feature(e.codec).unwrap_or(0);
         }
         Ok(out)
     };

@@ -10,9 +10,11 @@ pub(crate) const FRAME: u32 = 4096;
 pub(crate) const NONE: u8 = layout::codec::NONE;
 pub(crate) const LZ4: u8 = layout::codec::LZ4;
 pub(crate) const ZSTD: u8 = layout::codec::ZSTD;
+pub(crate) const PLANES: u8 = layout::codec::PLANES;
 pub(crate) const REQ_LZ4: u64 = features::REQUIRED_LZ4;
 pub(crate) const REQ_ZSTD: u64 = features::REQUIRED_ZSTD;
 pub(crate) const REQ_SHUFFLE: u64 = features::REQUIRED_SHUFFLE;
+pub(crate) const REQ_PLANES: u64 = features::REQUIRED_PLANES;
 pub(crate) const CREATED_US: i64 = 1_700_000_000_000_000;
 
 #[derive(Debug, Clone)]

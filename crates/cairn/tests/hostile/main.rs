@@ -103,7 +103,7 @@ fn with_header(version: u16, header_len: u16, frame_size: u32, required: u64, op
 #[test]
 fn unknown_required_feature_bit_is_refused_by_name() {
     let _g = serial();
-    for bit in [4u32, 12, 63] {
+    for bit in [5u32, 12, 63] {
         let e = refused(with_header(1, 64, FRAME, 1 << bit, 1));
         let msg = e.to_string();
         let Error::Unsupported { feature, .. } = &e else { panic!("bit {bit}: {e:?}") };
@@ -565,6 +565,71 @@ fn garbage_zstd_frame_with_a_valid_checksum() {
     let garbage = [0x28, 0xB5, 0x2F, 0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3];
     s.add("x", 4096, &[(ZSTD, &garbage)]);
     read_fails(s.build(), "x", 0, "zstd");
+}
+
+/// A planes frame (codec 6) of `elem` planes of `n` bytes each: every
+/// plane's mode byte and payload as given, then `tail`.
+fn planes_frame(planes: &[(u8, &[u8])], tail: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (mode, payload) in planes {
+        out.push(*mode);
+        out.extend((payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+    }
+    out.extend_from_slice(tail);
+    out
+}
+
+/// A file with one shuffled lz4 chunk `x` of 4096 bytes in 4-byte elements
+/// whose one frame is `frame` (codec 6).
+fn one_planes_chunk(frame: &[u8], required: u64, shuffle: u8) -> Vec<u8> {
+    let mut s = Spec::new();
+    s.required = required;
+    let r = s.add("x", 4096, &[(PLANES, frame)]);
+    r.comp = LZ4;
+    r.shuffle = shuffle;
+    s.build()
+}
+
+#[test]
+fn planes_frame_needs_its_feature_bit_and_a_shuffled_chunk() {
+    let _g = serial();
+    let codes = [&[0u8, 0][..], &[0x11; 512]].concat();
+    let frame = planes_frame(&[(2, &codes), (2, &codes), (2, &codes), (2, &codes)], &[]);
+    let ok = one_planes_chunk(&frame, REQ_SHUFFLE | REQ_PLANES, 4);
+    let ck = open(ok).unwrap();
+    assert_eq!(ck.read("x").unwrap(), vec![1u8; 4096]);
+    table_refused(one_planes_chunk(&frame, REQ_SHUFFLE | REQ_LZ4, 4), "x", "invalid");
+    table_refused(one_planes_chunk(&frame, REQ_PLANES, 1), "x", "not shuffled");
+}
+
+#[test]
+fn hostile_planes_frames_with_valid_checksums() {
+    let _g = serial();
+    let raw = [7u8; 1024];
+    let codes = [&[0u8, 0][..], &[0u8; 512]].concat();
+    let escapes = [&[0u8, 0][..], &[0xffu8; 512]].concat();
+    let lz4 = lz4_flex::block::compress(&[3u8; 1024]);
+    let short_lz4 = lz4_flex::block::compress(&[3u8; 1000]);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        // (A frame's stored bytes must stay below its 4096 raw ones.)
+        // Records and payloads cut short or too long.
+        (planes_frame(&[(0, &raw), (0, &raw), (0, &raw)], &[]), "record cut short"),
+        (planes_frame(&[(0, &raw), (0, &raw), (0, &raw), (0, &raw[..1000])], &[]), "raw plane of 1000"),
+        ([planes_frame(&[(0, &raw), (0, &raw), (0, &raw)], &[]), vec![0, 0xff, 0xff, 0xff, 0x7f]].concat(), "payload"),
+        (planes_frame(&[(0, &raw), (0, &raw), (0, &raw), (2, &codes)], &[1]), "after the planes"),
+        // Unknown modes and rotation flags; lz4 of the wrong length.
+        (planes_frame(&[(9, &codes), (0, &raw), (0, &raw), (2, &codes)], &[]), "unknown plane mode 9"),
+        (planes_frame(&[(0, &raw), (0, &raw), (0, &raw), (2, &[&[2u8, 0][..], &[0; 512]].concat())], &[]), "rotation"),
+        (planes_frame(&[(1, &short_lz4), (0, &raw), (0, &raw), (1, &lz4)], &[]), "lz4"),
+        // Escapes without their exceptions, and exceptions without escapes.
+        (planes_frame(&[(0, &raw), (0, &raw), (0, &raw), (2, &escapes)], &[]), "exception"),
+        (planes_frame(&[(0, &raw), (0, &raw), (0, &raw), (2, &[&codes[..], &[5]].concat())], &[]), "exception"),
+        (planes_frame(&[(0, &raw), (0, &raw), (0, &raw), (2, &codes[..100])], &[]), "too short"),
+    ];
+    for (frame, says) in cases {
+        read_fails(one_planes_chunk(&frame, REQ_SHUFFLE | REQ_PLANES, 4), "x", 0, says);
+    }
 }
 
 #[test]
