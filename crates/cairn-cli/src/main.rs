@@ -1,8 +1,9 @@
 //! The `cairn` command-line tool: pack files into a checkpoint, unpack,
 //! print or inspect one, verify it end to end, copy it between local disk
 //! and object storage, run a demo, append to, dump or verify a
-//! write-ahead log, and save, find, list, collect and verify checkpoints in
-//! a keyed store. Every command that takes a checkpoint FILE also takes a
+//! write-ahead log, save, find, list, collect and verify checkpoints in
+//! a keyed store, and import files other programs wrote (safetensors) or
+//! export tensors to safetensors. Every command that takes a checkpoint FILE also takes a
 //! URL (`s3://bucket/key`, `gs://…`, `az://…`, `file:///path`).
 //!
 //! Exit codes, the same for every command:
@@ -26,7 +27,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{cat, cp, demo, inspect, pack, store, unpack, verify, wal};
+use commands::{cat, cp, demo, export, import, inspect, pack, store, unpack, verify, wal};
 
 /// Durable, verified checkpoint files.
 #[derive(Debug, Parser)]
@@ -58,6 +59,10 @@ enum Command {
     Wal(wal::Args),
     /// Save, find, list, collect and verify checkpoints in a keyed store.
     Store(store::Args),
+    /// Turn a file another program wrote (safetensors) into a checkpoint.
+    Import(import::Args),
+    /// Write a checkpoint's tensors as a safetensors file.
+    Export(export::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +84,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Wal(args) => wal::run(args),
         Command::Store(args) => store::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

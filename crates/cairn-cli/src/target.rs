@@ -13,7 +13,28 @@ use crate::exit::usage_if_invalid;
 /// The library's, with `opening TARGET` as context; a URL the library
 /// refuses (unknown scheme, no key) is a usage error.
 pub fn open(target: &str) -> anyhow::Result<Checkpoint> {
-    Checkpoint::open_url(target).map_err(usage_if_invalid).with_context(|| format!("opening {target}"))
+    Checkpoint::open_url(target).map_err(|e| foreign_or(target, e)).with_context(|| format!("opening {target}"))
+}
+
+/// A local file cairn refused as damaged that is in fact another program's
+/// format: says so (exit 1, not 3). Other errors as [`usage_if_invalid`].
+fn foreign_or(target: &str, e: cairn::Error) -> anyhow::Error {
+    foreign(target, &e).unwrap_or_else(|| usage_if_invalid(e))
+}
+
+/// If `e` refused `target` as damaged and `target` is a local file in a
+/// format cairn imports, the error to give instead: "not a cairn
+/// checkpoint (looks like FORMAT: try `cairn import`)", exit 1.
+pub fn foreign(target: &str, e: &cairn::Error) -> Option<anyhow::Error> {
+    if !matches!(e, cairn::Error::Corrupt { .. }) {
+        return None;
+    }
+    let path = target.strip_prefix("file://").unwrap_or(target);
+    if path.contains("://") {
+        return None;
+    }
+    let format = cairn::import::sniff(path).ok().flatten()?;
+    Some(anyhow::anyhow!("{target} is not a cairn checkpoint (looks like {format}: try `cairn import`)"))
 }
 
 /// `--base BASE`: the checkpoint a delta file was written against.

@@ -77,6 +77,7 @@ compile_error!(
 pub mod backend;
 mod error;
 pub mod format;
+pub mod import;
 pub mod io;
 pub mod store;
 mod util;

@@ -3,6 +3,8 @@
 pub mod cat;
 pub mod cp;
 pub mod demo;
+pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod pack;
 pub mod store;

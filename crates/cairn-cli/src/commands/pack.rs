@@ -51,7 +51,8 @@ pub struct Args {
     base: crate::target::BaseArg,
 }
 
-fn parse_compression(s: &str) -> Result<Compression, String> {
+/// Parses `--compression` (also used by `cairn import`).
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
     s.parse()
 }
 

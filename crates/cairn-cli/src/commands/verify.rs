@@ -104,7 +104,11 @@ fn failure(file: &str, problems: &[ProblemRow]) -> anyhow::Error {
 /// was printed.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = args.file.clone();
-    let ck = match Checkpoint::open_url(&args.file) {
+    let opened = Checkpoint::open_url(&args.file);
+    if let Some(foreign) = opened.as_ref().err().and_then(|e| crate::target::foreign(&file, e)) {
+        return Err(foreign);
+    }
+    let ck = match opened {
         Ok(ck) => ck,
         Err(cairn::Error::Corrupt { what, offset, detail, file: origin }) if args.json => {
             let report = Report::unopenable(file.clone(), &what, offset, &detail);
