@@ -211,3 +211,43 @@ fn export_refuses_chunks_that_are_not_tensors_unless_told() {
     assert!(run.stderr.contains("\"notes\""), "{}", run.stderr);
     assert_eq!(std::fs::read(&out).unwrap().len(), 16, "an empty safetensors file: length and `{{}}` padded");
 }
+
+/// An APR2 file the way trueno's `save_apr` writes one: magic, the JSON's
+/// length, the JSON (its samples, pretty-printed), CRC32 (IEEE) of the JSON.
+fn apr2(json: &[u8]) -> Vec<u8> {
+    let mut f = b"APR2".to_vec();
+    f.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    f.extend_from_slice(json);
+    f.extend_from_slice(&crc32fast::hash(json).to_le_bytes());
+    f
+}
+
+#[test]
+fn trueno_apr2_samples_import_as_one_json_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = serde_json::json!([
+        {"hardware_id": "a1b2c3d4", "kernel": "TiledQ4K", "throughput_tps": 100000.0, "batch": 4},
+        {"hardware_id": "a1b2c3d4", "kernel": "CoalescedQ4K", "throughput_tps": 98000.5, "batch": 8}
+    ]);
+    let json = serde_json::to_vec_pretty(&samples).unwrap();
+    let src = dir.path().join("training_data_a1b2c3d4.apr");
+    std::fs::write(&src, apr2(&json)).unwrap();
+    let run = cairn(["inspect".as_ref(), src.as_os_str()]);
+    run.expect(1);
+    assert!(run.stderr.contains("looks like apr2"), "{}", run.stderr);
+    cairn(["import".as_ref(), src.as_os_str()]).expect(0);
+    let ck = Checkpoint::open(dir.path().join("training_data_a1b2c3d4.cairn")).unwrap();
+    assert_eq!(ck.read("samples").unwrap(), json, "the file's JSON, byte for byte");
+    assert_eq!(ck.chunk("samples").unwrap().kind, cairn::ChunkKind::Json);
+
+    // A wrong CRC with otherwise valid structure: exit 3, nothing written.
+    let mut bad = apr2(&json);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x40;
+    let src = dir.path().join("bad.apr");
+    std::fs::write(&src, bad).unwrap();
+    let run = cairn(["import".as_ref(), src.as_os_str()]);
+    run.expect(3);
+    assert!(run.stderr.contains("CRC mismatch"), "{}", run.stderr);
+    assert!(!dir.path().join("bad.cairn").exists());
+}

@@ -20,7 +20,7 @@ pub struct Args {
     /// there if the import fails.
     out: Option<PathBuf>,
     /// The source's format; without it, recognised from the file's first
-    /// bytes. Formats: safetensors.
+    /// bytes. Formats: safetensors, apr2 (trueno's tuner samples).
     #[arg(long, value_name = "FORMAT")]
     from: Option<Format>,
     /// Compression of the imported chunks: none (tensors stay zero-copy),
@@ -59,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = WriterOptions::default().compression(args.compression).shuffle(args.shuffle);
     let report = match format {
         Format::Safetensors => import::from_safetensors(&args.src, &out, opts),
+        Format::Apr2 => import::from_apr2(&args.src, &out, opts),
         _ => return Err(usage(format!("importing {format} is not supported by this build"))),
     }
     .with_context(|| format!("importing {} ({format})", args.src.display()))?;

@@ -6,9 +6,13 @@
 //! source before anything is allocated for them, and an error names the
 //! part and offset.
 
+mod apr2;
 mod safetensors;
 mod sniff;
 
+#[cfg(feature = "testing")]
+pub use self::apr2::from_apr2_bytes;
+pub use self::apr2::{from_apr2, SAMPLES_CHUNK};
 #[cfg(feature = "testing")]
 pub use self::safetensors::from_safetensors_bytes;
 pub use self::safetensors::{from_safetensors, to_safetensors, ExportReport, ImportReport};

@@ -15,16 +15,19 @@ use crate::error::{Error, Result};
 pub enum Format {
     /// A safetensors file: u64 LE header length, a JSON header, tensor data.
     Safetensors,
+    /// trueno's tuner samples: `"APR2"`, u32 LE length, JSON, CRC32.
+    Apr2,
 }
 
 impl Format {
     /// Every format, in the order `cairn import --help` lists them.
-    pub const ALL: &'static [Format] = &[Format::Safetensors];
+    pub const ALL: &'static [Format] = &[Format::Safetensors, Format::Apr2];
 
     /// The name `--from` takes.
     pub fn name(self) -> &'static str {
         match self {
             Format::Safetensors => "safetensors",
+            Format::Apr2 => "apr2",
         }
     }
 }
@@ -69,6 +72,9 @@ pub fn sniff(path: impl AsRef<Path>) -> Result<Option<Format>> {
 
 /// The format a file of `len` bytes starting with `head` looks like.
 pub(crate) fn sniff_bytes(head: &[u8], len: u64) -> Option<Format> {
+    if head.starts_with(super::apr2::MAGIC) {
+        return Some(Format::Apr2);
+    }
     // safetensors: a header length that fits in the file, then a JSON object.
     if let (Some(n), Some(b'{')) = (head.get(..8), head.get(8)) {
         let mut n8 = [0u8; 8];
@@ -96,6 +102,7 @@ mod tests {
         f[8] = b'[';
         assert_eq!(sniff_bytes(&f, f.len() as u64), None);
         assert_eq!(sniff_bytes(b"\x89CAIRN\r\n", 64), None);
+        assert_eq!(sniff_bytes(b"APR2\x02\0\0\0[]", 14), Some(Format::Apr2));
     }
 
     #[test]
