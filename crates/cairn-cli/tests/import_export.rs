@@ -251,3 +251,81 @@ fn trueno_apr2_samples_import_as_one_json_chunk() {
     assert!(run.stderr.contains("CRC mismatch"), "{}", run.stderr);
     assert!(!dir.path().join("bad.cairn").exists());
 }
+
+/// A ringkernel checkpoint the way its `Checkpoint::to_bytes` writes one:
+/// the 64-byte header (CRC32 of everything after it), the metadata, then
+/// each chunk's 32-byte header and bytes.
+fn rkckpt(step: u64, chunks: &[(u32, u64, &[u8])]) -> Vec<u8> {
+    let mut meta = Vec::new();
+    for s in ["sim-0", "wave_sim"] {
+        meta.extend((s.len() as u32).to_le_bytes());
+        meta.extend(s.as_bytes());
+    }
+    meta.extend(step.to_le_bytes());
+    for v in [128u32, 128, 1, 16, 16, 1] {
+        meta.extend(v.to_le_bytes());
+    }
+    for v in [1_750_000_000_000_000u64, 2, 1] {
+        meta.extend(v.to_le_bytes());
+    }
+    meta.extend(1u32.to_le_bytes());
+    for s in ["courant", "0.5"] {
+        meta.extend((s.len() as u32).to_le_bytes());
+        meta.extend(s.as_bytes());
+    }
+    let mut f = vec![0u8; 64];
+    f.extend((meta.len() as u32).to_le_bytes());
+    f.extend(&meta);
+    for (t, id, data) in chunks {
+        for v in [*t, 0] {
+            f.extend(v.to_le_bytes());
+        }
+        for v in [data.len() as u64, data.len() as u64, *id] {
+            f.extend(v.to_le_bytes());
+        }
+        f.extend(*data);
+    }
+    let total = f.len() as u64;
+    f[0..8].copy_from_slice(&0x524B_434B_5054_3031u64.to_le_bytes());
+    f[8..12].copy_from_slice(&1u32.to_le_bytes());
+    f[12..16].copy_from_slice(&64u32.to_le_bytes());
+    f[16..24].copy_from_slice(&total.to_le_bytes());
+    f[24..28].copy_from_slice(&(chunks.len() as u32).to_le_bytes());
+    f[40..48].copy_from_slice(&1_750_000_000_123_000u64.to_le_bytes());
+    let crc = crc32fast::hash(&f[64..]);
+    f[32..36].copy_from_slice(&crc.to_le_bytes());
+    f
+}
+
+#[test]
+fn ringkernel_checkpoints_import_with_their_chunks_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let field: Vec<u8> = (0..128 * 128u32).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect();
+    let src = dir.path().join("sim-0.rkcp");
+    std::fs::write(&src, rkckpt(900, &[(1, 0, &[0xcb; 256]), (3, 0, b"k2h"), (5, 0x1234, &field)])).unwrap();
+    let run = cairn(["verify".as_ref(), src.as_os_str()]);
+    run.expect(1);
+    assert!(run.stderr.contains("looks like ringkernel"), "{}", run.stderr);
+    let run = cairn(["import".as_ref(), src.as_os_str()]);
+    run.expect(0);
+    let ck = Checkpoint::open(dir.path().join("sim-0.cairn")).unwrap();
+    assert_eq!(ck.step(), Some(900));
+    let names: Vec<&str> = ck.chunks().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["control_block", "k2h_queue", "device_memory/0000000000001234"]);
+    assert_eq!(ck.read("device_memory/0000000000001234").unwrap(), field);
+    assert_eq!(ck.metadata()["kernel_type"], "wave_sim");
+    assert_eq!(ck.metadata()["custom"]["courant"], "0.5");
+    let created = ck.created_at().duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert_eq!(created.as_micros(), 1_750_000_000_123_000);
+
+    // A flipped bit after the header: the CRC names it (exit 3), nothing written.
+    let mut bad = rkckpt(900, &[(1, 0, &[0xcb; 256])]);
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let src = dir.path().join("bad.rkcp");
+    std::fs::write(&src, bad).unwrap();
+    let run = cairn(["import".as_ref(), src.as_os_str()]);
+    run.expect(3);
+    assert!(run.stderr.contains("CRC mismatch"), "{}", run.stderr);
+    assert!(!dir.path().join("bad.cairn").exists());
+}

@@ -20,7 +20,8 @@ pub struct Args {
     /// there if the import fails.
     out: Option<PathBuf>,
     /// The source's format; without it, recognised from the file's first
-    /// bytes. Formats: safetensors, apr2 (trueno's tuner samples).
+    /// bytes. Formats: safetensors, apr2 (trueno's tuner samples),
+    /// ringkernel (RKCKPT01 kernel checkpoints).
     #[arg(long, value_name = "FORMAT")]
     from: Option<Format>,
     /// Compression of the imported chunks: none (tensors stay zero-copy),
@@ -60,6 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = match format {
         Format::Safetensors => import::from_safetensors(&args.src, &out, opts),
         Format::Apr2 => import::from_apr2(&args.src, &out, opts),
+        Format::Ringkernel => import::from_ringkernel(&args.src, &out, opts),
         _ => return Err(usage(format!("importing {format} is not supported by this build"))),
     }
     .with_context(|| format!("importing {} ({format})", args.src.display()))?;

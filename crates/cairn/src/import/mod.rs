@@ -7,12 +7,16 @@
 //! part and offset.
 
 mod apr2;
+mod ringkernel;
 mod safetensors;
 mod sniff;
 
 #[cfg(feature = "testing")]
 pub use self::apr2::from_apr2_bytes;
 pub use self::apr2::{from_apr2, SAMPLES_CHUNK};
+pub use self::ringkernel::from_ringkernel;
+#[cfg(feature = "testing")]
+pub use self::ringkernel::from_ringkernel_bytes;
 #[cfg(feature = "testing")]
 pub use self::safetensors::from_safetensors_bytes;
 pub use self::safetensors::{from_safetensors, to_safetensors, ExportReport, ImportReport};

@@ -17,17 +17,20 @@ pub enum Format {
     Safetensors,
     /// trueno's tuner samples: `"APR2"`, u32 LE length, JSON, CRC32.
     Apr2,
+    /// ringkernel's checkpoints: the `RKCKPT01` header, metadata, chunks.
+    Ringkernel,
 }
 
 impl Format {
     /// Every format, in the order `cairn import --help` lists them.
-    pub const ALL: &'static [Format] = &[Format::Safetensors, Format::Apr2];
+    pub const ALL: &'static [Format] = &[Format::Safetensors, Format::Apr2, Format::Ringkernel];
 
     /// The name `--from` takes.
     pub fn name(self) -> &'static str {
         match self {
             Format::Safetensors => "safetensors",
             Format::Apr2 => "apr2",
+            Format::Ringkernel => "ringkernel",
         }
     }
 }
@@ -74,6 +77,9 @@ pub fn sniff(path: impl AsRef<Path>) -> Result<Option<Format>> {
 pub(crate) fn sniff_bytes(head: &[u8], len: u64) -> Option<Format> {
     if head.starts_with(super::apr2::MAGIC) {
         return Some(Format::Apr2);
+    }
+    if head.starts_with(&super::ringkernel::MAGIC.to_le_bytes()) {
+        return Some(Format::Ringkernel);
     }
     // safetensors: a header length that fits in the file, then a JSON object.
     if let (Some(n), Some(b'{')) = (head.get(..8), head.get(8)) {
