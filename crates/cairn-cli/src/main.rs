@@ -59,7 +59,7 @@ enum Command {
     Wal(wal::Args),
     /// Save, find, list, collect and verify checkpoints in a keyed store.
     Store(store::Args),
-    /// Turn a file another program wrote (safetensors, APR2, RKCKPT01) into a checkpoint.
+    /// Turn what another program wrote (safetensors, APR2, RKCKPT01, anomalyzer state) into a checkpoint.
     Import(import::Args),
     /// Write a checkpoint's tensors as a safetensors file.
     Export(export::Args),

@@ -329,3 +329,30 @@ fn ringkernel_checkpoints_import_with_their_chunks_and_metadata() {
     assert!(run.stderr.contains("CRC mismatch"), "{}", run.stderr);
     assert!(!dir.path().join("bad.cairn").exists());
 }
+
+#[test]
+fn an_anomalyzer_directory_imports_as_its_recovered_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("detector");
+    std::fs::create_dir(&state).unwrap();
+    // As anomalyzer writes them: the snapshot (bincode 1 of {version: 1,
+    // data}) and the values pushed since, one 9-byte record each, the last
+    // cut short by a crash.
+    let snap: Vec<f64> = (0..100).map(|i| f64::from(i) * 0.25).collect();
+    let mut f = vec![1u8];
+    f.extend((snap.len() as u64).to_le_bytes());
+    snap.iter().for_each(|v| f.extend(v.to_le_bytes()));
+    std::fs::write(state.join("anomalyzer.snap"), f).unwrap();
+    let pushed = [100.5f64, -3.0, 42.0];
+    let mut wal: Vec<u8> = pushed.iter().flat_map(|v| [&[0xAEu8][..], &v.to_le_bytes()].concat()).collect();
+    wal.extend([0xAE, 1, 2, 3]);
+    std::fs::write(state.join("anomalyzer.wal"), wal).unwrap();
+    let run = cairn(["import".as_ref(), state.as_os_str()]);
+    run.expect(0);
+    assert!(run.stderr.contains("torn last record of 4 bytes"), "{}", run.stderr);
+    let ck = Checkpoint::open(dir.path().join("detector.cairn")).unwrap();
+    let data = ck.read_tensor::<f64>("data").unwrap();
+    assert_eq!(data.len(), 103);
+    assert_eq!(&data[..100], &snap[..]);
+    assert_eq!(&data[100..], &pushed[..]);
+}

@@ -13,7 +13,7 @@ use crate::output;
 /// Arguments of `cairn import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The file to import.
+    /// The file (or, for anomalyzer, the directory) to import.
     src: PathBuf,
     /// The checkpoint to write, published atomically and durably (default:
     /// SRC with its extension replaced by `.cairn`). Nothing is written
@@ -21,7 +21,8 @@ pub struct Args {
     out: Option<PathBuf>,
     /// The source's format; without it, recognised from the file's first
     /// bytes. Formats: safetensors, apr2 (trueno's tuner samples),
-    /// ringkernel (RKCKPT01 kernel checkpoints).
+    /// ringkernel (RKCKPT01 kernel checkpoints), anomalyzer (a directory
+    /// with anomalyzer.snap and anomalyzer.wal).
     #[arg(long, value_name = "FORMAT")]
     from: Option<Format>,
     /// Compression of the imported chunks: none (tensors stay zero-copy),
@@ -62,9 +63,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Format::Safetensors => import::from_safetensors(&args.src, &out, opts),
         Format::Apr2 => import::from_apr2(&args.src, &out, opts),
         Format::Ringkernel => import::from_ringkernel(&args.src, &out, opts),
+        Format::Anomalyzer => import::from_anomalyzer(&args.src, &out, opts),
         _ => return Err(usage(format!("importing {format} is not supported by this build"))),
     }
     .with_context(|| format!("importing {} ({format})", args.src.display()))?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     writeln!(
         std::io::stdout().lock(),
         "imported {} ({format}) into {}: {} chunks ({}), {} metadata entries",

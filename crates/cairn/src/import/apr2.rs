@@ -100,7 +100,7 @@ fn in_memory(bytes: &[u8]) -> Result<Vec<u8>> {
 
 fn write<S: Sink>(json: &[u8], w: &mut CheckpointWriter<S>) -> Result<ImportReport> {
     w.add_chunk(SAMPLES_CHUNK, &ChunkSpec::bytes().kind(ChunkKind::Json), json)?;
-    Ok(ImportReport { format: Format::Apr2, chunks: 1, bytes: json.len() as u64, metadata: 0 })
+    Ok(ImportReport { format: Format::Apr2, chunks: 1, bytes: json.len() as u64, metadata: 0, notes: Vec::new() })
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@
 //! source before anything is allocated for them, and an error names the
 //! part and offset.
 
+mod anomalyzer;
 mod apr2;
 mod ringkernel;
 mod safetensors;
 mod sniff;
 
+pub use self::anomalyzer::{from_anomalyzer, DATA_CHUNK, LOG_FILE, SNAPSHOT_FILE};
 #[cfg(feature = "testing")]
 pub use self::apr2::from_apr2_bytes;
 pub use self::apr2::{from_apr2, SAMPLES_CHUNK};

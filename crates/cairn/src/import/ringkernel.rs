@@ -317,7 +317,11 @@ fn write<S: Sink>(
         bytes += got;
     }
     let chunks = p.chunks.len() + usize::from(extra.is_some());
-    Ok(ImportReport { format: Format::Ringkernel, chunks, bytes, metadata: report_metadata })
+    let notes = extra
+        .iter()
+        .map(|c| format!("{}: {} bytes after the last chunk kept as chunk {TRAILING_CHUNK:?}", src.display(), c.len))
+        .collect();
+    Ok(ImportReport { format: Format::Ringkernel, chunks, bytes, metadata: report_metadata, notes })
 }
 
 /// Imports the RKCKPT01 checkpoint `src` into a new checkpoint at `out`:

@@ -35,6 +35,9 @@ pub struct ImportReport {
     pub bytes: u64,
     /// Metadata entries written.
     pub metadata: usize,
+    /// What the source held that was not imported, or how it was read
+    /// (a torn record dropped, a replay stopped), one line each.
+    pub notes: Vec<String>,
 }
 
 /// What an export wrote and left out.
@@ -247,7 +250,13 @@ fn write_tensors<S: crate::format::Sink>(
         }
         bytes += got;
     }
-    Ok(ImportReport { format: Format::Safetensors, chunks: tensors.len(), bytes, metadata: report_metadata })
+    Ok(ImportReport {
+        format: Format::Safetensors,
+        chunks: tensors.len(),
+        bytes,
+        metadata: report_metadata,
+        notes: Vec::new(),
+    })
 }
 
 /// Exports the tensor chunks of `ck` to a safetensors file at `out`, in

@@ -19,11 +19,13 @@ pub enum Format {
     Apr2,
     /// ringkernel's checkpoints: the `RKCKPT01` header, metadata, chunks.
     Ringkernel,
+    /// anomalyzer's state directory: `anomalyzer.snap` and `anomalyzer.wal`.
+    Anomalyzer,
 }
 
 impl Format {
     /// Every format, in the order `cairn import --help` lists them.
-    pub const ALL: &'static [Format] = &[Format::Safetensors, Format::Apr2, Format::Ringkernel];
+    pub const ALL: &'static [Format] = &[Format::Safetensors, Format::Apr2, Format::Ringkernel, Format::Anomalyzer];
 
     /// The name `--from` takes.
     pub fn name(self) -> &'static str {
@@ -31,6 +33,7 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Apr2 => "apr2",
             Format::Ringkernel => "ringkernel",
+            Format::Anomalyzer => "anomalyzer",
         }
     }
 }
@@ -55,8 +58,9 @@ impl FromStr for Format {
 /// Bytes read to recognise a file.
 const HEAD: usize = 16;
 
-/// The format `path` looks like, from its first bytes, or `None` if it
-/// looks like none cairn imports (a cairn checkpoint included).
+/// The format `path` looks like, from its first bytes (a directory from
+/// the files it holds), or `None` if it looks like none cairn imports (a
+/// cairn checkpoint included).
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::NotFound`] if `path` cannot be read.
@@ -64,7 +68,7 @@ pub fn sniff(path: impl AsRef<Path>) -> Result<Option<Format>> {
     let path = path.as_ref();
     let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
     if meta.is_dir() {
-        return Ok(None);
+        return Ok(super::anomalyzer::is_state_dir(path).then_some(Format::Anomalyzer));
     }
     let mut head = Vec::with_capacity(HEAD);
     std::fs::File::open(path)
