@@ -164,3 +164,43 @@ fn a_store_entry_streams_in_and_out_in_a_few_frames() {
     assert_eq!(copied, saved.bytes);
     assert!(used < bound, "copying an entry out peak {used} bytes");
 }
+
+#[test]
+fn importing_and_exporting_safetensors_streams() {
+    let _serial = serial();
+    const FRAME: usize = 1 << 20;
+    const BIG: u64 = 128 << 20;
+    let threads = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("model.safetensors");
+    // A safetensors file with one 128 MiB tensor and a small one, written
+    // by hand as the reference writer lays it out.
+    let header = format!(
+        r#"{{"big":{{"dtype":"U8","shape":[{BIG}],"data_offsets":[0,{BIG}]}},"small":{{"dtype":"F32","shape":[4],"data_offsets":[{BIG},{}]}}}}"#,
+        BIG + 16
+    );
+    let mut header = header.into_bytes();
+    header.resize(header.len().div_ceil(8) * 8, b' ');
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        std::io::Write::write_all(&mut f, &(header.len() as u64).to_le_bytes()).unwrap();
+        std::io::Write::write_all(&mut f, &header).unwrap();
+        std::io::copy(&mut Pattern(3).take(BIG), &mut f).unwrap();
+        std::io::Write::write_all(&mut f, &[0u8; 16]).unwrap();
+    }
+    let out = dir.path().join("model.cairn");
+    let opts = WriterOptions::default().threads(Some(threads));
+    let (report, used) = peak_of(|| cairn::import::from_safetensors(&src, &out, opts).unwrap());
+    assert_eq!((report.chunks, report.bytes), (2, BIG + 16));
+    let bound = 12 * threads * FRAME;
+    eprintln!("safetensors import of {} MiB: peak heap {used} bytes", BIG >> 20);
+    assert!(used < bound, "import peak {used} bytes, bound {bound}");
+
+    let ck = Checkpoint::open(&out).unwrap();
+    let back = dir.path().join("back.safetensors");
+    let (report, used) = peak_of(|| cairn::import::to_safetensors(&ck, &back, false).unwrap());
+    assert_eq!(report.bytes, BIG + 16);
+    eprintln!("safetensors export of {} MiB: peak heap {used} bytes", BIG >> 20);
+    assert!(used < bound, "export peak {used} bytes, bound {bound}");
+    assert_eq!(std::fs::metadata(&back).unwrap().len(), std::fs::metadata(&src).unwrap().len());
+}
