@@ -282,6 +282,14 @@ pub fn to_safetensors(ck: &Checkpoint, out: impl AsRef<Path>, skip_non_tensors: 
             report.skipped_chunks.push(c.name.clone());
             continue;
         };
+        if c.name == "__metadata__" {
+            // The header's metadata key: a tensor of that name would make
+            // the file unreadable.
+            return Err(Error::Refused {
+                what: format!("exporting {} to safetensors", ck.origin()),
+                reason: "a tensor chunk is named \"__metadata__\", the key safetensors keeps for metadata".into(),
+            });
+        }
         let end = at + c.raw_len;
         header.insert(c.name.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [at, end]}));
         tensors.push(c.name.clone());
@@ -382,6 +390,18 @@ mod tests {
         let f8 = file(r#"{"q":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}"#, &[0]);
         let e = import(&f8).unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("\"q\" (F8_E4M3)"), "{e}");
+    }
+
+    #[test]
+    fn a_tensor_named_like_the_metadata_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = CheckpointWriter::in_memory(WriterOptions::default()).unwrap();
+        w.add_tensor("__metadata__", &[1], &[1.0f32]).unwrap();
+        let ck = Checkpoint::from_bytes(w.finish().unwrap()).unwrap();
+        let out = dir.path().join("x.safetensors");
+        let e = to_safetensors(&ck, &out, true).unwrap_err();
+        assert!(matches!(e, Error::Refused { .. }) && e.to_string().contains("__metadata__"), "{e}");
+        assert!(!out.exists());
     }
 
     #[test]
